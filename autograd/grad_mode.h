@@ -1,0 +1,35 @@
+// Grad mode: when off (NoGradGuard), ops record nothing. Per thread, like PyTorch.
+#pragma once
+
+namespace gradlens {
+
+struct GradMode {
+  static bool enabled();
+  static void set_enabled(bool enabled);
+};
+
+/// RAII: no tape while it lives (inference, optimizer steps).
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(GradMode::enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+/// RAII: tape on again inside a no-grad region (attribution methods under NoiseTunnel).
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : previous_(GradMode::enabled()) { GradMode::set_enabled(true); }
+  ~EnableGradGuard() { GradMode::set_enabled(previous_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace gradlens

@@ -1,0 +1,89 @@
+// conv2d (cross-correlation, zero padding): y[n,k] = sum_c x[n,c] * w[k,c] + b[k];
+// the backward gives dx (transposed conv), dw (correlation of x with dy) and db (sum of dy).
+#include "autograd/ops.h"
+#include "autograd/ops/common.h"
+
+namespace gradlens {
+
+namespace {
+
+struct Conv2dNode : Node {
+  Conv2dParams params{};
+  Tensor x, w;  // detached
+  std::string_view name() const override { return "conv2d"; }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
+    Tensor dx = detail::grad_buffer(needs, 0, inputs[0]);
+    Tensor dw = detail::grad_buffer(needs, 1, inputs[1]);
+    Tensor db = detail::grad_buffer(needs, 2, inputs[2]);
+    detail::backend_of(dy).conv2d_backward(params,
+                                           x.data(),
+                                           w.data(),
+                                           dy.data(),
+                                           detail::data_or_null(dx),
+                                           detail::data_or_null(dw),
+                                           detail::data_or_null(db));
+    return {dx, dw, db};
+  }
+};
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x,
+              const Tensor& weight,
+              const Tensor& bias,
+              std::int64_t stride,
+              std::int64_t padding) {
+  detail::check_rank("conv2d", x, 4, "input");
+  detail::check_rank("conv2d", weight, 4, "weight");
+  detail::check_same_device("conv2d", x, weight);
+  GRADLENS_CHECK(stride >= 1 && padding >= 0,
+                 "[conv2d] stride must be >= 1 and padding >= 0, got stride ",
+                 stride,
+                 ", padding ",
+                 padding);
+  GRADLENS_CHECK(weight.size(1) == x.size(1),
+                 "[conv2d] weight expects ",
+                 weight.size(1),
+                 " input channels, got input ",
+                 shape_str(x.shape()),
+                 ", weight ",
+                 shape_str(weight.shape()));
+  if (bias.defined()) {
+    detail::check_same_device("conv2d", x, bias);
+    GRADLENS_CHECK(bias.shape() == Shape{weight.size(0)},
+                   "[conv2d] bias must be [",
+                   weight.size(0),
+                   "], got ",
+                   shape_str(bias.shape()));
+  }
+  Conv2dParams p{};
+  p.n = x.size(0);
+  p.c = x.size(1);
+  p.h = x.size(2);
+  p.w = x.size(3);
+  p.k = weight.size(0);
+  p.r = weight.size(2);
+  p.s = weight.size(3);
+  p.stride = stride;
+  p.padding = padding;
+  GRADLENS_CHECK(p.h + 2 * padding >= p.r && p.w + 2 * padding >= p.s,
+                 "[conv2d] kernel ",
+                 shape_str(weight.shape()),
+                 " larger than the padded input ",
+                 shape_str(x.shape()));
+  p.oh = (p.h + 2 * padding - p.r) / stride + 1;
+  p.ow = (p.w + 2 * padding - p.s) / stride + 1;
+  Tensor y = Tensor::empty({p.n, p.k, p.oh, p.ow}, x.device());
+  detail::backend_of(x).conv2d_forward(
+      p, x.data(), weight.data(), detail::data_or_null(bias), y.data());
+  if (should_record({&x, &weight, &bias})) {
+    auto node = std::make_shared<Conv2dNode>();
+    node->params = p;
+    node->x = x.detach();
+    node->w = weight.detach();
+    record(y, node, {x, weight, bias});
+  }
+  return y;
+}
+
+}  // namespace gradlens

@@ -1,0 +1,18 @@
+// Shape: sizes of a row-major tensor, outermost first (NCHW).
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace gradlens {
+
+using Shape = std::vector<std::int64_t>;
+
+/// Product of the sizes (1 for a scalar, shape {}).
+std::int64_t shape_numel(const Shape& shape);
+/// "[4, 3, 32, 32]", as every error message prints shapes.
+std::string shape_str(const Shape& shape);
+
+}  // namespace gradlens

@@ -1,0 +1,86 @@
+"""Runs our benchmarks and PyTorch's twins in one go, with the same thread count, and prints our
+speed as a ratio to PyTorch's (images per second; higher is better for us).
+
+  /usr/bin/python3 bench/compare.py --build build --threads 2 [--bench bench_train] [--json out.json]
+
+Machines here are noisy: the two sides run back to back in the same invocation, and each side is
+run `--repeats` times, keeping the best, so a ratio compares like with like.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+TARGETS = {  # issue targets: our speed / PyTorch's
+    "BM_TrainStep_CPU/4": 5.0,
+    "BM_TrainStep_CPU/64": 1.5,
+    "BM_Inference_CPU/1000": 1.0,
+}
+
+
+def ours(build, bench, threads, min_time):
+    env = dict(os.environ, GRADLENS_NUM_THREADS=str(threads))
+    out = subprocess.run(
+        [os.path.join(build, "bench", bench), "--benchmark_format=json",
+         f"--benchmark_min_time={min_time}"],
+        check=True, capture_output=True, text=True, env=env).stdout
+    return {b["name"]: b["items_per_second"] for b in json.loads(out)["benchmarks"]
+            if "items_per_second" in b}
+
+
+def theirs(script, threads, min_time):
+    out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, script), "--threads", str(threads),
+                          "--min-time", str(min_time)], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def best(runs):
+    merged = {}
+    for run in runs:
+        for name, value in run.items():
+            merged[name] = max(merged.get(name, 0.0), value)
+    return merged
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--bench", default="bench_train")
+    parser.add_argument("--torch-script", default="torch_bench.py")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+
+    mine, torch_runs = [], []
+    for _ in range(args.repeats):  # interleaved, so a slow spell hits both sides
+        mine.append(ours(args.build, args.bench, args.threads, args.min_time))
+        torch_runs.append(theirs(args.torch_script, args.threads, args.min_time))
+    mine, torch_side = best(mine), best(torch_runs)
+
+    rows, failed = [], []
+    print(f"{'workload':28s} {'gradlens img/s':>15s} {'pytorch img/s':>15s} {'ratio':>7s} {'target':>7s}")
+    for name in sorted(mine):
+        if name not in torch_side:
+            continue
+        ratio = mine[name] / torch_side[name]
+        target = TARGETS.get(name)
+        mark = "" if target is None else ("  ok" if ratio >= target else "  BELOW")
+        if target is not None and ratio < target:
+            failed.append(name)
+        print(f"{name:28s} {mine[name]:15.0f} {torch_side[name]:15.0f} {ratio:7.2f} "
+              f"{'' if target is None else f'{target:.1f}x':>7s}{mark}")
+        rows.append({"name": name, "gradlens": mine[name], "pytorch": torch_side[name], "ratio": ratio,
+                     "target": target})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "results": rows}, f, indent=1)
+    print(f"threads: {args.threads}; targets missed: {', '.join(failed) if failed else 'none'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

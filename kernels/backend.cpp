@@ -1,0 +1,34 @@
+// backend_for(): dispatch from a Device to its kernel table; Device parsing and printing.
+#include "kernels/backend.h"
+
+#include <stdexcept>
+
+#include "kernels/registry.h"
+
+namespace gradlens {
+
+std::string Device::str() const {
+  return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
+}
+
+Device Device::parse(const std::string& text) {
+  if (text == "cpu") return kCPU;
+  if (text == "cuda" || text == "gpu") return kCUDA;
+  if (text.rfind("cuda:", 0) == 0 && text.size() > 5) {
+    const std::string digits = text.substr(5);
+    if (digits.find_first_not_of("0123456789") == std::string::npos && digits.size() < 4) {
+      return Device{DeviceType::CUDA, std::stoi(digits)};
+    }
+  }
+  throw std::invalid_argument("[device] unknown device '" + text +
+                              "' (expected cpu, cuda or cuda:N)");
+}
+
+Backend& backend_for(Device device) {
+  if (device.is_cpu()) return detail::cpu_backend();
+  return detail::cuda_backend(device.index);
+}
+
+bool cuda_is_available() { return detail::cuda_device_present(); }
+
+}  // namespace gradlens

@@ -1,0 +1,46 @@
+// Plain parameter structs passed to the kernels: sizes only, no tensors, so .cu files can include
+// them.
+#pragma once
+
+#include <cstdint>
+
+namespace gradlens {
+
+// conv2d: x [n, c, h, w] * weight [k, c, r, s] (+ bias [k]) -> y [n, k, oh, ow]
+struct Conv2dParams {
+  std::int64_t n, c, h, w;  // input
+  std::int64_t k, r, s;     // output channels, kernel height and width
+  std::int64_t stride, padding;
+  std::int64_t oh, ow;  // output height and width
+};
+
+// max_pool2d: x [n, c, h, w] -> y [n, c, oh, ow]; indices hold the flat h*w position of each
+// maximum.
+struct Pool2dParams {
+  std::int64_t n, c, h, w;
+  std::int64_t kernel, stride, padding;
+  std::int64_t oh, ow;
+};
+
+// Broadcasting of two operands to an output shape: a stride of 0 repeats that operand along a dim.
+inline constexpr int kMaxDims = 8;
+struct BroadcastParams {
+  int ndim = 0;
+  std::int64_t numel = 0;
+  std::int64_t shape[kMaxDims] = {};
+  std::int64_t a_strides[kMaxDims] = {};
+  std::int64_t b_strides[kMaxDims] = {};
+  std::int64_t a_numel = 0, b_numel = 0;
+};
+
+enum class BinaryOp : std::uint8_t { Add, Sub, Mul };
+
+// torch.optim.SGD: g = grad + weight_decay * p; buf = first ? g : momentum * buf + (1 - dampening)
+// * g; g = nesterov ? g + momentum * buf : buf; p -= lr * g.
+struct SgdParams {
+  float lr = 0.001f, momentum = 0.f, dampening = 0.f, weight_decay = 0.f;
+  bool nesterov = false;
+  bool first_step = true;  // the momentum buffer starts as a copy of the first gradient
+};
+
+}  // namespace gradlens

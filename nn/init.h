@@ -1,0 +1,30 @@
+// Seeded random numbers and PyTorch's default initialisation: kaiming_uniform(a = sqrt(5)) for
+// weights, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for biases.
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+#include "autograd/tensor.h"
+
+namespace gradlens::nn {
+
+/// The one random source of the engine: explicit and seeded, never global.
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
+  float uniform(float lo, float hi);
+  float normal(float mean, float stdev);
+  std::uint64_t next_u64() { return engine_(); }
+  std::mt19937_64& engine() { return engine_; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+/// Tensor of U(-bound, bound) on the CPU.
+Tensor uniform_tensor(const Shape& shape, float bound, Generator& gen);
+/// PyTorch's Conv2d/Linear reset_parameters(): bound = 1 / sqrt(fan_in) for weight and bias.
+float default_init_bound(std::int64_t fan_in);
+
+}  // namespace gradlens::nn

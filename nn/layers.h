@@ -1,0 +1,44 @@
+// The layers the tutorial Net uses, with PyTorch's default initialisation (nn/init.h).
+#pragma once
+
+#include <cstdint>
+
+#include "nn/init.h"
+#include "nn/module.h"
+
+namespace gradlens::nn {
+
+class Conv2d : public Module {
+ public:
+  Conv2d(std::int64_t in_channels,
+         std::int64_t out_channels,
+         std::int64_t kernel,
+         Generator& gen,
+         std::int64_t stride = 1,
+         std::int64_t padding = 0);
+  Tensor forward(const Tensor& x) override;  // [N, C, H, W] -> [N, K, OH, OW]
+  Tensor weight, bias;
+  std::int64_t stride, padding;
+};
+
+class Linear : public Module {
+ public:
+  Linear(std::int64_t in_features, std::int64_t out_features, Generator& gen);
+  Tensor forward(const Tensor& x) override;  // [N, in] -> [N, out]
+  Tensor weight, bias;
+};
+
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(std::int64_t kernel, std::int64_t stride = 0)
+      : kernel(kernel), stride(stride) {}
+  Tensor forward(const Tensor& x) override;
+  std::int64_t kernel, stride;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+}  // namespace gradlens::nn

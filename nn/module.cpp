@@ -1,0 +1,79 @@
+#include "nn/module.h"
+
+#include <set>
+
+#include "autograd/error.h"
+
+namespace gradlens::nn {
+
+Tensor& Module::register_parameter(std::string name, Tensor tensor) {
+  tensor.set_requires_grad(true);
+  params_.emplace_back(std::move(name), std::move(tensor));
+  return params_.back().second;
+}
+
+void Module::collect(const std::string& prefix, std::vector<Parameter>& out) const {
+  for (const auto& [name, tensor] : params_) out.push_back({prefix + name, tensor});
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+}
+
+std::vector<Parameter> Module::parameters() const {
+  std::vector<Parameter> out;
+  collect("", out);
+  return out;
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (const auto& p : parameters()) out.emplace(p.name, p.tensor);
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
+  const auto params = parameters();
+  std::set<std::string> expected;
+  // Check everything before touching anything, so a bad file leaves the model as it was.
+  for (const auto& p : params) {
+    expected.insert(p.name);
+    auto it = state.find(p.name);
+    GRADLENS_CHECK(it != state.end(),
+                   "[load_state_dict] missing tensor '",
+                   p.name,
+                   "' (expected ",
+                   shape_str(p.tensor.shape()),
+                   ")");
+    GRADLENS_CHECK(it->second.shape() == p.tensor.shape(),
+                   "[load_state_dict] tensor '",
+                   p.name,
+                   "' has shape ",
+                   shape_str(it->second.shape()),
+                   ", the model expects ",
+                   shape_str(p.tensor.shape()));
+  }
+  for (const auto& [name, tensor] : state) {
+    GRADLENS_CHECK(expected.count(name),
+                   "[load_state_dict] unexpected tensor '",
+                   name,
+                   "' ",
+                   shape_str(tensor.shape()),
+                   " (not a parameter of this model)");
+  }
+  for (const auto& p : params) p.tensor.copy_(state.at(p.name));
+}
+
+void Module::to(Device device) {
+  for (auto& p : parameters()) {
+    if (p.tensor.device() == device) continue;
+    // Swap the storage inside the shared impl, so every handle to the parameter sees the move.
+    Tensor moved = p.tensor.to(device);
+    p.tensor.impl()->storage = moved.storage();
+    p.tensor.impl()->offset = moved.offset();
+    p.tensor.zero_grad();
+  }
+}
+
+void Module::zero_grad() {
+  for (auto& p : parameters()) p.tensor.zero_grad();
+}
+
+}  // namespace gradlens::nn

@@ -1,0 +1,158 @@
+// One row per op: a central-difference gradcheck of every input's gradient (tests/testing.h), plus
+// the whole tutorial Net. ReLU and max-pool inputs are kept away from kinks and ties.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "autograd/ops.h"
+#include "nn/lenet.h"
+#include "tests/testing.h"
+
+using namespace gradlens;
+using gradlens::testing::gradcheck;
+using gradlens::testing::random_tensor;
+
+namespace {
+
+// Values at least `gap` away from 0, for relu.
+Tensor away_from_zero(const Shape& shape, std::uint64_t seed, float gap = 0.05f) {
+  auto v = random_tensor(shape, seed).to_vector();
+  for (float& x : v) x = x >= 0 ? x + gap : x - gap;
+  return Tensor::from_vector(v, shape);
+}
+
+// Distinct values spaced 0.05 apart in random order, so no max-pool window has a near tie.
+Tensor distinct_values(const Shape& shape, std::uint64_t seed) {
+  std::vector<float> v(static_cast<std::size_t>(shape_numel(shape)));
+  std::iota(v.begin(), v.end(), 0.f);
+  std::shuffle(v.begin(), v.end(), std::mt19937_64(seed));
+  for (float& x : v) x = (x - static_cast<float>(v.size()) / 2) * 0.05f;
+  return Tensor::from_vector(v, shape);
+}
+
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+struct OpCase {
+  const char* name;
+  Fn f;
+  std::vector<Tensor> inputs;
+};
+
+std::vector<OpCase> op_cases() {
+  const std::vector<std::int64_t> picks = {2, 0, 4};
+  const std::vector<std::int64_t> rows = {1, 0, 1, 2};
+  const std::vector<std::int64_t> targets = {3, 0, 4};
+  return {
+      {"add",
+       [](auto& x) { return add(x[0], x[1]); },
+       {random_tensor({2, 3}, 1), random_tensor({2, 3}, 2)}},
+      {"add_broadcast_batch",
+       [](auto& x) { return add(x[0], x[1]); },
+       {random_tensor({2, 3, 4, 4}, 3), random_tensor({3, 4, 4}, 4)}},
+      {"sub_broadcast_row",
+       [](auto& x) { return sub(x[0], x[1]); },
+       {random_tensor({3, 5}, 5), random_tensor({1, 5}, 6)}},
+      {"mul",
+       [](auto& x) { return mul(x[0], x[1]); },
+       {random_tensor({4, 3}, 7), random_tensor({4, 3}, 8)}},
+      {"mul_per_row_scale",
+       [](auto& x) { return mul(x[0], x[1]); },
+       {random_tensor({3, 2, 4, 4}, 9), random_tensor({3, 1, 1, 1}, 10)}},
+      {"mul_scalar_tensor",
+       [](auto& x) { return mul(x[0], x[1]); },
+       {random_tensor({2, 5}, 11), random_tensor({}, 12)}},
+      {"affine", [](auto& x) { return affine(x[0], -1.5f, 0.25f); }, {random_tensor({7}, 13)}},
+      {"relu", [](auto& x) { return relu(x[0]); }, {away_from_zero({3, 8}, 14)}},
+      {"sum", [](auto& x) { return sum(x[0]); }, {random_tensor({2, 3, 4}, 15)}},
+      {"mean", [](auto& x) { return mean(x[0]); }, {random_tensor({5, 2}, 16)}},
+      {"reshape",
+       [](auto& x) {
+         return mul(reshape(x[0], {-1, 6}), x[1]);
+       },
+       {random_tensor({2, 3, 2}, 17), random_tensor({2, 6}, 18)}},
+      {"slice", [](auto& x) { return slice(x[0], 1, 3); }, {random_tensor({4, 3}, 19)}},
+      {"cat",
+       [](auto& x) {
+         return cat({x[0], x[1]});
+       },
+       {random_tensor({2, 3}, 20), random_tensor({1, 3}, 21)}},
+      {"index_rows",
+       [rows](auto& x) { return index_rows(x[0], rows); },
+       {random_tensor({3, 2, 2}, 22)}},
+      {"pick", [picks](auto& x) { return pick(x[0], picks); }, {random_tensor({3, 5}, 23)}},
+      {"linear",
+       [](auto& x) { return linear(x[0], x[1], x[2]); },
+       {random_tensor({3, 7}, 24), random_tensor({5, 7}, 25), random_tensor({5}, 26)}},
+      {"linear_no_bias",
+       [](auto& x) { return linear(x[0], x[1]); },
+       {random_tensor({1, 4}, 27), random_tensor({2, 4}, 28)}},
+      {"conv2d",
+       [](auto& x) { return conv2d(x[0], x[1], x[2]); },
+       {random_tensor({2, 3, 7, 6}, 29), random_tensor({4, 3, 3, 3}, 30), random_tensor({4}, 31)}},
+      {"conv2d_stride2_pad1",
+       [](auto& x) { return conv2d(x[0], x[1], x[2], 2, 1); },
+       {random_tensor({1, 2, 7, 7}, 32), random_tensor({3, 2, 3, 3}, 33), random_tensor({3}, 34)}},
+      {"conv2d_5x5_tutorial",
+       [](auto& x) { return conv2d(x[0], x[1], x[2]); },
+       {random_tensor({2, 3, 12, 12}, 35),
+        random_tensor({6, 3, 5, 5}, 36),
+        random_tensor({6}, 37)}},
+      {"max_pool2d",
+       [](auto& x) { return max_pool2d(x[0], 2); },
+       {distinct_values({2, 3, 6, 6}, 38)}},
+      {"max_pool2d_k3_s2_pad1",
+       [](auto& x) { return max_pool2d(x[0], 3, 2, 1); },
+       {distinct_values({1, 2, 7, 5}, 39)}},
+      {"softmax", [](auto& x) { return softmax(x[0]); }, {random_tensor({3, 6}, 40)}},
+      {"log_softmax", [](auto& x) { return log_softmax(x[0]); }, {random_tensor({3, 6}, 41)}},
+      {"cross_entropy",
+       [targets](auto& x) { return cross_entropy(x[0], targets); },
+       {random_tensor({3, 6}, 42, -3.f, 3.f)}},
+  };
+}
+
+}  // namespace
+
+TEST(OpGrads, EveryOpMatchesFiniteDifferences) {
+  for (auto& c : op_cases()) {
+    SCOPED_TRACE(c.name);
+    EXPECT_TRUE(gradcheck(c.f, c.inputs)) << c.name;
+  }
+}
+
+TEST(OpGrads, WholeNetMatchesFiniteDifferences) {
+  nn::Net net(3);
+  // Check the input and two weights through the whole Net (every op of it on the path).
+  const Fn f = [&](const std::vector<Tensor>& x) {
+    std::map<std::string, Tensor> state = net.state_dict();
+    Tensor out = conv2d(x[0], x[1], state.at("conv1.bias"));
+    out = max_pool2d(relu(out), 2);
+    out = max_pool2d(relu(conv2d(out, state.at("conv2.weight"), state.at("conv2.bias"))), 2);
+    out = relu(linear(reshape(out, {-1, 400}), x[2], state.at("fc1.bias")));
+    out = relu(linear(out, state.at("fc2.weight"), state.at("fc2.bias")));
+    return linear(out, state.at("fc3.weight"), state.at("fc3.bias"));
+  };
+  EXPECT_TRUE(gradcheck(f,
+                        {random_tensor({2, 3, 32, 32}, 50),
+                         net.state_dict().at("conv1.weight").detach(),
+                         net.state_dict().at("fc1.weight").detach()},
+                        1e-3,
+                        2e-2,
+                        48));
+}
+
+TEST(OpGrads, NetForwardEqualsManualComposition) {
+  nn::Net net(5);
+  const Tensor x = random_tensor({3, 3, 32, 32}, 51);
+  const auto s = net.state_dict();
+  Tensor y = max_pool2d(relu(conv2d(x, s.at("conv1.weight"), s.at("conv1.bias"))), 2);
+  y = max_pool2d(relu(conv2d(y, s.at("conv2.weight"), s.at("conv2.bias"))), 2);
+  y = relu(linear(reshape(y, {-1, 400}), s.at("fc1.weight"), s.at("fc1.bias")));
+  y = relu(linear(y, s.at("fc2.weight"), s.at("fc2.bias")));
+  y = linear(y, s.at("fc3.weight"), s.at("fc3.bias"));
+  EXPECT_TRUE(gradlens::testing::allclose(net(x), y, 0, 0));
+}

@@ -1,0 +1,131 @@
+#include "tests/testing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <sstream>
+
+#include "autograd/engine.h"
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+
+namespace gradlens::testing {
+
+Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo, float hi) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> values(static_cast<std::size_t>(shape_numel(shape)));
+  for (float& v : values) v = dist(gen);
+  return Tensor::from_vector(values, shape);
+}
+
+::testing::AssertionResult allclose(const std::vector<float>& actual,
+                                    const std::vector<float>& expected,
+                                    double rtol,
+                                    double atol) {
+  if (actual.size() != expected.size()) {
+    return ::testing::AssertionFailure()
+           << "sizes differ: " << actual.size() << " vs " << expected.size();
+  }
+  std::ostringstream first;
+  std::size_t bad = 0, worst_at = 0;
+  double worst = 0.0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double a = actual[i], e = expected[i];
+    const double diff = std::fabs(a - e);
+    const bool ok = diff <= atol + rtol * std::fabs(e) || (std::isnan(a) && std::isnan(e));
+    if (!(diff <= worst) && !std::isnan(diff)) {
+      worst = diff;
+      worst_at = i;
+    }
+    if (!ok) {
+      if (bad < 5) first << "\n  [" << i << "] actual " << a << " expected " << e;
+      ++bad;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << bad << " of " << actual.size() << " elements differ (rtol " << rtol << ", atol " << atol
+         << "); largest |diff| " << worst << " at " << worst_at << first.str();
+}
+
+::testing::AssertionResult allclose(const Tensor& actual,
+                                    const Tensor& expected,
+                                    double rtol,
+                                    double atol) {
+  if (actual.shape() != expected.shape()) {
+    return ::testing::AssertionFailure() << "shapes differ: " << shape_str(actual.shape()) << " vs "
+                                         << shape_str(expected.shape());
+  }
+  auto result = allclose(actual.to_vector(), expected.to_vector(), rtol, atol);
+  if (!result) result << "\n  shape " << shape_str(actual.shape());
+  return result;
+}
+
+::testing::AssertionResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                     std::vector<Tensor> inputs,
+                                     double eps,
+                                     double tol,
+                                     int max_coords) {
+  for (auto& x : inputs) x = x.clone().set_requires_grad(true);
+  const Tensor out = f(inputs);
+  const Tensor r = random_tensor(out.shape(), 1234, -1.f, 1.f);
+  const Tensor loss = sum(mul(out, r));
+  const std::vector<Tensor> analytic = grad({loss}, inputs);
+
+  auto loss_at = [&](const std::vector<Tensor>& xs) {
+    NoGradGuard no_grad;
+    const auto y = f(xs).to_vector();
+    const auto w = r.to_vector();
+    double acc = 0.0;
+    for (std::size_t i = 0; i < y.size(); ++i) acc += static_cast<double>(y[i]) * w[i];
+    return acc;
+  };
+
+  std::mt19937_64 pick(99);
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const auto a = analytic[k].to_vector();
+    const std::int64_t n = inputs[k].numel();
+    std::vector<std::int64_t> coords(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) coords[static_cast<std::size_t>(i)] = i;
+    std::shuffle(coords.begin(), coords.end(), pick);
+    if (static_cast<std::int64_t>(coords.size()) > max_coords)
+      coords.resize(static_cast<std::size_t>(max_coords));
+    for (std::int64_t c : coords) {
+      std::vector<Tensor> plus, minus;
+      for (std::size_t j = 0; j < inputs.size(); ++j) {
+        plus.push_back(inputs[j].detach().clone());
+        minus.push_back(inputs[j].detach().clone());
+      }
+      auto bump = [&](Tensor& t, double delta) {
+        auto v = t.to_vector();
+        v[static_cast<std::size_t>(c)] += static_cast<float>(delta);
+        t = Tensor::from_vector(v, t.shape(), t.device());
+      };
+      bump(plus[k], eps);
+      bump(minus[k], -eps);
+      const double numeric = (loss_at(plus) - loss_at(minus)) / (2 * eps);
+      const double got = a[static_cast<std::size_t>(c)];
+      if (std::fabs(numeric - got) > tol + tol * std::fabs(numeric)) {
+        return ::testing::AssertionFailure()
+               << "input " << k << " " << shape_str(inputs[k].shape()) << " element " << c
+               << ": analytic " << got << ", numeric " << numeric;
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+bool running_in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && *ci && std::string(ci) != "0" && std::string(ci) != "false";
+}
+
+std::string shared_path(const std::string& relative) {
+  const std::filesystem::path path = std::filesystem::path(GRADLENS_SHARED_DIR) / relative;
+  return std::filesystem::exists(path) ? path.string() : std::string();
+}
+
+}  // namespace gradlens::testing

@@ -1,0 +1,51 @@
+// Test helpers: tolerance checks that print where tensors differ, gradcheck, and access to the
+// reference files in ../shared (missing files fail under CI=..., skip otherwise).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace gradlens::testing {
+
+/// Uniform random tensor in [lo, hi) from a fixed seed.
+Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.f, float hi = 1.f);
+
+/// |a - b| <= atol + rtol * |b| everywhere; on failure, prints the shapes, the first mismatches and
+/// the largest difference.
+::testing::AssertionResult allclose(const std::vector<float>& actual,
+                                    const std::vector<float>& expected,
+                                    double rtol,
+                                    double atol);
+::testing::AssertionResult allclose(const Tensor& actual,
+                                    const Tensor& expected,
+                                    double rtol,
+                                    double atol);
+
+/// Central-difference check of every input's gradient of L = sum(r * f(inputs)) with a fixed random
+/// r (a plain sum hides errors: the gradient of sum(softmax) is 0). Float32, eps 1e-2, L in double,
+/// at most `max_coords` sampled coordinates per input.
+::testing::AssertionResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                     std::vector<Tensor> inputs,
+                                     double eps = 1e-2,
+                                     double tol = 1e-2,
+                                     int max_coords = 64);
+
+/// ../shared/<relative>, or "" after GTEST_SKIP/FAIL when it is missing (fail when CI is set).
+std::string shared_path(const std::string& relative);
+bool running_in_ci();
+
+}  // namespace gradlens::testing
+
+/// Use at the top of a test: resolves a ../shared file or skips (fails under CI).
+#define GRADLENS_SHARED_FILE(var, relative)                                            \
+  const std::string var = ::gradlens::testing::shared_path(relative);                  \
+  if (var.empty()) {                                                                   \
+    if (::gradlens::testing::running_in_ci()) FAIL() << "missing ../shared/" relative; \
+    GTEST_SKIP() << "missing ../shared/" relative;                                     \
+  }

@@ -1,0 +1,12 @@
+// Subcommands of the gradlens program: each file adds its own to the CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace gradlens::cli {
+
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+
+}  // namespace gradlens::cli

@@ -1,0 +1,55 @@
+// gradlens eval: accuracy of a saved model, per class, and the tutorial's GroundTruth/Predicted
+// lines for the first four test images.
+#include <cstdio>
+
+#include "tools/gradlens/commands.h"
+#include "tools/gradlens/common.h"
+
+namespace gradlens::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string model = "cifar_net.safetensors";
+  std::string data_dir = ".data/cifar10";
+  std::string device = "cpu";
+  std::int64_t batch_size = 1000;
+  int threads = 0;
+};
+
+void run_eval(const EvalOptions& o) {
+  if (o.batch_size < 1) throw std::runtime_error("--batch-size must be >= 1");
+  const Device device = Device::parse(o.device);
+  apply_threads(o.threads);
+  nn::Net net;
+  load_model(net, o.model);
+  net.to(device);
+  const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
+  const EvalResult r = evaluate(net, test, o.batch_size, device);
+  std::printf("GroundTruth: ");
+  for (int j = 0; j < 4 && j < test.size(); ++j) {
+    std::printf(" %-5s", data::kCifarClassNames[test.labels[j]].data());
+  }
+  std::printf("\nPredicted:   ");
+  for (int j = 0; j < 4 && j < test.size(); ++j) {
+    std::printf(" %-5s", data::kCifarClassNames[r.predictions[j]].data());
+  }
+  std::printf("\n");
+  print_accuracy(r);
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "accuracy of a saved model on the CIFAR-10 test set");
+  cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
+      ->capture_default_str();
+  cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--batch-size", o->batch_size, "images per forward pass")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
+  cmd->callback([o] { run_eval(*o); });
+}
+
+}  // namespace gradlens::cli

@@ -1,0 +1,23 @@
+// gradlens: train, eval, attribute, report and data subcommands in one program. Every failure is
+// one line on stderr and a non-zero exit, never a crash.
+#include <cstdio>
+#include <exception>
+
+#include "tools/gradlens/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gradlens: train the CIFAR-10 tutorial Net and explain its predictions"};
+  app.require_subcommand(1);
+  gradlens::cli::add_data_command(app);
+  gradlens::cli::add_train_command(app);
+  gradlens::cli::add_eval_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gradlens: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
