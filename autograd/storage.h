@@ -25,4 +25,13 @@ class Storage {
   Device device_;
 };
 
+/// Bytes held by live Storage on each device type, and the high-water mark since the last reset:
+/// how attribution chunks its batches to a memory budget, and how benchmarks report peak memory.
+struct MemoryStats {
+  std::size_t current = 0;
+  std::size_t peak = 0;
+};
+MemoryStats memory_stats(Device device);
+void reset_peak_memory(Device device);
+
 }  // namespace gradlens

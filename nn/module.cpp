@@ -6,6 +6,40 @@
 
 namespace gradlens::nn {
 
+Tensor Module::operator()(const Tensor& x) {
+  Tensor out = forward(x);
+  for (const auto& [id, hook] : hooks_) out = hook(x, out);
+  return out;
+}
+
+int Module::add_forward_hook(ForwardHook hook) {
+  hooks_.emplace_back(next_hook_id_, std::move(hook));
+  return next_hook_id_++;
+}
+
+void Module::remove_forward_hook(int id) {
+  std::erase_if(hooks_, [id](const auto& entry) { return entry.first == id; });
+}
+
+Module* Module::find(const std::string& path) {
+  const auto dot = path.find('.');
+  const std::string head = path.substr(0, dot);
+  for (auto& [name, child] : children_) {
+    if (name != head) continue;
+    return dot == std::string::npos ? child.get() : child->find(path.substr(dot + 1));
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Module::module_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, child] : children_) {
+    out.push_back(name);
+    for (const auto& sub : child->module_names()) out.push_back(name + "." + sub);
+  }
+  return out;
+}
+
 Tensor& Module::register_parameter(std::string name, Tensor tensor) {
   tensor.set_requires_grad(true);
   params_.emplace_back(std::move(name), std::move(tensor));

@@ -1,6 +1,7 @@
 // Module: a layer or model with named parameters (PyTorch's state_dict names: "conv1.weight").
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,7 +21,19 @@ class Module {
  public:
   virtual ~Module() = default;
   virtual Tensor forward(const Tensor& x) = 0;
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  /// forward(), then every forward hook in order (a hook may replace the output).
+  Tensor operator()(const Tensor& x);
+
+  /// Sees (input, output) of each call and returns the output to use (layer attribution methods
+  /// capture a layer's activation this way). Returns an id for remove_forward_hook().
+  using ForwardHook = std::function<Tensor(const Tensor& input, const Tensor& output)>;
+  int add_forward_hook(ForwardHook hook);
+  void remove_forward_hook(int id);
+
+  /// The submodule at a dotted path ("conv2", "block.fc"), or null.
+  Module* find(const std::string& path);
+  /// Dotted paths of every submodule, in registration order.
+  std::vector<std::string> module_names() const;
 
   /// Every parameter of this module and its children, in registration order.
   std::vector<Parameter> parameters() const;
@@ -45,6 +58,22 @@ class Module {
   void collect(const std::string& prefix, std::vector<Parameter>& out) const;
   std::vector<std::pair<std::string, Tensor>> params_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::vector<std::pair<int, ForwardHook>> hooks_;
+  int next_hook_id_ = 0;
+};
+
+/// RAII: a forward hook on `module` for the guard's lifetime.
+class ForwardHookGuard {
+ public:
+  ForwardHookGuard(Module& module, Module::ForwardHook hook)
+      : module_(module), id_(module.add_forward_hook(std::move(hook))) {}
+  ~ForwardHookGuard() { module_.remove_forward_hook(id_); }
+  ForwardHookGuard(const ForwardHookGuard&) = delete;
+  ForwardHookGuard& operator=(const ForwardHookGuard&) = delete;
+
+ private:
+  Module& module_;
+  int id_;
 };
 
 }  // namespace gradlens::nn

@@ -1,0 +1,67 @@
+#include "attr/batching.h"
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+
+#include "attr/gradient.h"
+#include "autograd/error.h"
+#include "autograd/storage.h"
+
+namespace gradlens::attr {
+
+std::size_t default_memory_budget(Device device) {
+  if (device.is_cpu()) {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    std::size_t kib = 0;
+    std::string unit;
+    while (meminfo >> key >> kib >> unit) {
+      if (key == "MemAvailable:") return kib * 1024 / 2;
+    }
+    return std::size_t{1} << 30;  // no /proc: assume 1 GiB
+  }
+  return std::size_t{2} << 30;  // the CUDA backend reports free device memory once it lands
+}
+
+std::size_t BatchPlanner::memory_budget(Device device) const {
+  return budget_ ? budget_ : default_memory_budget(device);
+}
+
+std::int64_t BatchPlanner::chunk_rows(const std::function<Tensor(const Tensor&)>& forward,
+                                      const Shape& row_shape,
+                                      Device device) {
+  const auto key = std::make_pair(row_shape, static_cast<int>(device.type));
+  auto it = row_bytes_.find(key);
+  if (it == row_bytes_.end()) {
+    // Probe: one forward+backward on two rows, measuring the high-water mark of live storage.
+    constexpr std::int64_t kProbeRows = 2;
+    Shape probe_shape = row_shape;
+    probe_shape.insert(probe_shape.begin(), kProbeRows);
+    const Tensor probe = Tensor::zeros(probe_shape, device);
+    const std::int64_t target = 0;
+    const std::size_t before = memory_stats(device).current;
+    reset_peak_memory(device);
+    compute_gradients(forward, probe, std::span<const std::int64_t>(&target, 1));
+    const std::size_t peak = memory_stats(device).peak;
+    const std::size_t per_row =
+        std::max<std::size_t>((peak - std::min(peak, before)) / kProbeRows, 1);
+    it = row_bytes_.emplace(key, per_row).first;
+  }
+  // The chunk's own inputs and results are about three more rows of input size each.
+  const std::size_t row_bytes =
+      it->second + 3 * static_cast<std::size_t>(shape_numel(row_shape)) * sizeof(float);
+  std::int64_t rows = static_cast<std::int64_t>(memory_budget(device) / row_bytes);
+  if (max_rows_ > 0) rows = std::min(rows, max_rows_);
+  return std::max<std::int64_t>(rows, 1);
+}
+
+void for_each_chunk(std::int64_t total,
+                    std::int64_t rows,
+                    const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  GRADLENS_CHECK(rows >= 1, "[batching] chunk of ", rows, " rows");
+  for (std::int64_t begin = 0; begin < total; begin += rows)
+    fn(begin, std::min(total, begin + rows));
+}
+
+}  // namespace gradlens::attr

@@ -1,0 +1,44 @@
+// Chunking of large attribution batches (IG steps x images, NoiseTunnel samples) to a memory
+// budget: the per-row cost of one forward+backward is measured once on two probe rows, then each
+// gradient call takes as many rows as the budget allows. Never one image at a time unless the
+// budget says so.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+
+#include "autograd/tensor.h"
+
+namespace gradlens::attr {
+
+/// Half the memory currently free on `device` (the host's available RAM for the CPU).
+std::size_t default_memory_budget(Device device);
+
+class BatchPlanner {
+ public:
+  /// Bytes that one chunk may hold at its peak; 0 = default_memory_budget().
+  void set_memory_budget(std::size_t bytes) { budget_ = bytes; }
+  std::size_t memory_budget(Device device) const;
+  /// Hard cap on rows per gradient call (Captum's internal_batch_size); 0 = from the budget only.
+  void set_max_rows(std::int64_t rows) { max_rows_ = rows; }
+  std::int64_t max_rows() const { return max_rows_; }
+
+  /// Rows of shape `row_shape` per gradient call through `forward` (measured once per shape).
+  std::int64_t chunk_rows(const std::function<Tensor(const Tensor&)>& forward,
+                          const Shape& row_shape,
+                          Device device);
+
+ private:
+  std::size_t budget_ = 0;
+  std::int64_t max_rows_ = 0;
+  std::map<std::pair<Shape, int>, std::size_t> row_bytes_;  // measured cost per row
+};
+
+/// Calls fn(begin, end) over [0, total) in pieces of at most `rows` (rows >= 1).
+void for_each_chunk(std::int64_t total,
+                    std::int64_t rows,
+                    const std::function<void(std::int64_t, std::int64_t)>& fn);
+
+}  // namespace gradlens::attr

@@ -1,0 +1,49 @@
+#include "attr/gradient.h"
+
+#include "autograd/engine.h"
+#include "autograd/error.h"
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+
+namespace gradlens::attr {
+
+namespace {
+
+Tensor checked_logits(const ForwardFn& forward, const Tensor& x) {
+  Tensor out = forward(x);
+  GRADLENS_CHECK(out.defined() && out.dim() == 2 && out.size(0) == x.size(0),
+                 "[attribute] the model must map [N, ...] to logits [N, C]; got ",
+                 out.defined() ? shape_str(out.shape()) : std::string("nothing"),
+                 " for input ",
+                 shape_str(x.shape()));
+  return out;
+}
+
+}  // namespace
+
+Tensor compute_gradients(const ForwardFn& forward,
+                         const Tensor& inputs,
+                         std::span<const std::int64_t> targets) {
+  EnableGradGuard grad_on;  // NoiseTunnel and callers may sit in a no-grad region
+  const auto t = expand_targets(targets, inputs.size(0));
+  Tensor x = inputs.detach();
+  x.set_requires_grad(true);
+  const Tensor selected = pick(checked_logits(forward, x), t);
+  return grad({sum(selected)}, {x})[0];
+}
+
+Tensor target_outputs(const ForwardFn& forward,
+                      const Tensor& inputs,
+                      std::span<const std::int64_t> targets) {
+  NoGradGuard no_grad;
+  return pick(checked_logits(forward, inputs), expand_targets(targets, inputs.size(0)));
+}
+
+Tensor row_sums(const Tensor& x) {
+  NoGradGuard no_grad;
+  const Tensor rows = reshape(x, {x.size(0), -1});
+  // A [1, D] ones "weight" turns the per-row sum into one linear kernel on any device.
+  return reshape(linear(rows, Tensor::full({1, rows.size(1)}, 1.f, x.device())), {x.size(0)});
+}
+
+}  // namespace gradlens::attr

@@ -1,0 +1,32 @@
+#include "tests/attr/reference.h"
+
+namespace gradlens::testing {
+
+std::unique_ptr<PublicSet> load_public_set() {
+  const std::string weights = shared_path("reference/cifar_net.safetensors");
+  const std::string attributions = shared_path("reference/public_attributions.safetensors");
+  const std::string stochastic = shared_path("reference/public_stochastic.safetensors");
+  const std::string inputs = shared_path("reference/public_inputs.safetensors");
+  if (weights.empty() || attributions.empty() || stochastic.empty() || inputs.empty())
+    return nullptr;
+  auto set = std::make_unique<PublicSet>(PublicSet{std::make_shared<nn::Net>(),
+                                                   {},
+                                                   {},
+                                                   {},
+                                                   nn::SafetensorsFile::load(attributions),
+                                                   nn::SafetensorsFile::load(stochastic),
+                                                   nn::SafetensorsFile::load(inputs)});
+  set->net->load_state_dict(nn::SafetensorsFile::load(weights).float_tensors());
+  set->forward = [net = set->net](const Tensor& x) { return (*net)(x); };
+  set->inputs = set->inputs_file.tensor("inputs");
+  set->labels = set->inputs_file.int64s("labels");
+  return set;
+}
+
+::testing::AssertionResult close_per_element(const Tensor& actual,
+                                             const Tensor& expected,
+                                             double atol) {
+  return allclose(actual, expected, 0.0, atol);
+}
+
+}  // namespace gradlens::testing

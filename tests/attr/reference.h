@@ -1,0 +1,37 @@
+// The PUBLIC reference set (../shared/reference): the pretrained Net, the 16 test images, their
+// labels (the attribution targets), and the reference tensors, plus tolerance checks per image.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attr/attribution.h"
+#include "nn/lenet.h"
+#include "nn/safetensors.h"
+#include "tests/testing.h"
+
+namespace gradlens::testing {
+
+struct PublicSet {
+  std::shared_ptr<nn::Net> net;
+  attr::ForwardFn forward;
+  Tensor inputs;  // [16, 3, 32, 32]
+  std::vector<std::int64_t> labels;
+  nn::SafetensorsFile attributions, stochastic, inputs_file;
+};
+
+/// Loads everything, or returns null when ../shared/reference is missing (caller skips / fails).
+std::unique_ptr<PublicSet> load_public_set();
+
+/// Fraction-of-elements and per-image relative-L2 check, the README's tolerance shape.
+::testing::AssertionResult close_per_element(const Tensor& actual,
+                                             const Tensor& expected,
+                                             double atol);
+
+}  // namespace gradlens::testing
+
+#define GRADLENS_PUBLIC_SET(var)                                                  \
+  GRADLENS_SHARED_FILE(var##_path_, "reference/public_attributions.safetensors"); \
+  auto var = ::gradlens::testing::load_public_set();                              \
+  ASSERT_TRUE(var != nullptr)
