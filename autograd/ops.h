@@ -24,10 +24,25 @@ inline Tensor mul_scalar(const Tensor& x, float s) { return affine(x, s, 0.f); }
 inline Tensor neg(const Tensor& x) { return affine(x, -1.f, 0.f); }
 // relu(x) = max(x, 0), any shape; derivative 0 at 0
 Tensor relu(const Tensor& x);
+// a / b with broadcasting
+Tensor div(const Tensor& a, const Tensor& b);
+// elementwise, any shape: |x|, x^2, sqrt(x), sign(x) (0 at 0), step(x) = (x > 0 ? 1 : 0)
+Tensor abs(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor step(const Tensor& x);
+// x + eps * (x >= 0 ? 1 : -1): LRP's epsilon stabiliser (never 0 for eps > 0)
+Tensor stabilize(const Tensor& x, float eps);
+// num / den where |den| >= eps, else fallback (same shapes): DeepLift's rescale multiplier
+Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& fallback);
 
 // --- reductions (ops/reduce.cpp) ---
 Tensor sum(const Tensor& x);   // any shape -> []
 Tensor mean(const Tensor& x);  // any shape -> []
+// sum / mean over one dim, which is removed: [A, D, B] -> [A, B] for dim 1
+Tensor sum_dim(const Tensor& x, std::int64_t dim);
+Tensor mean_dim(const Tensor& x, std::int64_t dim);
 
 // --- shape and batch (ops/shape.cpp) ---
 // reshape / view: same storage, one size may be -1

@@ -33,6 +33,8 @@ class Backend {
   virtual void binary_forward(
       BinaryOp op, const BroadcastParams& p, const float* a, const float* b, float* y) = 0;
   // da [p.a_numel], db [p.b_numel] (either may be null): dy pulled back and summed over broadcast.
+  // Add, Sub and Mul only: div's backward is composed from Mul and Sub
+  // (autograd/ops/elementwise.cpp).
   virtual void binary_backward(BinaryOp op,
                                const BroadcastParams& p,
                                const float* a,
@@ -40,12 +42,19 @@ class Backend {
                                const float* dy,
                                float* da,
                                float* db) = 0;
+  // y [n] = op(x) (params.h); param is used by Stabilize only
+  virtual void unary_forward(UnaryOp op, const float* x, float* y, i64 n, float param) = 0;
+  // y = |den| >= eps ? num / den : fallback, all [n]
+  virtual void safe_div(
+      const float* num, const float* den, const float* fallback, float eps, float* y, i64 n) = 0;
   // relu: y = max(x, 0); dx = dy * (x > 0), subgradient 0 at x == 0 like PyTorch
   virtual void relu_forward(const float* x, float* y, i64 n) = 0;
   virtual void relu_backward(const float* x, const float* dy, float* dx, i64 n) = 0;
 
   // Reductions: y[0] = sum(x [n]) (accumulated in double on the CPU)
   virtual void sum(const float* x, i64 n, float* y) = 0;
+  // y[o, i] = sum_d x[o, d, i] for x [outer, size, inner]
+  virtual void sum_dim(const float* x, i64 outer, i64 size, i64 inner, float* y) = 0;
 
   // linear: x [n, in] * w [out, in]^T + b [out] -> y [n, out]; b may be null
   virtual void linear_forward(

@@ -33,7 +33,11 @@ struct BroadcastParams {
   std::int64_t a_numel = 0, b_numel = 0;
 };
 
-enum class BinaryOp : std::uint8_t { Add, Sub, Mul };
+enum class BinaryOp : std::uint8_t { Add, Sub, Mul, Div };
+
+// y = f(x): |x|, x^2, sqrt(x), sign(x) (0 at 0), step(x) = (x > 0), and LRP's stabiliser
+// x + param * (x >= 0 ? 1 : -1).
+enum class UnaryOp : std::uint8_t { Abs, Square, Sqrt, Sign, Step, Stabilize };
 
 // torch.optim.SGD: g = grad + weight_decay * p; buf = first ? g : momentum * buf + (1 - dampening)
 // * g; g = nesterov ? g + momentum * buf : buf; p -= lr * g.

@@ -1,6 +1,7 @@
 // add, sub, mul with PyTorch broadcasting; affine (x * alpha + beta); relu.
 // d(a+b) = (dy, dy); d(a-b) = (dy, -dy); d(a*b) = (dy*b, dy*a), each summed over broadcast dims.
-// relu: dx = dy * (x > 0), subgradient 0 at x == 0.
+// relu: dx = dy * (x > 0), subgradient 0 at x == 0. div, the unary ops (abs, square, sqrt, sign,
+// step, stabilize) and safe_div write their backwards with other ops.
 #include <algorithm>
 
 #include "autograd/ops.h"
@@ -20,6 +21,8 @@ const char* binary_name(BinaryOp op) {
       return "sub";
     case BinaryOp::Mul:
       return "mul";
+    case BinaryOp::Div:
+      return "div";
   }
   return "binary";
 }
@@ -92,6 +95,29 @@ struct BinaryNode : Node {
   }
 };
 
+// d(a/b) = (dy / b, -dy * y / b), each summed over broadcast dims; composed from mul and sub's
+// reductions so no backend needs a div backward kernel.
+struct DivNode : Node {
+  BroadcastParams params;
+  Tensor a, b, y;  // detached
+  std::string_view name() const override { return "div"; }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
+    Tensor da = detail::grad_buffer(needs, 0, inputs[0]);
+    Tensor db = detail::grad_buffer(needs, 1, inputs[1]);
+    Backend& be = backend_of(dy);
+    if (da.defined()) {
+      const Tensor inv_b = div(Tensor::full(b.shape(), 1.f, b.device()), b);
+      be.binary_backward(
+          BinaryOp::Mul, params, a.data(), inv_b.data(), dy.data(), da.data(), nullptr);
+    }
+    if (db.defined()) {
+      const Tensor w = div(mul(dy, y), reshape(b, b.shape()));
+      be.binary_backward(BinaryOp::Sub, params, nullptr, nullptr, w.data(), nullptr, db.data());
+    }
+    return {da, db};
+  }
+};
+
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   detail::check_defined(name, a, "a");
@@ -101,7 +127,14 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const BroadcastParams p = broadcast(name, a.shape(), b.shape(), out_shape);
   Tensor y = Tensor::empty(out_shape, a.device());
   backend_of(a).binary_forward(op, p, a.data(), b.data(), y.data());
-  if (should_record({&a, &b})) {
+  if (op == BinaryOp::Div && should_record({&a, &b})) {
+    auto node = std::make_shared<DivNode>();
+    node->params = p;
+    node->a = a.detach();
+    node->b = b.detach();
+    node->y = y.detach();
+    record(y, node, {a, b});
+  } else if (should_record({&a, &b})) {
     auto node = std::make_shared<BinaryNode>();
     node->op = op;
     node->params = p;
@@ -124,6 +157,78 @@ struct AffineNode : Node {
   }
 };
 
+const char* unary_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Abs:
+      return "abs";
+    case UnaryOp::Square:
+      return "square";
+    case UnaryOp::Sqrt:
+      return "sqrt";
+    case UnaryOp::Sign:
+      return "sign";
+    case UnaryOp::Step:
+      return "step";
+    case UnaryOp::Stabilize:
+      return "stabilize";
+  }
+  return "unary";
+}
+
+// abs: dy * sign(x); square: 2 x dy; sqrt: dy / (2 y); sign, step: 0; stabilize: dy.
+struct ElementwiseUnaryNode : detail::UnaryNode {
+  UnaryOp op = UnaryOp::Abs;
+  std::string_view name() const override { return unary_name(op); }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
+    switch (op) {
+      case UnaryOp::Abs:
+        return {mul(dy, sign(x))};
+      case UnaryOp::Square:
+        return {mul(dy, mul_scalar(x, 2.f))};
+      case UnaryOp::Sqrt:
+        return {div(mul_scalar(dy, 0.5f), y)};
+      case UnaryOp::Sign:
+      case UnaryOp::Step:
+        return {Tensor::zeros(x.shape(), x.device())};
+      case UnaryOp::Stabilize:
+        return {dy};
+    }
+    return {Tensor()};
+  }
+};
+
+Tensor unary(UnaryOp op, const Tensor& x, float param = 0.f) {
+  detail::check_defined(unary_name(op), x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  backend_of(x).unary_forward(op, x.data(), y.data(), x.numel(), param);
+  if (should_record({&x})) {
+    auto node = std::make_shared<ElementwiseUnaryNode>();
+    node->op = op;
+    node->x = x.detach();
+    node->y = y.detach();
+    record(y, node, {x});
+  }
+  return y;
+}
+
+// d/dnum = m / den, d/dden = -m * y / den, d/dfallback = 1 - m, with m = (|den| >= eps).
+struct SafeDivNode : Node {
+  float eps = 0.f;
+  Tensor num, den, y;  // detached
+  std::string_view name() const override { return "safe_div"; }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
+    const Tensor zeros = Tensor::zeros(dy.shape(), dy.device());
+    std::vector<Tensor> out(3);
+    if (needs[0]) out[0] = safe_div(dy, den, eps, zeros);
+    if (needs[1]) out[1] = neg(safe_div(mul(dy, y), den, eps, zeros));
+    if (needs[2]) {
+      const Tensor kept = safe_div(den, den, eps, zeros);  // 1 where the division was taken
+      out[2] = mul(dy, affine(kept, -1.f, 1.f));
+    }
+    return out;
+  }
+};
+
 struct ReluNode : detail::UnaryNode {
   std::string_view name() const override { return "relu"; }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
@@ -138,6 +243,7 @@ struct ReluNode : detail::UnaryNode {
 Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Sub, a, b); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
 
 Tensor affine(const Tensor& x, float alpha, float beta) {
   detail::check_defined("affine", x, "x");
@@ -147,6 +253,39 @@ Tensor affine(const Tensor& x, float alpha, float beta) {
     auto node = std::make_shared<AffineNode>();
     node->alpha = alpha;
     record(y, node, {x});
+  }
+  return y;
+}
+
+Tensor abs(const Tensor& x) { return unary(UnaryOp::Abs, x); }
+Tensor square(const Tensor& x) { return unary(UnaryOp::Square, x); }
+Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, x); }
+Tensor sign(const Tensor& x) { return unary(UnaryOp::Sign, x); }
+Tensor step(const Tensor& x) { return unary(UnaryOp::Step, x); }
+Tensor stabilize(const Tensor& x, float eps) { return unary(UnaryOp::Stabilize, x, eps); }
+
+Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& fallback) {
+  detail::check_defined("safe_div", num, "num");
+  detail::check_defined("safe_div", den, "den");
+  detail::check_defined("safe_div", fallback, "fallback");
+  GRADLENS_CHECK(num.shape() == den.shape() && num.shape() == fallback.shape(),
+                 "[safe_div] shapes must agree, got num ",
+                 shape_str(num.shape()),
+                 ", den ",
+                 shape_str(den.shape()),
+                 ", fallback ",
+                 shape_str(fallback.shape()));
+  detail::check_same_device("safe_div", num, den);
+  detail::check_same_device("safe_div", num, fallback);
+  Tensor y = Tensor::empty(num.shape(), num.device());
+  backend_of(num).safe_div(num.data(), den.data(), fallback.data(), eps, y.data(), num.numel());
+  if (should_record({&num, &den, &fallback})) {
+    auto node = std::make_shared<SafeDivNode>();
+    node->eps = eps;
+    node->num = num.detach();
+    node->den = den.detach();
+    node->y = y.detach();
+    record(y, node, {num, den, fallback});
   }
   return y;
 }
