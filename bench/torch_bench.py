@@ -60,12 +60,17 @@ def main():
         net = Net()
         optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
         criterion = nn.CrossEntropyLoss()
-        x = torch.rand(batch, 3, 32, 32) * 2 - 1
-        y = torch.tensor([(i * 7) % 10 for i in range(batch)])
+        # 32 batches with scrambled labels, as bench_train.cpp: one fixed batch would drive the
+        # gradients to denormals within a few thousand steps.
+        xs = [torch.rand(batch, 3, 32, 32) * 2 - 1 for _ in range(32)]
+        ys = [torch.tensor([((i * 7) % 10 * 3 + k) % 10 for i in range(batch)]) for k in range(32)]
+        counter = [0]
 
         def step():
+            k = counter[0] % 32
+            counter[0] += 1
             optimizer.zero_grad()
-            loss = criterion(net(x), y)
+            loss = criterion(net(xs[k]), ys[k])
             loss.backward()
             optimizer.step()
             loss.item()

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libeigen3-dev libgtest-dev libbenchmark-dev
           nlohmann-json3-dev libcli11-dev libpng-dev libssl-dev zlib1g-dev npm curl)
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch)
+  packages+=(python3-torch python3-matplotlib)
 fi
 
 missing=()

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -47,7 +48,12 @@ void ThreadPool::set_num_threads(int threads) {
 }
 
 void ThreadPool::start(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (threads <= 0) {
+    // GRADLENS_NUM_THREADS sets the default (benchmarks pin both sides to the same count).
+    const char* env = std::getenv("GRADLENS_NUM_THREADS");
+    threads = env ? std::atoi(env) : 0;
+    if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
+  }
   threads = std::clamp(threads, 1, 1024);
   stopping_.store(false);
   // Each worker waits past the generation current now, before any job it should see is published.
