@@ -1,5 +1,7 @@
 // conv2d (cross-correlation, zero padding): y[n,k] = sum_c x[n,c] * w[k,c] + b[k];
 // the backward gives dx (transposed conv), dw (correlation of x with dy) and db (sum of dy).
+#include "autograd/ops/conv2d.h"
+
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 
@@ -7,10 +9,7 @@ namespace gradlens {
 
 namespace {
 
-struct Conv2dNode : Node {
-  Conv2dParams params{};
-  Tensor x, w;  // detached
-  std::string_view name() const override { return "conv2d"; }
+struct Conv2dNode : detail::Conv2dNodeBase {
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
     Tensor dx = detail::grad_buffer(needs, 0, inputs[0]);
     Tensor dw = detail::grad_buffer(needs, 1, inputs[1]);
@@ -81,6 +80,7 @@ Tensor conv2d(const Tensor& x,
     node->params = p;
     node->x = x.detach();
     node->w = weight.detach();
+    node->y = y.detach();
     record(y, node, {x, weight, bias});
   }
   return y;

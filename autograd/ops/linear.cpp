@@ -1,4 +1,6 @@
 // linear: y = x w^T + b; dx = dy w, dw = dy^T x, db = sum over rows of dy.
+#include "autograd/ops/linear.h"
+
 #include "autograd/ops.h"
 #include "autograd/ops/common.h"
 
@@ -6,9 +8,7 @@ namespace gradlens {
 
 namespace {
 
-struct LinearNode : Node {
-  Tensor x, w;  // detached
-  std::string_view name() const override { return "linear"; }
+struct LinearNode : detail::LinearNodeBase {
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
     Tensor dx = detail::grad_buffer(needs, 0, inputs[0]);
     Tensor dw = detail::grad_buffer(needs, 1, inputs[1]);
@@ -59,6 +59,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     auto node = std::make_shared<LinearNode>();
     node->x = x.detach();
     node->w = weight.detach();
+    node->y = y.detach();
     record(y, node, {x, weight, bias});
   }
   return y;

@@ -79,7 +79,10 @@ std::vector<OpCase> op_cases() {
       {"stabilize", [](auto& x) { return stabilize(x[0], 1e-3f); }, {away_from_zero({5}, 66)}},
       {"safe_div",
        [](auto& x) { return safe_div(x[0], x[1], 0.3f, x[2]); },
-       {random_tensor({8}, 67), random_tensor({8}, 68, -1.f, 1.f), random_tensor({8}, 69)}},
+       // den well away from the |den| = eps switch: some rows divide, some take the fallback
+       {random_tensor({8}, 67),
+        Tensor::from_vector({0.9f, -0.8f, 0.05f, -0.1f, 0.7f, 0.02f, -0.6f, 1.2f}, {8}),
+        random_tensor({8}, 69)}},
       {"sum_dim", [](auto& x) { return sum_dim(x[0], 1); }, {random_tensor({2, 3, 4}, 70)}},
       {"mean_dim_last", [](auto& x) { return mean_dim(x[0], -1); }, {random_tensor({3, 5}, 71)}},
       {"sum", [](auto& x) { return sum(x[0]); }, {random_tensor({2, 3, 4}, 15)}},

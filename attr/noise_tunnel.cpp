@@ -1,0 +1,249 @@
+// NoiseTunnel: A_{i,s} = base(x_i + eps_{i,s}), eps ~ N(0, stdev^2); smoothgrad = sum_s A / nt,
+// smoothgrad_sq = sum_s A^2 / nt, vargrad = smoothgrad_sq - smoothgrad^2 (Captum's order of ops).
+#include "attr/noise_tunnel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <utility>
+
+#include "autograd/error.h"
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+
+namespace gradlens::attr {
+
+std::string_view to_string(NoiseTunnelType type) {
+  switch (type) {
+    case NoiseTunnelType::SmoothGrad:
+      return "smoothgrad";
+    case NoiseTunnelType::SmoothGradSq:
+      return "smoothgrad_sq";
+    case NoiseTunnelType::VarGrad:
+      return "vargrad";
+  }
+  return "?";
+}
+
+NoiseTunnelType parse_noise_tunnel_type(std::string_view name) {
+  if (name == "smoothgrad") return NoiseTunnelType::SmoothGrad;
+  if (name == "smoothgrad_sq") return NoiseTunnelType::SmoothGradSq;
+  if (name == "vargrad") return NoiseTunnelType::VarGrad;
+  detail::throw_invalid("[noise_tunnel] unknown nt_type '",
+                        name,
+                        "' (expected smoothgrad, smoothgrad_sq or vargrad)");
+}
+
+Tensor repeat_interleave(const Tensor& x, std::int64_t samples) {
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(x.size(0)));
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(i);
+  return index_rows(x, repeat_interleave(rows, samples));
+}
+
+std::vector<std::int64_t> repeat_interleave(std::span<const std::int64_t> values,
+                                            std::int64_t samples) {
+  std::vector<std::int64_t> out;
+  out.reserve(values.size() * static_cast<std::size_t>(samples));
+  for (const std::int64_t v : values) out.insert(out.end(), static_cast<std::size_t>(samples), v);
+  return out;
+}
+
+Tensor normal_noise(const Shape& shape, float stdev, nn::Generator& gen, Device device) {
+  std::vector<float> values(static_cast<std::size_t>(shape_numel(shape)));
+  for (float& v : values) v = stdev * gen.normal(0.f, 1.f);
+  return Tensor::from_vector(values, shape).to(device);
+}
+
+std::vector<std::int64_t> random_indices(std::int64_t count, std::int64_t k, nn::Generator& gen) {
+  std::uniform_int_distribution<std::int64_t> pick_row(0, k - 1);
+  std::vector<std::int64_t> out(static_cast<std::size_t>(count));
+  for (auto& v : out) v = pick_row(gen.engine());
+  return out;
+}
+
+namespace {
+
+// x [N * m, rest...] viewed as [N, m, rest...], summed over the m samples -> [N, rest...].
+Tensor sum_samples(const Tensor& x, std::int64_t n, std::int64_t m) {
+  Shape shape = x.shape();
+  GRADLENS_CHECK(!shape.empty() && shape[0] == n * m,
+                 "[noise_tunnel] the base method returned ",
+                 shape_str(shape),
+                 " for ",
+                 n * m,
+                 " sample rows");
+  shape[0] = m;
+  shape.insert(shape.begin(), n);
+  return sum_dim(reshape(x, shape), 1);
+}
+
+}  // namespace
+
+Attributions NoiseTunnel::attribute(const Tensor& inputs,
+                                    std::span<const std::int64_t> targets,
+                                    const Tensor& baselines) {
+  GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
+                 "[noise_tunnel] inputs must be a non-empty batch");
+  GRADLENS_CHECK(options_.nt_samples >= 1,
+                 "[noise_tunnel] nt_samples must be at least 1, got ",
+                 options_.nt_samples);
+  GRADLENS_CHECK(options_.nt_samples_batch_size >= 0,
+                 "[noise_tunnel] nt_samples_batch_size must be >= 0 (0 = all), got ",
+                 options_.nt_samples_batch_size);
+  GRADLENS_CHECK(std::isfinite(options_.stdevs) && options_.stdevs >= 0.f,
+                 "[noise_tunnel] stdevs must be finite and >= 0, got ",
+                 options_.stdevs);
+  NoGradGuard no_grad;  // the base's compute_gradients switches the tape back on
+  const std::int64_t n = inputs.size(0);
+  const std::int64_t nt = options_.nt_samples;
+  const std::int64_t rows = n * nt;
+  Shape expanded = inputs.shape();
+  expanded[0] = rows;
+  const auto t = expand_targets(targets, n);
+  const RandomDraws* draws = options_.draws;
+  nn::Generator gen(options_.seed);
+
+  // Draws, in Captum's order: baseline rows (draw_baseline_from_distrib), then the noise. Both are
+  // made for every sample row at once, indexed by row i * nt + s.
+  // NOTE: Captum draws per partition and reuses one set of baseline rows for all full partitions;
+  // drawing per row up front instead keeps results independent of nt_samples_batch_size.
+  std::vector<std::int64_t> baseline_rows;
+  if (options_.draw_baseline_from_distrib) {
+    GRADLENS_CHECK(
+        baselines.defined() && baselines.dim() == inputs.dim() && baselines.size(0) >= 1 &&
+            std::equal(
+                baselines.shape().begin() + 1, baselines.shape().end(), inputs.shape().begin() + 1),
+        "[noise_tunnel] draw_baseline_from_distrib needs baselines [K, ...] with the "
+        "inputs' row shape; got ",
+        baselines.defined() ? shape_str(baselines.shape()) : std::string("none"),
+        " for inputs ",
+        shape_str(inputs.shape()));
+    const std::int64_t k = baselines.size(0);
+    if (draws && !draws->baseline_index.empty()) {
+      GRADLENS_CHECK(static_cast<std::int64_t>(draws->baseline_index.size()) == rows,
+                     "[noise_tunnel] draws.baseline_index has ",
+                     draws->baseline_index.size(),
+                     " entries, expected one per sample row: ",
+                     rows);
+      for (const std::int64_t b : draws->baseline_index)
+        GRADLENS_CHECK(b >= 0 && b < k,
+                       "[noise_tunnel] draws.baseline_index ",
+                       b,
+                       " is outside the ",
+                       k,
+                       " baselines");
+      baseline_rows = draws->baseline_index;
+    } else {
+      baseline_rows = random_indices(rows, k, gen);
+    }
+  }
+  Tensor noise;
+  if (draws && draws->noise.defined()) {
+    GRADLENS_CHECK(draws->noise.shape() == expanded,
+                   "[noise_tunnel] draws.noise is ",
+                   shape_str(draws->noise.shape()),
+                   ", expected ",
+                   shape_str(expanded),
+                   " (row i * nt_samples + s for inputs ",
+                   shape_str(inputs.shape()),
+                   ")");
+    noise = draws->noise;
+  } else {
+    noise = normal_noise(expanded, options_.stdevs, gen);  // on the CPU; moved per partition
+  }
+
+  // Partitions of samples: nt / k of k samples, then the remainder (Captum's order).
+  const std::int64_t per_call = options_.nt_samples_batch_size == 0
+                                    ? nt
+                                    : std::min<std::int64_t>(nt, options_.nt_samples_batch_size);
+  std::vector<std::pair<std::int64_t, std::int64_t>> partitions;
+  for (std::int64_t s = 0; s + per_call <= nt; s += per_call)
+    partitions.emplace_back(s, s + per_call);
+  if (nt % per_call) partitions.emplace_back(nt - nt % per_call, nt);
+
+  const bool need_sq = options_.type != NoiseTunnelType::SmoothGrad;
+  const bool need_mean = options_.type != NoiseTunnelType::SmoothGradSq;
+  const bool batch_baselines = baselines.defined() && baselines.shape() == inputs.shape() &&
+                               !options_.draw_baseline_from_distrib;
+  Tensor total, total_sq;
+  std::vector<std::vector<float>> delta_per_image(static_cast<std::size_t>(n));
+  bool has_delta = false;
+  for (const auto& [s0, s1] : partitions) {
+    const std::int64_t m = s1 - s0;
+    std::vector<std::int64_t> image_of_row, sample_row, row_targets;
+    image_of_row.reserve(static_cast<std::size_t>(n * m));
+    sample_row.reserve(static_cast<std::size_t>(n * m));
+    for (std::int64_t i = 0; i < n; ++i) {
+      for (std::int64_t s = s0; s < s1; ++s) {
+        image_of_row.push_back(i);
+        sample_row.push_back(i * nt + s);
+        row_targets.push_back(t[static_cast<std::size_t>(i)]);
+      }
+    }
+    const Tensor noisy =
+        add(index_rows(inputs, image_of_row), index_rows(noise, sample_row).to(inputs.device()));
+    Tensor part_baselines = baselines;
+    if (options_.draw_baseline_from_distrib) {
+      std::vector<std::int64_t> picked;
+      picked.reserve(sample_row.size());
+      for (const std::int64_t r : sample_row)
+        picked.push_back(baseline_rows[static_cast<std::size_t>(r)]);
+      part_baselines = index_rows(baselines, picked);
+    } else if (batch_baselines) {
+      part_baselines = index_rows(baselines, image_of_row);
+    }
+
+    const Attributions a = base_.attribute(noisy, row_targets, part_baselines);
+    if (need_mean) {
+      const Tensor part = sum_samples(a.values, n, m);
+      total = total.defined() ? add(total, part) : part;
+    }
+    if (need_sq) {
+      const Tensor part = sum_samples(square(a.values), n, m);
+      total_sq = total_sq.defined() ? add(total_sq, part) : part;
+    }
+    if (a.delta.defined()) {
+      // The base orders its deltas image-major within the partition; regroup per image so the
+      // result is row i * nt + s whatever the partitioning.
+      has_delta = true;
+      const auto d = a.delta.to_vector();
+      GRADLENS_CHECK(d.size() % static_cast<std::size_t>(n) == 0,
+                     "[noise_tunnel] the base returned ",
+                     d.size(),
+                     " deltas for ",
+                     n,
+                     " images");
+      const std::size_t per_image = d.size() / static_cast<std::size_t>(n);
+      for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i)
+        delta_per_image[i].insert(delta_per_image[i].end(),
+                                  d.begin() + static_cast<std::ptrdiff_t>(i * per_image),
+                                  d.begin() + static_cast<std::ptrdiff_t>((i + 1) * per_image));
+    }
+  }
+
+  // Captum: sum * 1 / nt, a float32 division by nt.
+  const Tensor count = Tensor::scalar(static_cast<float>(nt), inputs.device());
+  Attributions out;
+  switch (options_.type) {
+    case NoiseTunnelType::SmoothGrad:
+      out.values = div(total, count);
+      break;
+    case NoiseTunnelType::SmoothGradSq:
+      out.values = div(total_sq, count);
+      break;
+    case NoiseTunnelType::VarGrad: {
+      const Tensor mean_a = div(total, count);
+      out.values = sub(div(total_sq, count), mul(mean_a, mean_a));
+      break;
+    }
+  }
+  if (has_delta) {
+    std::vector<float> d;
+    for (const auto& image : delta_per_image) d.insert(d.end(), image.begin(), image.end());
+    const std::int64_t size = static_cast<std::int64_t>(d.size());
+    out.delta = Tensor::from_vector(d, {size}, inputs.device());
+  }
+  return out;
+}
+
+}  // namespace gradlens::attr
