@@ -122,7 +122,7 @@ Attributions GradientShap::attribute(const Tensor& inputs,
   by_sample.insert(by_sample.begin(), {n, ns});
   out.values = div(sum_dim(reshape(per_row, by_sample), 1),
                    Tensor::scalar(static_cast<float>(ns), inputs.device()));
-  out.delta = convergence_delta(forward_, per_row, xn, b, t);
+  if (options_.return_convergence_delta) out.delta = convergence_delta(forward_, per_row, xn, b, t);
   return out;
 }
 

@@ -18,6 +18,9 @@ struct GradientShapOptions {
   bool multiply_by_inputs = true;
   std::uint64_t seed = 0;              // nn::Generator seed of the draws, fixed per call
   const RandomDraws* draws = nullptr;  // baseline_index / noise / alphas to use instead of drawing
+  // Per-sample completeness gaps cost two more forward passes over N * n_samples rows; Captum
+  // computes them only when asked (return_convergence_delta), and so do we.
+  bool return_convergence_delta = false;
 };
 
 class GradientShap : public Attribution {
@@ -33,7 +36,7 @@ class GradientShap : public Attribution {
   Attributions attribute(const Tensor& inputs,
                          std::span<const std::int64_t> targets,
                          const Tensor& baselines) override;
-  bool has_convergence_delta() const override { return true; }
+  bool has_convergence_delta() const override { return options_.return_convergence_delta; }
   Options& options() { return options_; }
 
  private:

@@ -2,6 +2,11 @@
 speed as a ratio to PyTorch's (images per second; higher is better for us).
 
   /usr/bin/python3 bench/compare.py --build build --threads 2 [--bench bench_train] [--json out.json]
+  PYTHONPATH=/path/to/captum /usr/bin/python3 bench/compare.py --bench bench_attr \
+      --torch-script captum_bench.py
+
+The torch script prints one JSON object {name: images_per_second}; keys starting with "_" are not
+workloads: "_using" names the yardstick, "_targets" adds {name: ratio} targets to TARGETS.
 
 Machines here are noisy: the two sides run back to back in the same invocation, and each side is
 run `--repeats` times, keeping the best, so a ratio compares like with like.
@@ -14,10 +19,20 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-TARGETS = {  # issue targets: our speed / PyTorch's
-    "BM_TrainStep_CPU/4": 5.0,
-    "BM_TrainStep_CPU/64": 1.5,
-    "BM_Inference_CPU/1000": 1.0,
+GRADIENT_METHODS = ["Saliency", "InputXGradient", "IntegratedGradients", "DeepLift", "DeepLiftShap",
+                    "GradientShap", "GuidedBackprop", "Deconvolution", "LayerGradCam",
+                    "GuidedGradCam", "LRP"]
+TARGETS = {  # issue targets per benchmark program: our speed / theirs
+    "bench_train": {
+        "BM_TrainStep_CPU/4": 5.0,
+        "BM_TrainStep_CPU/64": 1.5,
+        "BM_Inference_CPU/1000": 1.0,
+    },
+    "bench_attr": {  # against Captum 0.8 on PyTorch 1.13
+        **{f"BM_{m}_CPU/1": 3.0 for m in GRADIENT_METHODS},
+        **{f"BM_{m}_CPU/16": 2.0 for m in GRADIENT_METHODS},
+        "BM_NoiseTunnelIG_CPU/1": 2.0,
+    },
 }
 
 
@@ -27,8 +42,9 @@ def ours(build, bench, threads, min_time):
         [os.path.join(build, "bench", bench), "--benchmark_format=json",
          f"--benchmark_min_time={min_time}"],
         check=True, capture_output=True, text=True, env=env).stdout
-    return {b["name"]: b["items_per_second"] for b in json.loads(out)["benchmarks"]
-            if "items_per_second" in b}
+    # UseRealTime() benchmarks (threaded kernels) carry a "/real_time" suffix.
+    return {b["name"].removesuffix("/real_time"): b["items_per_second"]
+            for b in json.loads(out)["benchmarks"] if "items_per_second" in b}
 
 
 def theirs(script, threads, min_time):
@@ -60,25 +76,30 @@ def main():
     for _ in range(args.repeats):  # interleaved, so a slow spell hits both sides
         mine.append(ours(args.build, args.bench, args.threads, args.min_time))
         torch_runs.append(theirs(args.torch_script, args.threads, args.min_time))
+    meta = {k: v for run in torch_runs for k, v in run.items() if k.startswith("_")}
+    torch_runs = [{k: v for k, v in run.items() if not k.startswith("_")} for run in torch_runs]
     mine, torch_side = best(mine), best(torch_runs)
+    targets = dict(TARGETS.get(args.bench, {}), **meta.get("_targets", {}))
 
     rows, failed = [], []
-    print(f"{'workload':28s} {'gradlens img/s':>15s} {'pytorch img/s':>15s} {'ratio':>7s} {'target':>7s}")
+    if "_using" in meta:
+        print(f"yardstick: {meta['_using']}")
+    print(f"{'workload':32s} {'gradlens img/s':>15s} {'pytorch img/s':>15s} {'ratio':>7s} {'target':>7s}")
     for name in sorted(mine):
         if name not in torch_side:
             continue
         ratio = mine[name] / torch_side[name]
-        target = TARGETS.get(name)
+        target = targets.get(name)
         mark = "" if target is None else ("  ok" if ratio >= target else "  BELOW")
         if target is not None and ratio < target:
             failed.append(name)
-        print(f"{name:28s} {mine[name]:15.0f} {torch_side[name]:15.0f} {ratio:7.2f} "
+        print(f"{name:32s} {mine[name]:15.1f} {torch_side[name]:15.1f} {ratio:7.2f} "
               f"{'' if target is None else f'{target:.1f}x':>7s}{mark}")
         rows.append({"name": name, "gradlens": mine[name], "pytorch": torch_side[name], "ratio": ratio,
                      "target": target})
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "results": rows}, f, indent=1)
+            json.dump({"threads": args.threads, "using": meta.get("_using"), "results": rows}, f, indent=1)
     print(f"threads: {args.threads}; targets missed: {', '.join(failed) if failed else 'none'}")
 
 

@@ -9,7 +9,7 @@ float Generator::uniform(float lo, float hi) {
 }
 
 float Generator::normal(float mean, float stdev) {
-  return std::normal_distribution<float>(mean, stdev)(engine_);
+  return mean + stdev * standard_normal_(engine_);
 }
 
 Tensor uniform_tensor(const Shape& shape, float bound, Generator& gen) {

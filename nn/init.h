@@ -20,6 +20,9 @@ class Generator {
 
  private:
   std::mt19937_64 engine_;
+  // Kept across calls: the polar method makes values in pairs, and a fresh distribution per call
+  // would throw half of them away.
+  std::normal_distribution<float> standard_normal_{0.f, 1.f};
 };
 
 /// Tensor of U(-bound, bound) on the CPU.

@@ -1,5 +1,9 @@
 #include "tests/attr/reference.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
 namespace gradlens::testing {
 
 std::unique_ptr<PublicSet> load_public_set() {
@@ -23,10 +27,26 @@ std::unique_ptr<PublicSet> load_public_set() {
   return set;
 }
 
-::testing::AssertionResult close_per_element(const Tensor& actual,
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_vector(), y = b.to_vector();
+  double worst = 0;
+  for (std::size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
+  }
+  return worst;
+}
+
+void report_difference(const char* what, const Tensor& actual, const Tensor& expected) {
+  std::printf(
+      "[   stat   ] %s: max|diff| vs reference %.3g\n", what, max_abs_diff(actual, expected));
+}
+
+::testing::AssertionResult matches_reference(const char* what,
+                                             const Tensor& actual,
                                              const Tensor& expected,
                                              double atol) {
-  return allclose(actual, expected, 0.0, atol);
+  report_difference(what, actual, expected);
+  return allclose(actual, expected, 0, atol);
 }
 
 }  // namespace gradlens::testing

@@ -24,8 +24,13 @@ struct PublicSet {
 /// Loads everything, or returns null when ../shared/reference is missing (caller skips / fails).
 std::unique_ptr<PublicSet> load_public_set();
 
-/// Fraction-of-elements and per-image relative-L2 check, the README's tolerance shape.
-::testing::AssertionResult close_per_element(const Tensor& actual,
+/// Largest |a - b| over all elements.
+double max_abs_diff(const Tensor& a, const Tensor& b);
+/// Prints "[   stat   ] what: max|diff| vs reference ..." (the figure quoted in closing notes).
+void report_difference(const char* what, const Tensor& actual, const Tensor& expected);
+/// report_difference, then every element within atol of the reference.
+::testing::AssertionResult matches_reference(const char* what,
+                                             const Tensor& actual,
                                              const Tensor& expected,
                                              double atol);
 

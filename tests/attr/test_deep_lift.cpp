@@ -14,27 +14,11 @@
 
 using namespace gradlens;
 using gradlens::testing::allclose;
+using gradlens::testing::matches_reference;
+using gradlens::testing::max_abs_diff;
+using gradlens::testing::report_difference;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  double m = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - y[i]));
-  return m;
-}
-
-// Reports the largest difference (the figure quoted in reviews), then checks the tolerance.
-::testing::AssertionResult matches(const char* what,
-                                   const Tensor& actual,
-                                   const Tensor& expected,
-                                   double atol) {
-  std::printf("[ %s ] max |ours - captum| = %.3g (atol %.1g)\n",
-              what,
-              max_abs_diff(actual, expected),
-              atol);
-  return allclose(actual, expected, 0, atol);
-}
 
 // Toy model on rows of 4 features: f(x) = c . relu(w * relu(x)); the relu op is used twice, written
 // as plain calls (no modules). logits [N, 1].
@@ -55,15 +39,16 @@ TEST(DeepLift, MatchesCaptumOnThePublicImages) {
   attr::DeepLift dl(set->forward);
   const Tensor zeros = Tensor::zeros(set->inputs.shape());
   const auto result = dl.attribute(set->inputs, set->labels, zeros);
-  EXPECT_TRUE(matches("deeplift", result.values, set->attributions.tensor("deeplift"), 9e-6));
   EXPECT_TRUE(
-      matches("deeplift.delta", result.delta, set->attributions.tensor("deeplift.delta"), 3e-5));
+      matches_reference("deeplift", result.values, set->attributions.tensor("deeplift"), 9e-6));
+  EXPECT_TRUE(matches_reference(
+      "deeplift.delta", result.delta, set->attributions.tensor("deeplift.delta"), 3e-5));
 
   attr::DeepLift local(set->forward, {.multiply_by_inputs = false});
-  EXPECT_TRUE(matches("deeplift_no_multiply",
-                      local.attribute(set->inputs, set->labels).values,
-                      set->attributions.tensor("deeplift_no_multiply"),
-                      2e-5));
+  EXPECT_TRUE(matches_reference("deeplift_no_multiply",
+                                local.attribute(set->inputs, set->labels).values,
+                                set->attributions.tensor("deeplift_no_multiply"),
+                                2e-5));
 }
 
 TEST(DeepLiftShap, MatchesCaptumOnThePublicImages) {
@@ -71,10 +56,10 @@ TEST(DeepLiftShap, MatchesCaptumOnThePublicImages) {
   attr::DeepLiftShap shap(set->forward);
   const Tensor baselines = set->inputs_file.tensor("baseline_set");  // [8, 3, 32, 32]
   const auto result = shap.attribute(set->inputs, set->labels, baselines);
-  EXPECT_TRUE(
-      matches("deeplift_shap", result.values, set->attributions.tensor("deeplift_shap"), 2e-6));
+  EXPECT_TRUE(matches_reference(
+      "deeplift_shap", result.values, set->attributions.tensor("deeplift_shap"), 2e-6));
   ASSERT_EQ(result.delta.shape(), Shape({128}));
-  EXPECT_TRUE(matches(
+  EXPECT_TRUE(matches_reference(
       "deeplift_shap.delta", result.delta, set->attributions.tensor("deeplift_shap.delta"), 5e-5));
 }
 

@@ -12,16 +12,11 @@
 
 using namespace gradlens;
 using gradlens::testing::allclose;
+using gradlens::testing::matches_reference;
+using gradlens::testing::max_abs_diff;
+using gradlens::testing::report_difference;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  double worst = 0;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return worst;
-}
 
 // Captum's saved draws for `key` (gradient_shap or gradient_shap_noisy).
 attr::RandomDraws saved_draws(const gradlens::testing::PublicSet& set, const std::string& key) {
@@ -59,7 +54,10 @@ TEST(GradientShap, MatchesCaptumWithItsDraws) {
     attr::RandomDraws draws = saved_draws(*set, c.key);
     if (!draws.noise.defined()) draws.noise = Tensor::zeros({16 * c.n_samples, 3, 32, 32});
     attr::GradientShap gs(set->forward,
-                          {.n_samples = c.n_samples, .stdevs = c.stdevs, .draws = &draws});
+                          {.n_samples = c.n_samples,
+                           .stdevs = c.stdevs,
+                           .draws = &draws,
+                           .return_convergence_delta = true});
     const auto result = gs.attribute(set->inputs, set->labels, baselines);
     const Tensor expected = set->stochastic.tensor(c.key);
     EXPECT_TRUE(allclose(result.values, expected, 0, c.atol)) << c.key;
@@ -74,7 +72,8 @@ TEST(GradientShap, ZeroNoiseDrawnOrGivenIsTheSame) {
   GRADLENS_PUBLIC_SET(set);
   const Tensor baselines = set->inputs_file.tensor("baseline_set");
   attr::RandomDraws draws = saved_draws(*set, "gradient_shap");  // no noise: stdevs 0 draws zeros
-  attr::GradientShap gs(set->forward, {.n_samples = 20, .draws = &draws});
+  attr::GradientShap gs(set->forward,
+                        {.n_samples = 20, .draws = &draws, .return_convergence_delta = true});
   const Tensor x = slice(set->inputs, 0, 16);
   EXPECT_TRUE(allclose(gs.attribute(x, set->labels, baselines).values,
                        set->stochastic.tensor("gradient_shap"),
@@ -92,7 +91,9 @@ TEST(GradientShap, DeltaIsTheCompletenessGapOfEachSampleRow) {
   draws.noise = gradlens::testing::random_tensor({4, 3, 32, 32}, 7, -0.1f, 0.1f);
   const Tensor x = slice(set->inputs, 4, 8);
   const std::vector<std::int64_t> t(set->labels.begin() + 4, set->labels.begin() + 8);
-  attr::GradientShap gs(set->forward, {.n_samples = 1, .stdevs = 0.1f, .draws = &draws});
+  attr::GradientShap gs(
+      set->forward,
+      {.n_samples = 1, .stdevs = 0.1f, .draws = &draws, .return_convergence_delta = true});
   ASSERT_TRUE(gs.has_convergence_delta());
   const auto result = gs.attribute(x, t, baselines);
   const Tensor xn = add(x, draws.noise);
@@ -117,11 +118,15 @@ TEST(GradientShap, OneBatchEqualsSingleImageCallsAndChunks) {
   GRADLENS_PUBLIC_SET(set);
   const Tensor baselines = set->inputs_file.tensor("baseline_set");
   const attr::RandomDraws draws = saved_draws(*set, "gradient_shap_noisy");
-  attr::GradientShap gs(set->forward, {.n_samples = 10, .stdevs = 0.09f, .draws = &draws});
+  attr::GradientShap gs(
+      set->forward,
+      {.n_samples = 10, .stdevs = 0.09f, .draws = &draws, .return_convergence_delta = true});
   const auto all = gs.attribute(set->inputs, set->labels, baselines);
   for (std::int64_t i = 0; i < 16; ++i) {
     const attr::RandomDraws mine = slice_draws(draws, i, 10);
-    attr::GradientShap single(set->forward, {.n_samples = 10, .stdevs = 0.09f, .draws = &mine});
+    attr::GradientShap single(
+        set->forward,
+        {.n_samples = 10, .stdevs = 0.09f, .draws = &mine, .return_convergence_delta = true});
     const std::int64_t target = set->labels[static_cast<std::size_t>(i)];
     const auto one =
         single.attribute(slice(set->inputs, i, i + 1), std::span(&target, 1), baselines);

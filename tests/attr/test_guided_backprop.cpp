@@ -14,20 +14,11 @@
 
 using namespace gradlens;
 using gradlens::testing::allclose;
+using gradlens::testing::matches_reference;
+using gradlens::testing::max_abs_diff;
+using gradlens::testing::report_difference;
 
 namespace {
-
-::testing::AssertionResult matches(const char* what,
-                                   const Tensor& actual,
-                                   const Tensor& expected,
-                                   double atol) {
-  const auto x = actual.to_vector(), y = expected.to_vector();
-  double m = 0;
-  for (std::size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    m = std::max(m, std::fabs(double(x[i]) - y[i]));
-  std::printf("[ %s ] max |ours - captum| = %.3g (atol %.1g)\n", what, m, atol);
-  return allclose(actual, expected, 0, atol);
-}
 
 // f(x) = c . relu(w * relu(x)) on rows of 4 features: one relu op used twice, as plain calls.
 attr::ForwardFn relu_twice() {
@@ -43,15 +34,15 @@ attr::ForwardFn relu_twice() {
 TEST(GuidedBackprop, MatchesCaptumOnThePublicImages) {
   GRADLENS_PUBLIC_SET(set);
   attr::GuidedBackprop gbp(set->forward);
-  EXPECT_TRUE(matches("guided_backprop",
-                      gbp.attribute(set->inputs, set->labels).values,
-                      set->attributions.tensor("guided_backprop"),
-                      7e-7));
+  EXPECT_TRUE(matches_reference("guided_backprop",
+                                gbp.attribute(set->inputs, set->labels).values,
+                                set->attributions.tensor("guided_backprop"),
+                                7e-7));
   attr::Deconvolution deconv(set->forward);
-  EXPECT_TRUE(matches("deconvolution",
-                      deconv.attribute(set->inputs, set->labels).values,
-                      set->attributions.tensor("deconvolution"),
-                      2e-6));
+  EXPECT_TRUE(matches_reference("deconvolution",
+                                deconv.attribute(set->inputs, set->labels).values,
+                                set->attributions.tensor("deconvolution"),
+                                2e-6));
 }
 
 TEST(GuidedBackprop, RulesApplyToEveryReluOpByHand) {

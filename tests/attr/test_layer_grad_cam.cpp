@@ -15,24 +15,9 @@
 
 using namespace gradlens;
 using gradlens::testing::allclose;
-
-namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  double m = 0;
-  for (std::size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    m = std::max(m, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return m;
-}
-
-// Reports the largest difference next to the test's name (the README's tolerance is the check).
-void report(const char* what, const Tensor& actual, const Tensor& expected) {
-  std::cout << "[   stat   ] " << what << ": max|diff| vs reference "
-            << max_abs_diff(actual, expected) << "\n";
-}
-
-}  // namespace
+using gradlens::testing::matches_reference;
+using gradlens::testing::max_abs_diff;
+using gradlens::testing::report_difference;
 
 TEST(LayerGradCam, Conv2MatchesCaptum) {
   GRADLENS_PUBLIC_SET(set);
@@ -40,7 +25,7 @@ TEST(LayerGradCam, Conv2MatchesCaptum) {
   const Tensor values = cam.attribute(set->inputs, set->labels).values;
   const Tensor expected = set->attributions.tensor("layer_grad_cam_conv2");
   ASSERT_EQ(values.shape(), (Shape{16, 1, 10, 10}));
-  report("layer_grad_cam_conv2", values, expected);
+  report_difference("layer_grad_cam_conv2", values, expected);
   EXPECT_TRUE(allclose(values, expected, 0, 8e-7));
 }
 
@@ -53,7 +38,7 @@ TEST(LayerGradCam, UpsampledNearestMatchesCaptum) {
       allclose(attr::interpolate(ref, 32, 32, attr::Interpolation::Nearest), expected, 0, 0));
   attr::LayerGradCam cam(*set->net, "conv2");
   const Tensor ours = attr::interpolate(cam.attribute(set->inputs, set->labels).values, 32, 32);
-  report("layer_grad_cam_conv2.upsampled_nearest", ours, expected);
+  report_difference("layer_grad_cam_conv2.upsampled_nearest", ours, expected);
   EXPECT_TRUE(allclose(ours, expected, 0, 8e-7));
 }
 
@@ -62,12 +47,12 @@ TEST(LayerGradCam, UpsampledBilinearMatchesCaptum) {
   const Tensor ref = set->attributions.tensor("layer_grad_cam_conv2");
   const Tensor expected = set->attributions.tensor("layer_grad_cam_conv2.upsampled_bilinear");
   const Tensor from_ref = attr::interpolate(ref, 32, 32, attr::Interpolation::Bilinear);
-  report("upsampled_bilinear (from Captum's map)", from_ref, expected);
+  report_difference("upsampled_bilinear (from Captum's map)", from_ref, expected);
   EXPECT_TRUE(allclose(from_ref, expected, 0, 0));  // bit-exact from the same map
   attr::LayerGradCam cam(*set->net, "conv2");
   const Tensor ours = attr::interpolate(
       cam.attribute(set->inputs, set->labels).values, 32, 32, attr::Interpolation::Bilinear);
-  report("layer_grad_cam_conv2.upsampled_bilinear", ours, expected);
+  report_difference("layer_grad_cam_conv2.upsampled_bilinear", ours, expected);
   EXPECT_TRUE(allclose(ours, expected, 0, 7e-7));
 }
 
@@ -185,7 +170,7 @@ TEST(GuidedGradCam, Conv2MatchesCaptum) {
   const Tensor values = ggc.attribute(set->inputs, set->labels).values;
   const Tensor expected = set->attributions.tensor("guided_grad_cam_conv2");
   ASSERT_EQ(values.shape(), (Shape{16, 3, 32, 32}));
-  report("guided_grad_cam_conv2", values, expected);
+  report_difference("guided_grad_cam_conv2", values, expected);
   EXPECT_TRUE(allclose(values, expected, 0, 2e-7));
 }
 

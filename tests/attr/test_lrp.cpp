@@ -12,29 +12,17 @@
 
 using namespace gradlens;
 using gradlens::testing::allclose;
-
-namespace {
-
-::testing::AssertionResult matches(const char* what,
-                                   const Tensor& actual,
-                                   const Tensor& expected,
-                                   double atol) {
-  const auto x = actual.to_vector(), y = expected.to_vector();
-  double m = 0;
-  for (std::size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    m = std::max(m, std::fabs(double(x[i]) - y[i]));
-  std::printf("[ %s ] max |ours - captum| = %.3g (atol %.1g)\n", what, m, atol);
-  return allclose(actual, expected, 0, atol);
-}
-
-}  // namespace
+using gradlens::testing::matches_reference;
+using gradlens::testing::max_abs_diff;
+using gradlens::testing::report_difference;
 
 TEST(LRP, MatchesCaptumOnThePublicImages) {
   GRADLENS_PUBLIC_SET(set);
   attr::LRP lrp(set->forward);
   const auto result = lrp.attribute(set->inputs, set->labels);
-  EXPECT_TRUE(matches("lrp", result.values, set->attributions.tensor("lrp"), 9e-7));
-  EXPECT_TRUE(matches("lrp.delta", result.delta, set->attributions.tensor("lrp.delta"), 3e-5));
+  EXPECT_TRUE(matches_reference("lrp", result.values, set->attributions.tensor("lrp"), 9e-7));
+  EXPECT_TRUE(
+      matches_reference("lrp.delta", result.delta, set->attributions.tensor("lrp.delta"), 3e-5));
 }
 
 TEST(LRP, EpsilonRuleByHand) {

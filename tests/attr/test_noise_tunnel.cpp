@@ -358,7 +358,9 @@ TEST(NoiseTunnel, BaselinesFromADistributionGiveGradientShap) {
                         .draws = &draws,
                         .draw_baseline_from_distrib = true});
   const auto tunnel = nt.attribute(set->inputs, set->labels, baselines);
-  attr::GradientShap gs(set->forward, {.n_samples = 10, .stdevs = 0.09f, .draws = &draws});
+  attr::GradientShap gs(
+      set->forward,
+      {.n_samples = 10, .stdevs = 0.09f, .draws = &draws, .return_convergence_delta = true});
   const auto shap = gs.attribute(set->inputs, set->labels, baselines);
   EXPECT_TRUE(allclose(tunnel.values, shap.values, 0, 1e-7));
   EXPECT_TRUE(allclose(tunnel.delta, shap.delta, 0, 1e-6));

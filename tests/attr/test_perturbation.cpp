@@ -15,21 +15,11 @@
 
 using namespace gradlens;
 using gradlens::testing::allclose;
+using gradlens::testing::matches_reference;
+using gradlens::testing::max_abs_diff;
+using gradlens::testing::report_difference;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  double m = 0;
-  for (std::size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-    m = std::max(m, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return m;
-}
-
-void report(const char* what, const Tensor& actual, const Tensor& expected) {
-  std::cout << "[   stat   ] " << what << ": max|diff| vs reference "
-            << max_abs_diff(actual, expected) << "\n";
-}
 
 attr::FeatureAblationOptions public_mask(const gradlens::testing::PublicSet& set,
                                          std::int64_t per_eval) {
@@ -73,7 +63,7 @@ TEST(Occlusion, MatchesCaptum) {
                             {.sliding_window_shapes = {3, 8, 8}, .strides = {3, 4, 4}});
   const Tensor values = occlusion.attribute(set->inputs, set->labels).values;
   const Tensor expected = set->attributions.tensor("occlusion");
-  report("occlusion", values, expected);
+  report_difference("occlusion", values, expected);
   EXPECT_TRUE(allclose(values, expected, 0, 3e-5));
   // An explicit zero baseline, scalar or full, is the default.
   EXPECT_TRUE(allclose(
@@ -85,7 +75,7 @@ TEST(FeatureAblation, MatchesCaptum) {
   attr::FeatureAblation ablation(set->forward, public_mask(*set, 1));
   const Tensor values = ablation.attribute(set->inputs, set->labels).values;
   const Tensor expected = set->attributions.tensor("feature_ablation");
-  report("feature_ablation", values, expected);
+  report_difference("feature_ablation", values, expected);
   EXPECT_TRUE(allclose(values, expected, 0, 5e-5));
   EXPECT_TRUE(allclose(
       ablation.attribute(set->inputs, set->labels, Tensor::zeros(set->inputs.shape())).values,
@@ -104,7 +94,8 @@ TEST(Occlusion, PerturbationsPerEvalDoesNotChangeTheResult) {
     o.perturbations_per_eval = per_eval;
     const Tensor values =
         attr::Occlusion(set->forward, o).attribute(set->inputs, set->labels).values;
-    report(per_eval == 7 ? "occlusion ppe 7 vs 1" : "occlusion ppe 64 vs 1", values, reference);
+    report_difference(
+        per_eval == 7 ? "occlusion ppe 7 vs 1" : "occlusion ppe 64 vs 1", values, reference);
     EXPECT_TRUE(allclose(values, reference, 0, 1e-5)) << "perturbations_per_eval " << per_eval;
   }
 }
@@ -117,7 +108,7 @@ TEST(FeatureAblation, PerturbationsPerEvalDoesNotChangeTheResult) {
   const Tensor values = attr::FeatureAblation(set->forward, public_mask(*set, 7))
                             .attribute(set->inputs, set->labels)
                             .values;
-  report("feature_ablation ppe 7 vs 1", values, reference);
+  report_difference("feature_ablation ppe 7 vs 1", values, reference);
   EXPECT_TRUE(allclose(values, reference, 0, 1e-5));
 }
 

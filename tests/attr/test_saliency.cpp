@@ -13,18 +13,9 @@
 
 using namespace gradlens;
 using gradlens::testing::allclose;
-
-namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  double worst = 0;
-  for (std::size_t i = 0; i < x.size(); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return worst;
-}
-
-}  // namespace
+using gradlens::testing::matches_reference;
+using gradlens::testing::max_abs_diff;
+using gradlens::testing::report_difference;
 
 TEST(Saliency, MatchesCaptumOnThePublicImages) {
   GRADLENS_PUBLIC_SET(set);

@@ -8,5 +8,6 @@ namespace gradlens::cli {
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_data_command(CLI::App& app);
+void add_attribute_command(CLI::App& app);
 
 }  // namespace gradlens::cli

@@ -1,0 +1,127 @@
+// Every attribution method on the tutorial Net with Captum's defaults as the tutorial uses them,
+// for 1 and 16 images: BM_<Method>_CPU/<images>, items = images, plus the tutorial's
+// NoiseTunnel(IG) (100 samples x 50 steps = 5,000 rows for one image). Peak live tensor memory is
+// a counter. bench/captum_bench.py runs Captum's twin of each; bench/compare.py prints the ratios.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "autograd/storage.h"
+#include "nn/lenet.h"
+#include "nn/safetensors.h"
+#include "tools/gradlens/attribution_factory.h"
+
+namespace {
+
+using namespace gradlens;
+
+Tensor random_images(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(static_cast<std::size_t>(n * 3 * 32 * 32));
+  for (float& x : v) x = dist(gen);
+  return Tensor::from_vector(v, {n, 3, 32, 32});
+}
+
+// The tutorial's pretrained weights when ../shared has them (the ReLU patterns then look like real
+// ones), else a seeded Net: the timings barely depend on the weights.
+nn::Net& bench_net() {
+  static nn::Net* net = [] {
+    auto* n = new nn::Net(0);
+    const std::string path = std::string(GRADLENS_SHARED_DIR) + "/reference/cifar_net.safetensors";
+    if (std::filesystem::exists(path))
+      n->load_state_dict(nn::SafetensorsFile::load(path).float_tensors());
+    return n;
+  }();
+  return *net;
+}
+
+// 16 superpixels of 8x8, shared by the three channels (the reference's feature_mask).
+std::vector<std::int64_t> superpixel_mask() {
+  std::vector<std::int64_t> mask(32 * 32);
+  for (std::int64_t h = 0; h < 32; ++h)
+    for (std::int64_t w = 0; w < 32; ++w)
+      mask[static_cast<std::size_t>(h * 32 + w)] = (h / 8) * 4 + w / 8;
+  return mask;
+}
+
+struct Workload {
+  std::string name;  // BM_<name>_CPU
+  cli::MethodConfig config;
+  int baselines = 0;  // 0: zero baselines (or none); K: K random images (the *_shap methods)
+  std::vector<std::int64_t> images = {1, 16};
+};
+
+std::vector<Workload> workloads() {
+  const auto cfg = [](const char* method) {
+    cli::MethodConfig c;
+    c.method = method;
+    c.gs_return_delta = false;  // Captum's GradientShap computes no delta unless asked
+    return c;
+  };
+  std::vector<Workload> w = {
+      {"Saliency", cfg("saliency")},
+      {"InputXGradient", cfg("input_x_gradient")},
+      {"IntegratedGradients", cfg("integrated_gradients")},  // 50 Gauss-Legendre steps
+      {"DeepLift", cfg("deeplift")},                         // zero baselines
+      {"DeepLiftShap", cfg("deeplift_shap"), 8},
+      {"GradientShap", cfg("gradient_shap"), 8},  // n_samples 5, stdevs 0
+      {"GuidedBackprop", cfg("guided_backprop")},
+      {"Deconvolution", cfg("deconvolution")},
+      {"LayerGradCam", cfg("layer_grad_cam")},  // conv2
+      {"GuidedGradCam", cfg("guided_grad_cam")},
+      {"LRP", cfg("lrp")},
+      {"Occlusion", cfg("occlusion")},  // (3,8,8) windows, (3,4,4) strides
+      {"FeatureAblation", cfg("feature_ablation")},
+  };
+  w.back().config.feature_mask = superpixel_mask();
+  w.back().config.mask_shape = {32, 32};
+  // The tutorial's NoiseTunnel(IG): smoothgrad_sq, 100 samples, stdev 0.2, zero baselines.
+  Workload nt{"NoiseTunnelIG", cfg("integrated_gradients"), 0, {1}};
+  nt.config.noise_tunnel = "smoothgrad_sq";
+  nt.config.nt_samples = 100;
+  nt.config.stdevs = 0.2f;
+  w.push_back(nt);
+  return w;
+}
+
+void run_workload(benchmark::State& state, const Workload& w) try {
+  const std::int64_t n = state.range(0);
+  nn::Net& net = bench_net();
+  cli::BuiltMethod method = cli::make_attribution(w.config, net);
+  const Tensor x = random_images(n, 1);
+  std::vector<std::int64_t> targets;
+  for (std::int64_t i = 0; i < n; ++i) targets.push_back((i * 7) % 10);
+  const Tensor baselines = w.baselines ? random_images(w.baselines, 2) : Tensor();
+
+  method.get().attribute(x, targets, baselines);  // warm-up: sizes the chunks once
+  reset_peak_memory(kCPU);
+  for (auto _ : state) {
+    const attr::Attributions a = method.get().attribute(x, targets, baselines);
+    benchmark::DoNotOptimize(a.values.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.counters["peak_MB"] = static_cast<double>(memory_stats(kCPU).peak) / (1 << 20);
+} catch (const std::exception& e) {
+  state.SkipWithError(e.what());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (const Workload& w : workloads()) {
+    auto* b = benchmark::RegisterBenchmark(("BM_" + w.name + "_CPU").c_str(),
+                                           [w](benchmark::State& s) { run_workload(s, w); });
+    for (std::int64_t n : w.images) b->Arg(n);
+    b->Unit(benchmark::kMillisecond)->UseRealTime();  // wall time: the kernels are threaded
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,177 @@
+// `gradlens attribute` as a user runs it: reproduces Captum's reference attributions through the
+// command line (--out read back), and every bad input is a one-line error with a non-zero exit.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "nn/safetensors.h"
+#include "tests/testing.h"
+
+namespace fs = std::filesystem;
+using gradlens::nn::SafetensorsFile;
+
+namespace {
+
+struct CliRun {
+  int exit_code;
+  std::string out, err;
+};
+
+fs::path temp_dir() {
+  fs::path dir =
+      fs::temp_directory_path() / ("gradlens_attr_cli_" + std::to_string(getpid()) + "_" +
+                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+CliRun run(const std::string& args) {
+  const fs::path err_file =
+      fs::temp_directory_path() / ("gradlens_attr_cli_stderr_" + std::to_string(getpid()) + ".txt");
+  const std::string cmd = std::string(GRADLENS_BINARY_DIR) + "/gradlens attribute " + args +
+                          " --threads 2 2>" + err_file.string();
+  CliRun r{};
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), buf.size(), pipe)) r.out += buf.data();
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+int lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+// A failing run: non-zero exit, exactly one line on stderr, which mentions `needle`.
+void expect_one_line_error(const std::string& args, const std::string& needle) {
+  const CliRun r = run(args);
+  EXPECT_NE(r.exit_code, 0) << args;
+  EXPECT_EQ(lines(r.err), 1) << args << "\n" << r.err;
+  EXPECT_EQ(r.err.rfind("gradlens: error: ", 0), 0u) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\n" << r.err;
+}
+
+}  // namespace
+
+TEST(AttributeCli, IntegratedGradientsReproducesCaptum) {
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(inputs, "reference/public_inputs.safetensors");
+  GRADLENS_SHARED_FILE(reference, "reference/public_attributions.safetensors");
+  const std::string out = (temp_dir() / "ig.safetensors").string();
+  const CliRun r = run("integrated_gradients --model " + model + " --inputs " + inputs +
+                       " --n-steps 50 --method gausslegendre --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("n_steps=50, method=gausslegendre"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("attributions [16, 3, 32, 32], delta [16]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|delta|"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("took "), std::string::npos) << r.out;
+
+  const auto got = SafetensorsFile::load(out);
+  const auto ref = SafetensorsFile::load(reference);
+  EXPECT_TRUE(gradlens::testing::allclose(
+      got.tensor("attributions"), ref.tensor("ig_gausslegendre_50"), 0.0, 3e-4));
+  EXPECT_TRUE(gradlens::testing::allclose(
+      got.tensor("delta"), ref.tensor("ig_gausslegendre_50.delta"), 0.0, 3e-5));
+  EXPECT_EQ(got.int64s("targets"), SafetensorsFile::load(inputs).int64s("labels"));
+}
+
+TEST(AttributeCli, SaliencyOnATestImage) {
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
+  GRADLENS_SHARED_FILE(reference, "reference/public_attributions.safetensors");
+  const std::string data = fs::path(test_batch).parent_path().string();
+  const std::string out = (temp_dir() / "saliency.safetensors").string();
+  const CliRun r =
+      run("saliency --model " + model + " --data " + data + " --indices 3 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("attributions [1, 3, 32, 32]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("plane"), std::string::npos) << r.out;  // test image 3's label
+
+  // Test image 3 is row 3 of the PUBLIC set.
+  const std::vector<float> all = SafetensorsFile::load(reference).tensor("saliency").to_vector();
+  const std::vector<float> row3(all.begin() + 3 * 3072, all.begin() + 4 * 3072);
+  EXPECT_TRUE(gradlens::testing::allclose(
+      SafetensorsFile::load(out).tensor("attributions").to_vector(), row3, 0.0, 2e-6));
+}
+
+TEST(AttributeCli, GradientShapWithCaptumsDrawsReproducesCaptum) {
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(inputs, "reference/public_inputs.safetensors");
+  GRADLENS_SHARED_FILE(stochastic, "reference/public_stochastic.safetensors");
+  const std::string out = (temp_dir() / "gradient_shap.safetensors").string();
+  const CliRun r = run("gradient_shap --model " + model + " --inputs " + inputs + " --baselines " +
+                       inputs + " --n-samples 10 --gs-stdevs 0.09 --draws " + stochastic +
+                       " --draws-prefix gradient_shap_noisy. --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("baselines:   " + inputs + " [8, 3, 32, 32]"), std::string::npos) << r.out;
+  EXPECT_TRUE(
+      gradlens::testing::allclose(SafetensorsFile::load(out).tensor("attributions"),
+                                  SafetensorsFile::load(stochastic).tensor("gradient_shap_noisy"),
+                                  0.0,
+                                  5e-7));
+}
+
+TEST(AttributeCli, NoiseTunnelWithCaptumsNoiseReproducesCaptum) {
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(inputs, "reference/public_inputs.safetensors");
+  GRADLENS_SHARED_FILE(stochastic, "reference/public_stochastic.safetensors");
+  const std::string out = (temp_dir() / "nt.safetensors").string();
+  const CliRun r = run("integrated_gradients --model " + model + " --inputs " + inputs +
+                       " --noise-tunnel smoothgrad --nt-samples 10 --stdevs 0.2 --draws " +
+                       stochastic + " --draws-prefix nt10. --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("noise_tunnel(smoothgrad, nt_samples=10"), std::string::npos) << r.out;
+  // The README's bound for every element (IG under noise is branch-sensitive on a few rows).
+  EXPECT_TRUE(
+      gradlens::testing::allclose(SafetensorsFile::load(out).tensor("attributions"),
+                                  SafetensorsFile::load(stochastic).tensor("nt10_ig_smoothgrad"),
+                                  0.0,
+                                  2e-3));
+}
+
+TEST(AttributeCli, BadInputsAreOneLineErrors) {
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
+  const std::string data = fs::path(test_batch).parent_path().string();
+  const std::string common = " --model " + model + " --data " + data;
+  expect_one_line_error("no_such_method" + common, "unknown method 'no_such_method'");
+  expect_one_line_error("layer_grad_cam --layer conv9" + common, "conv9");
+  expect_one_line_error("guided_grad_cam --layer fc9" + common, "fc9");
+  expect_one_line_error("occlusion --sliding-window-shapes 3,40,8" + common, "[3, 40, 8]");
+  expect_one_line_error("saliency --indices 10000" + common, "--indices");
+  expect_one_line_error("saliency --indices 9990:10005" + common, "out of range");
+  expect_one_line_error("saliency --indices 5:2" + common, "--indices");
+  expect_one_line_error("saliency --model /nonexistent/model.safetensors --data " + data,
+                        "/nonexistent/model.safetensors");
+  expect_one_line_error("saliency --target 10" + common, "--target");
+  expect_one_line_error("integrated_gradients --n-steps 0" + common, "--n-steps");
+  expect_one_line_error("integrated_gradients --method simpson" + common, "simpson");
+  expect_one_line_error("saliency --noise-tunnel smoothgrad_cubed" + common, "smoothgrad_cubed");
+  expect_one_line_error("saliency --memory-budget 12Q" + common, "--memory-budget");
+  expect_one_line_error("occlusion --strides 0,4,4" + common, "--strides");
+  expect_one_line_error("deeplift_shap" + common, "deeplift_shap");
+  expect_one_line_error("saliency --inputs /nonexistent/inputs.safetensors --model " + model,
+                        "/nonexistent/inputs.safetensors");
+  expect_one_line_error("saliency --model " + model + " --data /nonexistent/cifar",
+                        "/nonexistent/cifar");
+  expect_one_line_error("gradient_shap --draws " + model + common, "--draws");
+}
+
+TEST(AttributeCli, UnknownFlagIsAnErrorNotACrash) {
+  const CliRun r = run("saliency --no-such-flag");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("no-such-flag"), std::string::npos) << r.err;
+}

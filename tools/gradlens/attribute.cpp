@@ -1,0 +1,368 @@
+// gradlens attribute METHOD: explains the Net's predictions on CIFAR-10 test images (or tensors
+// from a file) with any attribution method, optionally inside a NoiseTunnel; prints what it did
+// and how long it took, and writes the attributions (and convergence deltas) as safetensors.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+
+#include "attr/attribution.h"
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "data/cifar10.h"
+#include "data/transforms.h"
+#include "kernels/backend.h"
+#include "nn/safetensors.h"
+#include "tools/gradlens/attribution_factory.h"
+#include "tools/gradlens/commands.h"
+#include "tools/gradlens/common.h"
+
+namespace gradlens::cli {
+
+namespace {
+
+struct AttributeOptions {
+  MethodConfig config;
+  std::string model = "cifar_net.safetensors";
+  std::string data_dir = ".data/cifar10";
+  std::string indices;  // "" = image 3 of the test set, or every row of --inputs
+  std::string inputs_file;
+  std::string target = "label";
+  std::string baselines = "zero";
+  std::string feature_mask_file;
+  std::string draws_file;
+  std::string draws_prefix;
+  std::string memory_budget;
+  std::string sliding_window_shapes = "3,8,8";
+  std::string strides = "3,4,4";
+  std::string device = "cpu";
+  int threads = 0;
+  std::string out;
+};
+
+[[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
+
+nn::SafetensorsFile open_file(const std::string& path, const std::string& flag) {
+  if (!std::filesystem::exists(path)) fail(flag + ": file not found: " + path);
+  return nn::SafetensorsFile::load(path);
+}
+
+// The images to explain, their labels (-1 when unknown) and where they came from.
+struct Inputs {
+  Tensor images;
+  std::vector<std::int64_t> labels;
+  std::vector<std::int64_t> ids;  // test-set indices, or rows of --inputs
+  std::string source;
+};
+
+Inputs load_inputs(const AttributeOptions& o) {
+  Inputs in;
+  if (!o.inputs_file.empty()) {
+    const auto file = open_file(o.inputs_file, "--inputs");
+    if (!file.contains("inputs")) fail("--inputs: " + o.inputs_file + " has no tensor 'inputs'");
+    const Tensor all = file.tensor("inputs");
+    const Shape& s = all.shape();
+    if (s.size() != 4 || s[1] != 3 || s[2] != 32 || s[3] != 32 || s[0] < 1)
+      fail("--inputs: tensor 'inputs' is " + shape_str(s) + ", the Net takes [N, 3, 32, 32]");
+    std::vector<std::int64_t> labels(static_cast<std::size_t>(s[0]), -1);
+    if (file.contains("labels")) {
+      labels = file.int64s("labels");
+      if (static_cast<std::int64_t>(labels.size()) != s[0])
+        fail("--inputs: " + std::to_string(labels.size()) + " labels for " + std::to_string(s[0]) +
+             " inputs in " + o.inputs_file);
+    }
+    if (o.indices.empty()) {
+      in.ids.resize(labels.size());
+      for (std::size_t i = 0; i < in.ids.size(); ++i) in.ids[i] = static_cast<std::int64_t>(i);
+      in.images = all;
+    } else {
+      in.ids = parse_indices(o.indices, s[0], "--indices");
+      in.images = index_rows(all, in.ids);
+    }
+    for (std::int64_t id : in.ids) in.labels.push_back(labels[static_cast<std::size_t>(id)]);
+    in.source = o.inputs_file;
+    return in;
+  }
+  const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
+  in.ids = parse_indices(o.indices.empty() ? "3" : o.indices, test.size(), "--indices");
+  in.images = data::to_normalized_tensor(test, in.ids);
+  for (std::int64_t id : in.ids) in.labels.push_back(test.labels[static_cast<std::size_t>(id)]);
+  in.source = "CIFAR-10 test set (" + o.data_dir + ")";
+  return in;
+}
+
+std::vector<std::int64_t> argmax_rows(const Tensor& logits) {
+  const std::vector<float> v = logits.to_vector();
+  const std::int64_t classes = logits.size(1);
+  std::vector<std::int64_t> out;
+  for (std::int64_t i = 0; i < logits.size(0); ++i) {
+    const float* row = v.data() + i * classes;
+    out.push_back(std::max_element(row, row + classes) - row);
+  }
+  return out;
+}
+
+std::vector<std::int64_t> choose_targets(const std::string& how,
+                                         const Inputs& in,
+                                         const std::vector<std::int64_t>& predicted) {
+  if (how == "label") {
+    if (std::find(in.labels.begin(), in.labels.end(), -1) != in.labels.end())
+      fail("--target label: " + in.source +
+           " has no tensor 'labels'; use --target predicted or a class number");
+    return in.labels;
+  }
+  if (how == "predicted") return predicted;
+  std::int64_t t = -1;
+  try {
+    std::size_t used = 0;
+    t = std::stoll(how, &used);
+    if (used != how.size()) t = -1;
+  } catch (const std::exception&) {
+    t = -1;
+  }
+  if (t < 0 || t >= data::kCifarClasses)
+    fail("--target: '" + how + "' is not label, predicted or a class 0..9");
+  return std::vector<std::int64_t>(in.labels.size(), t);
+}
+
+Tensor load_baselines(const std::string& spec) {
+  if (spec == "zero" || spec == "zeros") return {};
+  const auto file = open_file(spec, "--baselines");
+  for (const char* name : {"baselines", "baseline_set"}) {
+    if (file.contains(name)) return file.tensor(name);
+  }
+  fail("--baselines: " + spec + " has neither a tensor 'baselines' nor 'baseline_set'");
+}
+
+attr::RandomDraws load_draws(const std::string& path, const std::string& prefix) {
+  const auto file = open_file(path, "--draws");
+  attr::RandomDraws draws;
+  bool any = false;
+  if (file.contains(prefix + "noise")) {
+    draws.noise = file.tensor(prefix + "noise");
+    any = true;
+  }
+  if (file.contains(prefix + "baseline_index")) {
+    draws.baseline_index = file.int64s(prefix + "baseline_index");
+    any = true;
+  }
+  if (file.contains(prefix + "alphas")) {
+    for (double a : file.float64s(prefix + "alphas")) draws.alphas.push_back(static_cast<float>(a));
+    any = true;
+  }
+  if (!any)
+    fail("--draws: " + path + " has none of " + prefix + "noise, " + prefix + "baseline_index, " +
+         prefix + "alphas");
+  return draws;
+}
+
+std::string join_ints(const std::vector<std::int64_t>& v, std::size_t max_items = 16) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size() && i < max_items; ++i) {
+    if (i) s += ' ';
+    s += std::to_string(v[i]);
+  }
+  if (v.size() > max_items) s += " ... (" + std::to_string(v.size()) + " in all)";
+  return s;
+}
+
+void run_attribute(AttributeOptions& o) {
+  MethodConfig& c = o.config;
+  const Device device = Device::parse(o.device);
+  apply_threads(o.threads);
+  if (!o.memory_budget.empty()) c.memory_budget = parse_bytes(o.memory_budget, "--memory-budget");
+  c.sliding_window_shapes = parse_shape(o.sliding_window_shapes, "--sliding-window-shapes");
+  c.strides = parse_shape(o.strides, "--strides");
+  if (!o.feature_mask_file.empty()) {
+    const auto file = open_file(o.feature_mask_file, "--feature-mask");
+    if (!file.contains("feature_mask"))
+      fail("--feature-mask: " + o.feature_mask_file + " has no tensor 'feature_mask'");
+    c.feature_mask = file.int64s("feature_mask");
+    c.mask_shape = file.shape("feature_mask");
+  }
+  if (!o.draws_file.empty()) c.draws = load_draws(o.draws_file, o.draws_prefix);
+  if (c.draws.noise.defined()) c.draws.noise = c.draws.noise.to(device);
+
+  nn::Net net;
+  BuiltMethod method = make_attribution(c, net);  // bad methods and layers fail before any file
+  load_model(net, o.model);
+  net.to(device);
+
+  Inputs in = load_inputs(o);
+  const Tensor x = in.images.to(device);
+  std::vector<std::int64_t> predicted;
+  {
+    NoGradGuard no_grad;
+    predicted = argmax_rows(net(x));
+  }
+  const std::vector<std::int64_t> targets = choose_targets(o.target, in, predicted);
+  Tensor baselines = load_baselines(o.baselines);
+  if (baselines.defined()) baselines = baselines.to(device);
+
+  std::printf("method:      %s\n", method.description().c_str());
+  std::printf(
+      "model:       %s on %s, %d threads\n", o.model.c_str(), device.str().c_str(), num_threads());
+  std::printf("images:      %lld from %s: %s\n",
+              static_cast<long long>(in.ids.size()),
+              in.source.c_str(),
+              join_ints(in.ids).c_str());
+  std::printf("targets:     %s: %s\n", o.target.c_str(), join_ints(targets).c_str());
+  std::printf("baselines:   %s%s\n",
+              o.baselines.c_str(),
+              baselines.defined() ? (" " + shape_str(baselines.shape())).c_str() : "");
+  if (!o.draws_file.empty())
+    std::printf("draws:       %s (prefix '%s')\n", o.draws_file.c_str(), o.draws_prefix.c_str());
+  std::fflush(stdout);
+
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  attr::Attributions result = method.get().attribute(x, targets, baselines);
+  result.values = postprocess(c, result.values, x.size(2), x.size(3));
+  const Tensor values = result.values.to(kCPU);
+  const Tensor delta = result.delta.defined() ? result.delta.to(kCPU) : Tensor();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+  std::printf("output:      attributions %s", shape_str(values.shape()).c_str());
+  if (delta.defined()) std::printf(", delta %s", shape_str(delta.shape()).c_str());
+  std::printf("\n");
+  const std::int64_t n = static_cast<std::int64_t>(in.ids.size());
+  const std::int64_t deltas_per_image =
+      delta.defined() ? delta.numel() / std::max<std::int64_t>(n, 1) : 0;
+  if (deltas_per_image > 1)  // DeepLiftShap, GradientShap, NoiseTunnel: one per sample row
+    std::printf("|delta| below is the largest of each image's %lld rows\n",
+                static_cast<long long>(deltas_per_image));
+  const std::vector<float> v = values.to_vector();
+  const std::int64_t per_image = values.numel() / std::max<std::int64_t>(n, 1);
+  const std::vector<float> d = delta.defined() ? delta.to_vector() : std::vector<float>{};
+  std::printf("%8s %-6s %-6s %-6s %12s%s\n",
+              "image",
+              "label",
+              "pred",
+              "target",
+              "sum(attr)",
+              deltas_per_image > 0 ? "      |delta|" : "");
+  for (std::int64_t i = 0; i < n; ++i) {
+    double total = 0.0;
+    for (std::int64_t k = 0; k < per_image; ++k)
+      total += v[static_cast<std::size_t>(i * per_image + k)];
+    const auto name = [](std::int64_t cls) -> std::string {
+      return cls < 0 ? "-" : std::string(data::kCifarClassNames[static_cast<std::size_t>(cls)]);
+    };
+    std::printf("%8lld %-6s %-6s %-6s %12.5g",
+                static_cast<long long>(in.ids[static_cast<std::size_t>(i)]),
+                name(in.labels[static_cast<std::size_t>(i)]).c_str(),
+                name(predicted[static_cast<std::size_t>(i)]).c_str(),
+                name(targets[static_cast<std::size_t>(i)]).c_str(),
+                total);
+    if (deltas_per_image > 0) {
+      float worst = 0.f;
+      for (std::int64_t k = 0; k < deltas_per_image; ++k)
+        worst = std::max(worst, std::fabs(d[static_cast<std::size_t>(i * deltas_per_image + k)]));
+      std::printf(" %12.4g", static_cast<double>(worst));
+    }
+    std::printf("\n");
+  }
+  std::printf("took %.1f ms (%.1f images/s)\n", seconds * 1e3, n / std::max(seconds, 1e-9));
+
+  if (!o.out.empty()) {
+    nn::SafetensorsWriter writer;
+    writer.add("attributions", values);
+    if (delta.defined()) writer.add("delta", delta);
+    writer.add_int64("targets", targets, {n});
+    writer.set_metadata("method", method.description());
+    writer.set_metadata("source", in.source);
+    writer.save(o.out);
+    std::printf("wrote %s\n", o.out.c_str());
+  }
+}
+
+}  // namespace
+
+void add_attribute_command(CLI::App& app) {
+  auto o = std::make_shared<AttributeOptions>();
+  MethodConfig& c = o->config;
+  std::string names;
+  for (const auto& n : method_names()) {
+    if (!names.empty()) names += ", ";
+    names += n;
+  }
+  CLI::App* cmd = app.add_subcommand(
+      "attribute", "explain the Net's predictions with an attribution method (Captum's names)");
+  cmd->add_option("method", c.method, "one of: " + names)->required();
+
+  // What to explain.
+  cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
+      ->capture_default_str();
+  cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
+  cmd->add_option("--indices", o->indices, "test images: 3, 0:16 or 0,3,5 (default 3)");
+  cmd->add_option("--inputs", o->inputs_file, "safetensors with 'inputs' [N,3,32,32], 'labels'");
+  cmd->add_option("--target", o->target, "label, predicted or a class number 0..9")
+      ->capture_default_str();
+  cmd->add_option(
+         "--baselines", o->baselines, "zero, or a safetensors file ('baselines' or 'baseline_set')")
+      ->capture_default_str();
+
+  // Method parameters, named after Captum's.
+  cmd->add_option("--n-steps", c.n_steps, "integrated_gradients steps")->capture_default_str();
+  cmd->add_option(
+         "--method", c.approximation, "gausslegendre or riemann_{left,right,middle,trapezoid}")
+      ->capture_default_str();
+  cmd->add_option("--internal-batch-size",
+                  c.internal_batch_size,
+                  "rows per gradient call (0 = as the memory budget allows)")
+      ->capture_default_str();
+  cmd->add_option("--memory-budget",
+                  o->memory_budget,
+                  "bytes per chunk, e.g. 512M (default: half the free memory)");
+  cmd->add_option("--multiply-by-inputs", c.multiply_by_inputs, "true or false")
+      ->default_str("true");
+  cmd->add_option("--abs", c.abs, "saliency: absolute gradients (true or false)")
+      ->default_str("true");
+  cmd->add_option("--n-samples", c.n_samples, "gradient_shap samples per image")
+      ->capture_default_str();
+  cmd->add_option("--gs-stdevs", c.gs_stdevs, "gradient_shap's input noise")->capture_default_str();
+  cmd->add_option("--eps", c.deeplift_eps, "deeplift: |delta_in| below this uses the gradient")
+      ->capture_default_str();
+  cmd->add_option("--lrp-epsilon", c.lrp_epsilon, "lrp: EpsilonRule's epsilon")
+      ->capture_default_str();
+  cmd->add_option("--layer", c.layer, "layer_grad_cam / guided_grad_cam layer")
+      ->capture_default_str();
+  cmd->add_flag("--relu-attributions", c.relu_attributions, "layer_grad_cam: clip at 0");
+  cmd->add_flag("--attribute-to-layer-input",
+                c.attribute_to_layer_input,
+                "layer methods: the layer's input instead of its output");
+  cmd->add_option("--interpolate",
+                  c.interpolate,
+                  "nearest or bilinear: guided_grad_cam's mode; layer_grad_cam upsamples to 32x32");
+  cmd->add_option("--sliding-window-shapes", o->sliding_window_shapes, "occlusion window")
+      ->capture_default_str();
+  cmd->add_option("--strides", o->strides, "occlusion strides")->capture_default_str();
+  cmd->add_option("--perturbations-per-eval",
+                  c.perturbations_per_eval,
+                  "occlusion / feature_ablation copies per forward pass")
+      ->capture_default_str();
+  cmd->add_option("--feature-mask", o->feature_mask_file, "safetensors with I64 'feature_mask'");
+  cmd->add_option("--seed", c.seed, "seed of the random draws")->capture_default_str();
+  cmd->add_option(
+      "--draws", o->draws_file, "safetensors with saved draws: noise, baseline_index, alphas");
+  cmd->add_option("--draws-prefix", o->draws_prefix, "prefix of the draws' names, e.g. nt10.");
+
+  // NoiseTunnel around the method.
+  cmd->add_option("--noise-tunnel", c.noise_tunnel, "smoothgrad, smoothgrad_sq or vargrad");
+  cmd->add_option("--nt-samples", c.nt_samples, "noise samples per image")->capture_default_str();
+  cmd->add_option(
+         "--nt-samples-batch-size", c.nt_samples_batch_size, "samples per call (0 = all at once)")
+      ->capture_default_str();
+  cmd->add_option("--stdevs", c.stdevs, "NoiseTunnel's noise standard deviation")
+      ->capture_default_str();
+
+  cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
+  cmd->add_option("--out", o->out, "write 'attributions' (and 'delta') here (safetensors)");
+  cmd->callback([o] { run_attribute(*o); });
+}
+
+}  // namespace gradlens::cli
