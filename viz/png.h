@@ -1,0 +1,33 @@
+// 8-bit RGB/RGBA images and their PNG files (libpng). Writes are atomic: a temp file beside the
+// target, then rename; on any failure the temp file is removed and nothing is left behind.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gradlens::viz {
+
+/// Interleaved 8-bit pixels, row-major: pixels[(y * width + x) * channels + c].
+struct Image {
+  int width = 0, height = 0;
+  int channels = 3;  // 3 = RGB, 4 = RGBA
+  std::vector<std::uint8_t> pixels;
+
+  static Image blank(int width, int height, int channels, std::uint8_t fill = 255);
+  std::uint8_t* at(int x, int y) {
+    return pixels.data() + (static_cast<std::size_t>(y) * width + x) * channels;
+  }
+  const std::uint8_t* at(int x, int y) const {
+    return pixels.data() + (static_cast<std::size_t>(y) * width + x) * channels;
+  }
+};
+
+/// Writes `image` as an 8-bit RGB or RGBA PNG. Throws std::runtime_error naming `path`.
+void write_png(const std::string& path, const Image& image);
+/// The PNG encoded in memory (for data: URIs).
+std::vector<std::uint8_t> encode_png(const Image& image);
+/// Reads an 8-bit RGB or RGBA PNG (palette/gray/16-bit are converted to 8-bit RGB(A)).
+Image read_png(const std::string& path);
+
+}  // namespace gradlens::viz
