@@ -1,9 +1,14 @@
 #include "tests/testing.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -116,6 +121,39 @@ Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo, float hi)
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+CliRun run_gradlens(const std::string& args) {
+  // One stderr file per test process: ctest runs tests in parallel.
+  const std::filesystem::path err_file =
+      std::filesystem::temp_directory_path() /
+      ("gradlens_cli_stderr_" + std::to_string(getpid()) + ".txt");
+  const std::string cmd =
+      std::string(GRADLENS_BINARY_DIR) + "/gradlens " + args + " 2>" + err_file.string();
+  CliRun r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), buf.size(), pipe)) r.out += buf.data();
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+int count_lines(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
+
+std::string fresh_temp_dir(const std::string& prefix) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   (prefix + "_" + std::to_string(getpid()) + "_" +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
 }
 
 bool running_in_ci() {

@@ -36,6 +36,17 @@ Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.f, fl
                                      double tol = 1e-2,
                                      int max_coords = 64);
 
+/// The built gradlens program run with `args`: exit code, stdout and stderr.
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+CliRun run_gradlens(const std::string& args);
+/// Lines in s (its newline count).
+int count_lines(const std::string& s);
+/// A fresh empty directory under the system temp dir, unique to this process and test.
+std::string fresh_temp_dir(const std::string& prefix);
+
 /// ../shared/<relative>, or "" after GTEST_SKIP/FAIL when it is missing (fail when CI is set).
 std::string shared_path(const std::string& relative);
 bool running_in_ci();

@@ -17,49 +17,15 @@ using gradlens::nn::SafetensorsFile;
 
 namespace {
 
-struct CliRun {
-  int exit_code;
-  std::string out, err;
-};
-
-fs::path temp_dir() {
-  fs::path dir =
-      fs::temp_directory_path() / ("gradlens_attr_cli_" + std::to_string(getpid()) + "_" +
-                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-CliRun run(const std::string& args) {
-  const fs::path err_file =
-      fs::temp_directory_path() / ("gradlens_attr_cli_stderr_" + std::to_string(getpid()) + ".txt");
-  const std::string cmd = std::string(GRADLENS_BINARY_DIR) + "/gradlens attribute " + args +
-                          " --threads 2 2>" + err_file.string();
-  CliRun r{};
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe)) r.out += buf.data();
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
+gradlens::testing::CliRun run(const std::string& args) {
+  return gradlens::testing::run_gradlens("attribute " + args + " --threads 2");
 }
 
 // A failing run: non-zero exit, exactly one line on stderr, which mentions `needle`.
 void expect_one_line_error(const std::string& args, const std::string& needle) {
-  const CliRun r = run(args);
+  const gradlens::testing::CliRun r = run(args);
   EXPECT_NE(r.exit_code, 0) << args;
-  EXPECT_EQ(lines(r.err), 1) << args << "\n" << r.err;
+  EXPECT_EQ(gradlens::testing::count_lines(r.err), 1) << args << "\n" << r.err;
   EXPECT_EQ(r.err.rfind("gradlens: error: ", 0), 0u) << args << "\n" << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\n" << r.err;
 }
@@ -70,9 +36,12 @@ TEST(AttributeCli, IntegratedGradientsReproducesCaptum) {
   GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
   GRADLENS_SHARED_FILE(inputs, "reference/public_inputs.safetensors");
   GRADLENS_SHARED_FILE(reference, "reference/public_attributions.safetensors");
-  const std::string out = (temp_dir() / "ig.safetensors").string();
-  const CliRun r = run("integrated_gradients --model " + model + " --inputs " + inputs +
-                       " --n-steps 50 --method gausslegendre --out " + out);
+  const std::string out =
+      (fs::path(gradlens::testing::fresh_temp_dir("gradlens_attr_cli")) / "ig.safetensors")
+          .string();
+  const gradlens::testing::CliRun r =
+      run("integrated_gradients --model " + model + " --inputs " + inputs +
+          " --n-steps 50 --method gausslegendre --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("n_steps=50, method=gausslegendre"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("attributions [16, 3, 32, 32], delta [16]"), std::string::npos) << r.out;
@@ -93,8 +62,10 @@ TEST(AttributeCli, SaliencyOnATestImage) {
   GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
   GRADLENS_SHARED_FILE(reference, "reference/public_attributions.safetensors");
   const std::string data = fs::path(test_batch).parent_path().string();
-  const std::string out = (temp_dir() / "saliency.safetensors").string();
-  const CliRun r =
+  const std::string out =
+      (fs::path(gradlens::testing::fresh_temp_dir("gradlens_attr_cli")) / "saliency.safetensors")
+          .string();
+  const gradlens::testing::CliRun r =
       run("saliency --model " + model + " --data " + data + " --indices 3 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("attributions [1, 3, 32, 32]"), std::string::npos) << r.out;
@@ -111,10 +82,13 @@ TEST(AttributeCli, GradientShapWithCaptumsDrawsReproducesCaptum) {
   GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
   GRADLENS_SHARED_FILE(inputs, "reference/public_inputs.safetensors");
   GRADLENS_SHARED_FILE(stochastic, "reference/public_stochastic.safetensors");
-  const std::string out = (temp_dir() / "gradient_shap.safetensors").string();
-  const CliRun r = run("gradient_shap --model " + model + " --inputs " + inputs + " --baselines " +
-                       inputs + " --n-samples 10 --gs-stdevs 0.09 --draws " + stochastic +
-                       " --draws-prefix gradient_shap_noisy. --out " + out);
+  const std::string out = (fs::path(gradlens::testing::fresh_temp_dir("gradlens_attr_cli")) /
+                           "gradient_shap.safetensors")
+                              .string();
+  const gradlens::testing::CliRun r =
+      run("gradient_shap --model " + model + " --inputs " + inputs + " --baselines " + inputs +
+          " --n-samples 10 --gs-stdevs 0.09 --draws " + stochastic +
+          " --draws-prefix gradient_shap_noisy. --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("baselines:   " + inputs + " [8, 3, 32, 32]"), std::string::npos) << r.out;
   EXPECT_TRUE(
@@ -128,10 +102,13 @@ TEST(AttributeCli, NoiseTunnelWithCaptumsNoiseReproducesCaptum) {
   GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
   GRADLENS_SHARED_FILE(inputs, "reference/public_inputs.safetensors");
   GRADLENS_SHARED_FILE(stochastic, "reference/public_stochastic.safetensors");
-  const std::string out = (temp_dir() / "nt.safetensors").string();
-  const CliRun r = run("integrated_gradients --model " + model + " --inputs " + inputs +
-                       " --noise-tunnel smoothgrad --nt-samples 10 --stdevs 0.2 --draws " +
-                       stochastic + " --draws-prefix nt10. --out " + out);
+  const std::string out =
+      (fs::path(gradlens::testing::fresh_temp_dir("gradlens_attr_cli")) / "nt.safetensors")
+          .string();
+  const gradlens::testing::CliRun r =
+      run("integrated_gradients --model " + model + " --inputs " + inputs +
+          " --noise-tunnel smoothgrad --nt-samples 10 --stdevs 0.2 --draws " + stochastic +
+          " --draws-prefix nt10. --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("noise_tunnel(smoothgrad, nt_samples=10"), std::string::npos) << r.out;
   // The README's bound for every element (IG under noise is branch-sensitive on a few rows).
@@ -171,7 +148,7 @@ TEST(AttributeCli, BadInputsAreOneLineErrors) {
 }
 
 TEST(AttributeCli, UnknownFlagIsAnErrorNotACrash) {
-  const CliRun r = run("saliency --no-such-flag");
+  const gradlens::testing::CliRun r = run("saliency --no-such-flag");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("no-such-flag"), std::string::npos) << r.err;
 }

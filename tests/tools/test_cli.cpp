@@ -14,96 +14,57 @@
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
-
-namespace {
-
-struct CliRun {
-  int exit_code;
-  std::string out, err;
-};
-
-fs::path temp_dir() {
-  fs::path dir =
-      fs::temp_directory_path() / ("gradlens_cli_" + std::to_string(getpid()) + "_" +
-                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-CliRun run(const std::string& args) {
-  // One file per test process: ctest runs tests in parallel.
-  const fs::path err_file =
-      fs::temp_directory_path() / ("gradlens_cli_stderr_" + std::to_string(getpid()) + ".txt");
-  const std::string cmd =
-      std::string(GRADLENS_BINARY_DIR) + "/gradlens " + args + " 2>" + err_file.string();
-  CliRun r{};
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe)) r.out += buf.data();
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
-
-}  // namespace
+using gradlens::testing::count_lines;
+using gradlens::testing::fresh_temp_dir;
+using gradlens::testing::run_gradlens;
 
 TEST(Cli, UnknownFlagIsAnErrorNotACrash) {
-  const CliRun r = run("train --no-such-flag");
+  const gradlens::testing::CliRun r = run_gradlens("train --no-such-flag");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("no-such-flag"), std::string::npos) << r.err;
 }
 
 TEST(Cli, MissingDataDirectoryIsOneLine) {
-  const CliRun r = run("train --data /nonexistent/cifar --epochs 1");
+  const gradlens::testing::CliRun r = run_gradlens("train --data /nonexistent/cifar --epochs 1");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("/nonexistent/cifar"), std::string::npos) << r.err;
 }
 
 TEST(Cli, BadNumbersAreRejected) {
-  EXPECT_NE(run("train --epochs 0").exit_code, 0);
-  EXPECT_NE(run("train --batch-size abc").exit_code, 0);
-  const CliRun r = run("eval --device tpu");
+  EXPECT_NE(run_gradlens("train --epochs 0").exit_code, 0);
+  EXPECT_NE(run_gradlens("train --batch-size abc").exit_code, 0);
+  const gradlens::testing::CliRun r = run_gradlens("eval --device tpu");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("tpu"), std::string::npos) << r.err;
 }
 
 TEST(Cli, ModelOfTheWrongShapeIsOneLine) {
-  const fs::path dir = temp_dir();
+  const fs::path dir = fresh_temp_dir("gradlens_cli");
   gradlens::nn::SafetensorsWriter w;
   w.add("conv1.weight", gradlens::Tensor::zeros({6, 3, 3, 3}));
   w.save((dir / "bad.safetensors").string());
-  const CliRun r =
-      run("eval --model " + (dir / "bad.safetensors").string() + " --data /nonexistent");
+  const gradlens::testing::CliRun r =
+      run_gradlens("eval --model " + (dir / "bad.safetensors").string() + " --data /nonexistent");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("conv1.weight"), std::string::npos) << r.err;
 
   std::ofstream(dir / "truncated.safetensors", std::ios::binary) << "abc";
-  const CliRun t = run("eval --model " + (dir / "truncated.safetensors").string());
+  const gradlens::testing::CliRun t =
+      run_gradlens("eval --model " + (dir / "truncated.safetensors").string());
   EXPECT_NE(t.exit_code, 0);
-  EXPECT_EQ(lines(t.err), 1) << t.err;
+  EXPECT_EQ(count_lines(t.err), 1) << t.err;
   EXPECT_NE(t.err.find("truncated.safetensors"), std::string::npos) << t.err;
-  EXPECT_NE(run("eval --model " + (dir / "missing.safetensors").string()).exit_code, 0);
+  EXPECT_NE(run_gradlens("eval --model " + (dir / "missing.safetensors").string()).exit_code, 0);
 }
 
 TEST(Cli, MissingGpuIsOneLine) {
   if (gradlens::cuda_is_available()) GTEST_SKIP() << "a GPU is visible";
   GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
-  const CliRun r = run("eval --device cuda --model " + model);
+  const gradlens::testing::CliRun r = run_gradlens("eval --device cuda --model " + model);
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("cuda"), std::string::npos) << r.err;
 }
 
@@ -111,7 +72,7 @@ TEST(Cli, EvalOfThePretrainedModelPrintsTheTutorialLines) {
   GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
   GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
   const std::string data = fs::path(test_batch).parent_path().string();
-  const CliRun r = run("eval --model " + model + " --data " + data);
+  const gradlens::testing::CliRun r = run_gradlens("eval --model " + model + " --data " + data);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("GroundTruth:  cat   ship  ship  plane"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Predicted:   "), std::string::npos) << r.out;
@@ -122,10 +83,10 @@ TEST(Cli, EvalOfThePretrainedModelPrintsTheTutorialLines) {
 TEST(Cli, ShortTrainingRunWritesAModelThatEvalReads) {
   GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
   const std::string data = fs::path(test_batch).parent_path().string();
-  const fs::path dir = temp_dir();
+  const fs::path dir = fresh_temp_dir("gradlens_cli");
   const std::string out = (dir / "model.safetensors").string();
-  const CliRun r =
-      run("train --data " + data + " --epochs 1 --limit 400 --log-every 50 --out " + out);
+  const gradlens::testing::CliRun r =
+      run_gradlens("train --data " + data + " --epochs 1 --limit 400 --log-every 50 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("[1,    50] loss: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("img/s"), std::string::npos) << r.out;
@@ -134,6 +95,6 @@ TEST(Cli, ShortTrainingRunWritesAModelThatEvalReads) {
   for (const auto& entry : fs::directory_iterator(dir)) {  // no temporary file left behind
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
   }
-  const CliRun e = run("eval --model " + out + " --data " + data);
+  const gradlens::testing::CliRun e = run_gradlens("eval --model " + out + " --data " + data);
   EXPECT_EQ(e.exit_code, 0) << e.err;
 }
