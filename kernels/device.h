@@ -12,7 +12,9 @@ struct Device {
   DeviceType type = DeviceType::CPU;
   int index = 0;
 
-  bool operator==(const Device&) const = default;
+  // Spelled out, not "= default": .cu files include this header and compile as C++17.
+  bool operator==(const Device& other) const { return type == other.type && index == other.index; }
+  bool operator!=(const Device& other) const { return !(*this == other); }
   bool is_cpu() const { return type == DeviceType::CPU; }
   bool is_cuda() const { return type == DeviceType::CUDA; }
   /// "cpu" or "cuda:0".
