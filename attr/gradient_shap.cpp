@@ -88,9 +88,10 @@ Attributions GradientShap::attribute(const Tensor& inputs,
                    shape_str(expanded),
                    " (row i * n_samples + s)");
     noise = draws->noise.to(inputs.device());
-  } else {
+  } else if (options_.stdevs > 0.f) {
     noise = normal_noise(expanded, options_.stdevs, gen, inputs.device());
-  }
+  }  // NOTE: stdevs 0 (the default) draws nothing: Captum draws zeros, but our stream is not
+     // torch's anyway, and the draw cost as much as the gradients.
   // (3) interpolation points, drawn in double and used as float32 (Captum's numpy -> float32)
   std::vector<float> alphas;
   if (draws && !draws->alphas.empty()) {
@@ -107,7 +108,8 @@ Attributions GradientShap::attribute(const Tensor& inputs,
   }
 
   const auto t = repeat_interleave(expand_targets(targets, n), ns);
-  const Tensor xn = add(repeat_interleave(inputs, ns), noise);
+  const Tensor repeated = repeat_interleave(inputs, ns);
+  const Tensor xn = noise.defined() ? add(repeated, noise) : repeated;
   const Tensor b = index_rows(baselines, index);
   Shape alpha_shape(expanded.size(), 1);
   alpha_shape[0] = rows;
