@@ -18,33 +18,13 @@ import warnings
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_bench import Net, timed  # noqa: E402  (one Net and one timer for both yardsticks)
 import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class Net(nn.Module):  # the Captum CIFAR-10 tutorial's Net
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.relu1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.relu2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(2, 2)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-        self.relu3, self.relu4 = nn.ReLU(), nn.ReLU()
-
-    def forward(self, x):
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
-        x = x.view(-1, 16 * 5 * 5)
-        x = self.relu3(self.fc1(x))
-        x = self.relu4(self.fc2(x))
-        return self.fc3(x)
 
 
 def load_safetensors(path):
@@ -109,22 +89,6 @@ def import_captum():
         return captum
     except ImportError:
         return None
-
-
-def timed(fn, min_time):
-    """Seconds per call of fn, run until min_time has passed after a warm-up."""
-    start = time.perf_counter()
-    fn()
-    if time.perf_counter() - start < min_time / 4:
-        for _ in range(2):
-            fn()
-    iterations, start = 0, time.perf_counter()
-    while True:
-        fn()
-        iterations += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return elapsed / iterations
 
 
 def superpixel_mask():
