@@ -3,7 +3,8 @@
 # (ctest runs the check as the `clang_format` test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' 2>/dev/null || find . -name '*.h' -o -name '*.cpp')
+files=()
+while IFS= read -r f; do [[ -f "$f" ]] && files+=("$f"); done < <(git ls-files '*.h' '*.cpp' '*.cu' '*.cuh')
 if [[ "${1:-}" == "--check" ]]; then
   clang-format --dry-run -Werror "${files[@]}"
 else
