@@ -1,13 +1,13 @@
 // conv2d (cross-correlation, zero padding, NCHW, weight [K, C, R, S]): y = w (*) x + b,
 // dx = col2im(w^T [CRS, K] * dy [K, P]), dw = sum_n dy_n [K, P] * col_n^T [P, CRS].
-// Stride 1 uses the direct kernels of conv2d_direct.h; other strides use im2col + GEMM per image.
+// Stride 1 uses the direct kernels of microkernels.h; other strides use im2col + GEMM per image.
 // Images are split over threads; per-chunk dw partials are summed in chunk order.
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/cpu/conv2d_direct.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/eigen_types.h"
+#include "kernels/cpu/microkernels.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/thread_pool.h"
 
@@ -118,7 +118,7 @@ struct DirectPlan {
   i64 hp, wp, plane;       // padded input [C, hp, wp]
   i64 count, ld;           // wide positions oh * wp; row stride of wide buffers
   const i64* offsets;      // [C*R*S] taps c * plane + r * wp + s into the padded input
-  const float* packed_w;   // w [K, CRS] for the forward, direct::pack_weights layout
+  const float* packed_w;   // w [K, CRS] for the forward, micro::pack_weights layout
   const i64* dy_rows;      // [K] = k * ld: dy rows of the wide dy, as 1x1 taps
   const float* packed_wt;  // w^T [CRS, K] for dx
 };
@@ -132,13 +132,13 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
   plan.plane = plan.hp * plan.wp;
   plan.count = p.oh * plan.wp;
   // Room after each row for the zeros add_shifted_rows reads.
-  plan.ld = direct::output_stride(plan.count) + (p.s + 8 + 7) / 8 * 8;
+  plan.ld = micro::output_stride(plan.count) + (p.s + 8 + 7) / 8 * 8;
   i64* taps = offsets.get<i64>(crs);
-  direct::make_offsets(p.c, p.r, p.s, plan.plane, plan.wp, taps);
+  micro::make_offsets(p.c, p.r, p.s, plan.plane, plan.wp, taps);
   plan.offsets = taps;
   if (forward_weights) {
     float* packed_w = packed.get(p.k * crs);
-    direct::pack_weights(w, p.k, crs, packed_w);
+    micro::pack_weights(w, p.k, crs, packed_w);
     plan.packed_w = packed_w;
   }
   if (dx_weights) {
@@ -150,7 +150,7 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
       for (i64 i = 0; i < crs; ++i) wt[i * p.k + k] = w[k * crs + i];
     }
     float* packed_wt = packed_t.get(crs * p.k);
-    direct::pack_weights(wt, crs, p.k, packed_wt);
+    micro::pack_weights(wt, crs, p.k, packed_wt);
     plan.packed_wt = packed_wt;
   }
   return plan;
@@ -159,7 +159,7 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
 // Padded copy of one image, the input of both the forward and the weight-gradient kernels.
 float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* image) {
   thread_local ScratchBuffer scratch;
-  const i64 tail = direct::input_tail(p.s);
+  const i64 tail = micro::input_tail(p.s);
   float* xp = scratch.get(p.c * plan.plane + tail);
   pad_planes(image, p.c, p.h, p.w, p.padding, p.padding, plan.hp, plan.wp, tail, xp);
   return xp;
@@ -170,7 +170,7 @@ void forward_direct(
   thread_local ScratchBuffer scratch;
   const float* xp = padded_image(p, plan, image);
   float* wide = scratch.get(p.k * plan.ld);
-  direct::correlate(
+  micro::correlate(
       xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
   for (i64 k = 0; k < p.k; ++k) {
     for (i64 oh = 0; oh < p.oh; ++oh) {
@@ -185,7 +185,7 @@ void forward_direct(
 // nothing to dw and its dcol column is 0 for dx. Tail: the correlate overrun past the last row.
 float* wide_grad_out(const Conv2dParams& p, const DirectPlan& plan, const float* grad_out) {
   thread_local ScratchBuffer scratch;
-  const i64 size = p.k * plan.ld + direct::input_tail(1);
+  const i64 size = p.k * plan.ld + micro::input_tail(1);
   float* dyw = scratch.get(size);
   std::fill(dyw, dyw + size, 0.f);
   for (i64 k = 0; k < p.k; ++k) {
@@ -207,8 +207,7 @@ void input_grad_direct(const Conv2dParams& p,
   thread_local ScratchBuffer dcol_scratch, padded_scratch;
   const i64 crs = p.c * p.r * p.s, front = (p.s + 8 + 7) / 8 * 8;
   float* dcol = dcol_scratch.get(front + crs * plan.ld) + front;
-  direct::correlate(
-      dyw, plan.dy_rows, p.k, plan.packed_wt, nullptr, crs, plan.count, plan.ld, dcol);
+  micro::correlate(dyw, plan.dy_rows, p.k, plan.packed_wt, nullptr, crs, plan.count, plan.ld, dcol);
   // add_shifted_rows reads s + 8 zeros before and after each row (before row i is the end of
   // row i - 1, or the front pad).
   std::fill(dcol - front, dcol, 0.f);
@@ -222,11 +221,11 @@ void input_grad_direct(const Conv2dParams& p,
   std::fill(dxp, dxp + size, 0.f);
   for (i64 c = 0; c < p.c; ++c) {
     for (i64 r = 0; r < p.r; ++r) {
-      direct::add_shifted_rows(dcol + (c * p.r + r) * p.s * plan.ld,
-                               plan.ld,
-                               p.s,
-                               plan.count,
-                               dxp + c * plan.plane + r * plan.wp);
+      micro::add_shifted_rows(dcol + (c * p.r + r) * p.s * plan.ld,
+                              plan.ld,
+                              p.s,
+                              plan.count,
+                              dxp + c * plan.plane + r * plan.wp);
     }
   }
   for (i64 c = 0; c < p.c; ++c) {
@@ -238,7 +237,7 @@ void input_grad_direct(const Conv2dParams& p,
   }
 }
 
-bool use_direct(const Conv2dParams& p) { return direct::available() && p.stride == 1; }
+bool use_direct(const Conv2dParams& p) { return micro::available() && p.stride == 1; }
 
 }  // namespace
 
@@ -318,18 +317,13 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
       const float* image = x != nullptr ? x + img * image_size : nullptr;
       float* grad_image = dx != nullptr ? dx + img * image_size : nullptr;
       if (db_chunk != nullptr) {
-        for (i64 k = 0; k < p.k; ++k) {
-          const float* row = grad_out + k * plane;
-          double total = 0.0;
-          for (i64 i = 0; i < plane; ++i) total += static_cast<double>(row[i]);
-          db_chunk[k] += total;
-        }
+        for (i64 k = 0; k < p.k; ++k) db_chunk[k] += sum_double(grad_out + k * plane, plane);
       }
       if (direct_path) {
         const float* dyw = wide_grad_out(p, plan, grad_out);
         if (dw_chunk != nullptr) {
           const float* xp = padded_image(p, plan, image);
-          direct::weight_grad(dyw, plan.ld, p.k, xp, plan.offsets, crs, plan.count, dw_chunk);
+          micro::weight_grad(dyw, plan.ld, p.k, xp, plan.offsets, crs, plan.count, dw_chunk);
         }
         if (grad_image != nullptr) input_grad_direct(p, plan, dyw, grad_image);
         continue;

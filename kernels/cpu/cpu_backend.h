@@ -1,6 +1,6 @@
 // CpuBackend: the reference kernels, on raw row-major float buffers. One .cpp per op family
-// (cpu_backend, elementwise, reduce, linear, conv2d, pool, loss, sgd); threads come from
-// thread_pool.h.
+// (cpu_backend, elementwise, reduce, linear, conv2d, pool, loss, sgd); conv2d and linear share the
+// AVX2 kernels of microkernels.h; threads come from thread_pool.h.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,9 @@ namespace gradlens::cpu {
 
 // Items per chunk for memory-bound loops: below this a thread hand-off costs more than it saves.
 inline constexpr std::int64_t kElementwiseGrain = std::int64_t{1} << 16;
+
+/// sum of x [n] in double, in a fixed order (eight interleaved partial sums, so it vectorizes).
+double sum_double(const float* x, i64 n);
 
 class CpuBackend final : public Backend {
  public:

@@ -1,5 +1,6 @@
-// Broadcasting binary ops y = a op b (op in +, -, *) and relu. Backward: da = sum over broadcast
-// positions of dy * dy/da (1, 1 or b), db likewise (1, -1 or a); relu: dx = dy * (x > 0).
+// Broadcasting binary ops y = a op b (op in +, -, *, /), unary ops, safe_div and relu. Backward
+// (+, -, * only): da = sum over broadcast positions of dy * dy/da (1, 1 or b), db likewise (1, -1
+// or a); relu: dx = dy * (x > 0).
 #include <algorithm>
 #include <cmath>
 #include <cstring>

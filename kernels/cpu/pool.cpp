@@ -36,24 +36,33 @@ void pool_plane(const Pool2dParams& p, const float* x, float* y, std::int32_t* i
   }
 }
 
-// The tutorial's 2x2, stride-2, unpadded pool: the same comparisons, unrolled.
+// The tutorial's 2x2, stride-2, unpadded pool: the same comparisons, branch-free so that the
+// compiler vectorizes them (the stride-2 loads become shuffles). Starting from the first element
+// equals starting from -inf: it is always taken.
 void pool_plane_2x2(const Pool2dParams& p, const float* x, float* y, std::int32_t* idx) {
+  const auto w = static_cast<std::int32_t>(p.w);
   for (i64 oh = 0; oh < p.oh; ++oh) {
     const float* top = x + 2 * oh * p.w;
     const float* bottom = top + p.w;
-    const std::int32_t row0 = static_cast<std::int32_t>(2 * oh * p.w);
-    const std::int32_t row1 = static_cast<std::int32_t>(row0 + p.w);
-    for (i64 ow = 0; ow < p.ow; ++ow) {
-      const i64 c = 2 * ow;
-      float best = top[c];
-      std::int32_t at = row0 + static_cast<std::int32_t>(c);
-      // Starting from the first element equals starting from -inf: it is always taken.
-      if (top[c + 1] > best || std::isnan(top[c + 1])) best = top[c + 1], at = row0 + c + 1;
-      if (bottom[c] > best || std::isnan(bottom[c])) best = bottom[c], at = row1 + c;
-      if (bottom[c + 1] > best || std::isnan(bottom[c + 1]))
-        best = bottom[c + 1], at = row1 + c + 1;
-      y[oh * p.ow + ow] = best;
-      idx[oh * p.ow + ow] = at;
+    float* out = y + oh * p.ow;
+    std::int32_t* at = idx + oh * p.ow;
+    const auto row = static_cast<std::int32_t>(2 * oh * p.w);
+    for (std::int32_t ow = 0; ow < static_cast<std::int32_t>(p.ow); ++ow) {
+      const float v0 = top[2 * ow], v1 = top[2 * ow + 1];
+      const float v2 = bottom[2 * ow], v3 = bottom[2 * ow + 1];
+      float best = v0;
+      std::int32_t k = 0;
+      const bool t1 = v1 > best || v1 != v1;  // v != v: NaN wins
+      best = t1 ? v1 : best;
+      k = t1 ? 1 : k;
+      const bool t2 = v2 > best || v2 != v2;
+      best = t2 ? v2 : best;
+      k = t2 ? w : k;
+      const bool t3 = v3 > best || v3 != v3;
+      best = t3 ? v3 : best;
+      k = t3 ? w + 1 : k;
+      out[ow] = best;
+      at[ow] = row + 2 * ow + k;
     }
   }
 }

@@ -1,4 +1,4 @@
-// sum_dim: y[o, i] = sum_d x[o, d, i], each output accumulated in double in d order.
+// sum_dim: y[o, i] = sum_d x[o, d, i], each output accumulated in double in a fixed order.
 // sum: y[0] = sum_i x[i], accumulated in double over fixed blocks whose partials are added in
 // order, so the result does not depend on the thread count.
 #include <algorithm>
@@ -12,7 +12,9 @@ namespace {
 
 constexpr i64 kSumBlock = i64{1} << 16;
 
-double sum_block(const float* x, i64 n) {
+}  // namespace
+
+double sum_double(const float* x, i64 n) {
   // Eight independent accumulators: vectorizable without reassociating any one of them.
   double acc[8] = {};
   i64 i = 0;
@@ -23,12 +25,10 @@ double sum_block(const float* x, i64 n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-}  // namespace
-
 void CpuBackend::sum(const float* x, i64 n, float* y) {
   const i64 blocks = (n + kSumBlock - 1) / kSumBlock;
   if (blocks <= 1) {
-    y[0] = static_cast<float>(sum_block(x, n));
+    y[0] = static_cast<float>(sum_double(x, n));
     return;
   }
   thread_local ScratchBuffer scratch;
@@ -36,7 +36,7 @@ void CpuBackend::sum(const float* x, i64 n, float* y) {
   thread_pool().parallel_for(0, blocks, 1, [=](i64 begin, i64 end) {
     for (i64 k = begin; k < end; ++k) {
       const i64 lo = k * kSumBlock;
-      partial[k] = sum_block(x + lo, std::min(kSumBlock, n - lo));
+      partial[k] = sum_double(x + lo, std::min(kSumBlock, n - lo));
     }
   });
   double total = 0.0;
@@ -52,6 +52,10 @@ void CpuBackend::sum_dim(const float* x, i64 outer, i64 size, i64 inner, float* 
                                thread_local ScratchBuffer scratch;
                                double* acc = scratch.get<double>(inner);
                                for (i64 o = begin; o < end; ++o) {
+                                 if (inner == 1) {  // a row sum: interleaved partials
+                                   y[o] = static_cast<float>(sum_double(x + o * size, size));
+                                   continue;
+                                 }
                                  std::fill(acc, acc + inner, 0.0);
                                  const float* row = x + o * size * inner;
                                  for (i64 d = 0; d < size; ++d) {

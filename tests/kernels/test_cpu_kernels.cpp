@@ -285,6 +285,109 @@ TEST(CpuKernels, BinaryForwardInPlace) {
   for (i64 i = 0; i < p.numel; ++i) ASSERT_EQ(a[i], a0[i] * b[i % 24]);
 }
 
+TEST(CpuKernels, DivForwardBroadcasts) {
+  for (const auto& [sa, sb] : {std::pair<std::vector<i64>, std::vector<i64>>{{4, 3, 5}, {4, 3, 5}},
+                               {{4, 3, 5}, {3, 5}},
+                               {{4, 3, 5}, {4, 1, 1}},
+                               {{2, 3}, {}}}) {
+    const BroadcastParams p = make_broadcast(sa, sb);
+    const std::vector<float> a = random_vector(p.a_numel, 15);
+    const std::vector<float> b = random_vector(p.b_numel, 16, 0.5f, 2.f);
+    std::vector<float> y(static_cast<std::size_t>(p.numel));
+    cpu().binary_forward(BinaryOp::Div, p, a.data(), b.data(), y.data());
+    for (i64 i = 0; i < p.numel; ++i) {
+      const auto [ia, ib] = operand_index(p, i);
+      ASSERT_EQ(y[i], a[ia] / b[ib]) << i;  // one IEEE division: exact
+    }
+  }
+}
+
+TEST(CpuKernels, UnaryOpsAndSafeDiv) {
+  std::vector<float> x = random_vector(1001, 17, -4.f, 4.f);
+  x[0] = 0.f;
+  x[1] = -0.f;
+  x[2] = 2.f;
+  const float param = 0.25f;
+  std::vector<float> y(x.size());
+  using gradlens::UnaryOp;
+  for (const UnaryOp op : {UnaryOp::Abs,
+                           UnaryOp::Square,
+                           UnaryOp::Sqrt,
+                           UnaryOp::Sign,
+                           UnaryOp::Step,
+                           UnaryOp::Stabilize}) {
+    std::vector<float> in = x;
+    if (op == UnaryOp::Sqrt) {
+      for (float& v : in) v = std::abs(v);
+    }
+    cpu().unary_forward(op, in.data(), y.data(), static_cast<i64>(in.size()), param);
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const float v = in[i];
+      float ref = 0.f;
+      switch (op) {
+        case UnaryOp::Abs:
+          ref = std::abs(v);
+          break;
+        case UnaryOp::Square:
+          ref = v * v;
+          break;
+        case UnaryOp::Sqrt:
+          ref = std::sqrt(v);
+          break;
+        case UnaryOp::Sign:
+          ref = v > 0.f ? 1.f : v < 0.f ? -1.f : 0.f;  // 0 at 0, like torch.sign
+          break;
+        case UnaryOp::Step:
+          ref = v > 0.f ? 1.f : 0.f;
+          break;
+        case UnaryOp::Stabilize:
+          ref = v + (v >= 0.f ? param : -param);
+          break;
+      }
+      ASSERT_EQ(y[i], ref) << "op " << static_cast<int>(op) << " x = " << v;
+    }
+  }
+
+  const i64 n = 100;
+  const std::vector<float> num = random_vector(n, 18), fallback = random_vector(n, 19);
+  std::vector<float> den = random_vector(n, 20);
+  den[0] = 0.f;
+  den[1] = 1e-3f;  // below eps: fallback
+  den[2] = -0.5f;
+  const float eps = 1e-2f;
+  std::vector<float> q(static_cast<std::size_t>(n));
+  cpu().safe_div(num.data(), den.data(), fallback.data(), eps, q.data(), n);
+  for (i64 i = 0; i < n; ++i) {
+    ASSERT_EQ(q[i], std::abs(den[i]) >= eps ? num[i] / den[i] : fallback[i]) << i;
+  }
+}
+
+TEST(CpuKernels, SumDimAccumulatesInDouble) {
+  struct Case {
+    i64 outer, size, inner;
+  };
+  for (const Case c : {Case{1, 1, 1},
+                       Case{3, 7, 1},
+                       Case{2, 5, 9},
+                       Case{4, 10, 3072},
+                       Case{1000, 10, 1},
+                       Case{1, 100003, 1},
+                       Case{5, 1, 6}}) {
+    const std::vector<float> x = random_vector(c.outer * c.size * c.inner, 21);
+    std::vector<float> y(static_cast<std::size_t>(c.outer * c.inner), 9.f);
+    cpu().sum_dim(x.data(), c.outer, c.size, c.inner, y.data());
+    std::vector<double> ref(y.size(), 0.0);
+    for (i64 o = 0; o < c.outer; ++o) {
+      for (i64 d = 0; d < c.size; ++d) {
+        for (i64 i = 0; i < c.inner; ++i) {
+          ref[o * c.inner + i] += x[(o * c.size + d) * c.inner + i];
+        }
+      }
+    }
+    EXPECT_TRUE(close(y, ref, 1e-6, 1e-7)) << c.outer << " x " << c.size << " x " << c.inner;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // linear
 
@@ -292,7 +395,11 @@ TEST(CpuKernels, LinearMatchesReference) {
   struct Case {
     i64 n, in, out;
   };
-  for (const Case c : {Case{1, 5, 3}, Case{4, 400, 120}, Case{67, 33, 17}, Case{300, 120, 84}}) {
+  for (const Case c : {Case{1, 5, 3},
+                       Case{4, 400, 120},
+                       Case{67, 33, 17},
+                       Case{300, 120, 84},
+                       Case{64, 100, 2000}}) {
     const std::vector<float> x = random_vector(c.n * c.in, 20), w = random_vector(c.out * c.in, 21);
     const std::vector<float> b = random_vector(c.out, 22), dy = random_vector(c.n * c.out, 23);
     std::vector<float> y(static_cast<std::size_t>(c.n * c.out), 9.f);
@@ -330,6 +437,40 @@ TEST(CpuKernels, LinearMatchesReference) {
     cpu().linear_backward(
         x.data(), w.data(), dy.data(), nullptr, dw_only.data(), nullptr, c.n, c.in, c.out);
     EXPECT_TRUE(close(dw_only, dw_ref)) << what;
+  }
+}
+
+TEST(CpuKernels, LinearRowsDoNotDependOnTheBatchOrThreads) {
+  // Attribution runs the same image in batches of different sizes and compares the results.
+#if !(defined(__AVX2__) && defined(__FMA__))
+  GTEST_SKIP() << "built without AVX2 + FMA: linear uses Eigen, whose rounding follows the shape";
+#endif
+  const i64 in = 84, out = 10;  // odd sizes: masked tails
+  const std::vector<float> w = random_vector(out * in, 24), b = random_vector(out, 25);
+  const std::vector<float> row = random_vector(in, 26), grad_row = random_vector(out, 27);
+  std::vector<float> y_ref, dx_ref;
+  for (int threads : {1, 2}) {
+    ThreadCount guard(threads);
+    for (i64 n : {i64{1}, i64{2}, i64{7}, i64{64}, i64{301}}) {
+      std::vector<float> x(static_cast<std::size_t>(n * in)), dy(static_cast<std::size_t>(n * out));
+      for (i64 i = 0; i < n; ++i) {
+        std::copy(row.begin(), row.end(), x.begin() + i * in);
+        std::copy(grad_row.begin(), grad_row.end(), dy.begin() + i * out);
+      }
+      std::vector<float> y(dy.size()), dx(x.size());
+      cpu().linear_forward(x.data(), w.data(), b.data(), y.data(), n, in, out);
+      cpu().linear_backward(x.data(), w.data(), dy.data(), dx.data(), nullptr, nullptr, n, in, out);
+      if (y_ref.empty()) {
+        y_ref.assign(y.begin(), y.begin() + out);
+        dx_ref.assign(dx.begin(), dx.begin() + in);
+      }
+      for (i64 i = 0; i < n; ++i) {
+        ASSERT_TRUE(std::equal(y_ref.begin(), y_ref.end(), y.begin() + i * out))
+            << "batch " << n << " row " << i << ", " << threads << " threads";
+        ASSERT_TRUE(std::equal(dx_ref.begin(), dx_ref.end(), dx.begin() + i * in))
+            << "batch " << n << " row " << i << ", " << threads << " threads";
+      }
+    }
   }
 }
 
