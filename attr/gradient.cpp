@@ -1,5 +1,7 @@
 #include "attr/gradient.h"
 
+#include <vector>
+
 #include "autograd/engine.h"
 #include "autograd/error.h"
 #include "autograd/grad_mode.h"
@@ -37,6 +39,26 @@ Tensor target_outputs(const ForwardFn& forward,
                       std::span<const std::int64_t> targets) {
   NoGradGuard no_grad;
   return pick(checked_logits(forward, inputs), expand_targets(targets, inputs.size(0)));
+}
+
+Tensor chunked_gradients(const ForwardFn& forward,
+                         BatchPlanner& planner,
+                         const Tensor& inputs,
+                         std::span<const std::int64_t> targets) {
+  NoGradGuard no_grad;  // only compute_gradients records a tape
+  const std::int64_t n = inputs.size(0);
+  const auto t = expand_targets(targets, n);
+  const Shape row_shape(inputs.shape().begin() + 1, inputs.shape().end());
+  const std::int64_t rows = planner.chunk_rows(forward, row_shape, inputs.device());
+  if (rows >= n) return compute_gradients(forward, inputs, t);
+  std::vector<Tensor> parts;
+  for_each_chunk(n, rows, [&](std::int64_t begin, std::int64_t end) {
+    parts.push_back(compute_gradients(forward,
+                                      slice(inputs, begin, end),
+                                      std::span(t).subspan(static_cast<std::size_t>(begin),
+                                                           static_cast<std::size_t>(end - begin))));
+  });
+  return cat(parts);
 }
 
 Tensor row_sums(const Tensor& x) {

@@ -7,9 +7,9 @@
 #include <random>
 #include <string>
 
+#include "attr/gradient.h"
 #include "attr/integrated_gradients.h"
 #include "attr/noise_tunnel.h"
-#include "attr/saliency.h"
 #include "autograd/error.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"

@@ -1,7 +1,7 @@
 // InputXGradient: attr = x * grad, grad = d f_t(x) / dx.
 #include "attr/input_x_gradient.h"
 
-#include "attr/saliency.h"
+#include "attr/gradient.h"
 #include "autograd/error.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"

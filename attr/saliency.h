@@ -31,12 +31,4 @@ class Saliency : public Attribution {
   Options options_;
 };
 
-/// d sum_i f(x)[i, t_i] / dx for every row of inputs [N, ...] -> [N, ...], in as few gradient calls
-/// as the planner's chunk size allows (one when everything fits). Shared by the plain-gradient
-/// methods (Saliency, InputXGradient, GradientShap).
-Tensor chunked_gradients(const ForwardFn& forward,
-                         BatchPlanner& planner,
-                         const Tensor& inputs,
-                         std::span<const std::int64_t> targets);
-
 }  // namespace gradlens::attr
