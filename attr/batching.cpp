@@ -1,27 +1,16 @@
 #include "attr/batching.h"
 
 #include <algorithm>
-#include <fstream>
-#include <string>
 
 #include "attr/gradient.h"
 #include "autograd/error.h"
 #include "autograd/storage.h"
+#include "kernels/backend.h"
 
 namespace gradlens::attr {
 
 std::size_t default_memory_budget(Device device) {
-  if (device.is_cpu()) {
-    std::ifstream meminfo("/proc/meminfo");
-    std::string key;
-    std::size_t kib = 0;
-    std::string unit;
-    while (meminfo >> key >> kib >> unit) {
-      if (key == "MemAvailable:") return kib * 1024 / 2;
-    }
-    return std::size_t{1} << 30;  // no /proc: assume 1 GiB
-  }
-  return std::size_t{2} << 30;  // the CUDA backend reports free device memory once it lands
+  return backend_for(device).available_memory() / 2;
 }
 
 std::size_t BatchPlanner::memory_budget(Device device) const {

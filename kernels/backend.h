@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 
 #include "kernels/device.h"
 #include "kernels/params.h"
@@ -11,6 +12,12 @@
 namespace gradlens {
 
 using i64 = std::int64_t;
+
+/// Thrown by Backend::allocate when the device has no room left, even after freeing its cache.
+class OutOfMemoryError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class Backend {
  public:
@@ -24,6 +31,9 @@ class Backend {
   virtual void copy_from_host(void* dst, const void* host_src, std::size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, std::size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Bytes that allocate() could still hand out (free device memory plus this backend's cache; the
+  // host's available RAM for the CPU): what attribution sizes its chunks by.
+  virtual std::size_t available_memory() = 0;
 
   // Elementwise. y [n]
   virtual void fill(float* y, float value, i64 n) = 0;

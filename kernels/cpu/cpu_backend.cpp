@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
+#include <string>
 
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/thread_pool.h"
@@ -35,6 +37,16 @@ void ScratchBuffer::grow(std::size_t bytes) {
 
 void ScratchBuffer::poison(std::size_t bytes) {
   if (bytes != 0) std::memset(data_, 0xff, bytes);  // all-ones floats and doubles are NaN
+}
+
+std::size_t CpuBackend::available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  std::size_t kib = 0;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return std::size_t{2} << 30;  // no /proc: assume 2 GiB
 }
 
 void* CpuBackend::allocate(std::size_t bytes) { return aligned_allocate(bytes); }

@@ -25,6 +25,7 @@ class CpuBackend final : public Backend {
   void copy_from_host(void* dst, const void* host_src, std::size_t bytes) override;
   void copy_to_host(void* host_dst, const void* src, std::size_t bytes) override;
   void synchronize() override {}
+  std::size_t available_memory() override;
 
   void fill(float* y, float value, i64 n) override;
   void affine(const float* x, float alpha, float beta, float* y, i64 n) override;

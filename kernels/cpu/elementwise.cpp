@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/broadcast.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/thread_pool.h"
@@ -13,38 +14,7 @@
 namespace gradlens::cpu {
 namespace {
 
-// Broadcast layout with size-1 dims dropped and mergeable neighbours merged, so that
-// [N,C,H,W] op [C,H,W] becomes [N, CHW] and the inner loop is contiguous or a scalar.
-struct Layout {
-  int ndim = 0;
-  i64 shape[kMaxDims] = {};
-  i64 sa[kMaxDims] = {};
-  i64 sb[kMaxDims] = {};
-};
-
-Layout coalesce(const BroadcastParams& p) {
-  Layout l;
-  for (int d = 0; d < p.ndim; ++d) {
-    const i64 size = p.shape[d];
-    if (size == 1) continue;
-    const int prev = l.ndim - 1;
-    if (prev >= 0 && l.sa[prev] == size * p.a_strides[d] && l.sb[prev] == size * p.b_strides[d]) {
-      l.shape[prev] *= size;
-      l.sa[prev] = p.a_strides[d];
-      l.sb[prev] = p.b_strides[d];
-    } else {
-      l.shape[l.ndim] = size;
-      l.sa[l.ndim] = p.a_strides[d];
-      l.sb[l.ndim] = p.b_strides[d];
-      ++l.ndim;
-    }
-  }
-  if (l.ndim == 0) {  // every dim is 1: one element
-    l.ndim = 1;
-    l.shape[0] = 1;
-  }
-  return l;
-}
+using Layout = BroadcastLayout;
 
 // fn(ia, ib, iy, len) over the output positions [begin, end), one call per run along the last dim;
 // the last dim advances a by l.sa[last] and b by l.sb[last].
