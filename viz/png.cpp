@@ -42,22 +42,15 @@ void on_error(png_structp png, png_const_charp msg) {
 }
 void on_warning(png_structp, png_const_charp) {}
 
+// Encoding always goes to memory; write_png then writes the bytes in one atomic step.
 struct Sink {
-  std::FILE* file = nullptr;
   std::vector<std::uint8_t>* buffer = nullptr;
 };
 void write_data(png_structp png, png_bytep data, png_size_t length) {
   auto* sink = static_cast<Sink*>(png_get_io_ptr(png));
-  if (sink->buffer) {
-    sink->buffer->insert(sink->buffer->end(), data, data + length);
-  } else if (std::fwrite(data, 1, length, sink->file) != length) {
-    png_error(png, "write failed");
-  }
+  sink->buffer->insert(sink->buffer->end(), data, data + length);
 }
-void flush_data(png_structp png) {
-  auto* sink = static_cast<Sink*>(png_get_io_ptr(png));
-  if (sink->file && std::fflush(sink->file) != 0) png_error(png, "flush failed");
-}
+void flush_data(png_structp) {}
 
 // Encodes into `sink`; returns "" on success or the libpng message. longjmp only returns to the
 // setjmp below (within this frame), so `rows` is destroyed normally on every path.
@@ -112,7 +105,7 @@ Image Image::blank(int width, int height, int channels, std::uint8_t fill) {
 std::vector<std::uint8_t> encode_png(const Image& image) {
   check_image(image, "<memory>");
   std::vector<std::uint8_t> buffer;
-  Sink sink{nullptr, &buffer};
+  Sink sink{&buffer};
   const std::string error = encode(image, sink);
   if (!error.empty()) fail("<memory>", error);
   return buffer;
@@ -120,11 +113,24 @@ std::vector<std::uint8_t> encode_png(const Image& image) {
 
 void write_png(const std::string& path, const Image& image) {
   check_image(image, path);
+  std::vector<std::uint8_t> buffer;
+  Sink sink{&buffer};
+  const std::string error = encode(image, sink);
+  if (!error.empty()) fail(path, error);
+  write_file_atomic(path, buffer);
+}
+
+void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (!file) fail(path, std::string("cannot create ") + tmp + ": " + std::strerror(errno));
-  Sink sink{file, nullptr};
-  std::string error = encode(image, sink);
+  if (!file) {
+    throw std::runtime_error("[write] " + path + ": cannot create " + tmp + ": " +
+                             std::strerror(errno));
+  }
+  std::string error;
+  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file) != bytes.size())
+    error = std::string("write failed: ") + std::strerror(errno);
+  if (error.empty() && std::fflush(file) != 0) error = std::strerror(errno);
   if (error.empty() && ::fsync(::fileno(file)) != 0) error = std::strerror(errno);
   if (std::fclose(file) != 0 && error.empty()) error = std::strerror(errno);
   if (error.empty()) {
@@ -134,8 +140,14 @@ void write_png(const std::string& path, const Image& image) {
   }
   if (!error.empty()) {
     std::remove(tmp.c_str());
-    fail(path, error);
+    throw std::runtime_error("[write] " + path + ": " + error);
   }
+}
+
+void write_file_atomic(const std::string& path, std::string_view text) {
+  write_file_atomic(path,
+                    std::span<const std::uint8_t>(
+                        reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
 Image read_png(const std::string& path) {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace gradlens::viz {
@@ -27,6 +29,10 @@ struct Image {
 void write_png(const std::string& path, const Image& image);
 /// The PNG encoded in memory (for data: URIs).
 std::vector<std::uint8_t> encode_png(const Image& image);
+/// Writes `bytes` to `path` atomically (temp file beside it, fsync, rename); throws
+/// std::runtime_error naming the file, and leaves nothing behind on failure.
+void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
+void write_file_atomic(const std::string& path, std::string_view text);
 /// Reads an 8-bit RGB or RGBA PNG (palette/gray/16-bit are converted to 8-bit RGB(A)).
 Image read_png(const std::string& path);
 

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "viz/grid.h"
+
 namespace gradlens::viz {
 namespace {
 
@@ -16,17 +18,6 @@ std::uint8_t clip_byte(double v) {
   // astype(int) truncates toward zero, then clip to 0..255.
   const double t = std::trunc(v);
   return static_cast<std::uint8_t>(std::clamp(t, 0.0, 255.0));
-}
-
-Image upscale(const Image& src, int scale) {
-  if (scale == 1) return src;
-  Image dst = Image::blank(src.width * scale, src.height * scale, src.channels);
-  for (int y = 0; y < dst.height; ++y) {
-    for (int x = 0; x < dst.width; ++x) {
-      std::copy_n(src.at(x / scale, y / scale), src.channels, dst.at(x, y));
-    }
-  }
-  return dst;
 }
 
 }  // namespace

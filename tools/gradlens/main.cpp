@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   gradlens::cli::add_train_command(app);
   gradlens::cli::add_eval_command(app);
   gradlens::cli::add_attribute_command(app);
+  gradlens::cli::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
