@@ -1,0 +1,229 @@
+// The fiber scheduler and runtime calls behind cuda_runtime.h. One block at a time: its threads
+// are ucontext fibers on one OS thread; a fiber runs until it waits at a barrier or returns, and a
+// barrier opens when every live thread of its scope (block, or warp for shuffles) waits at it.
+#include <ucontext.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda_runtime.h"
+
+namespace emu {
+namespace {
+
+enum class State { Ready, AtBlock, AtWarp, Done };
+
+struct Fiber {
+  ucontext_t context;
+  char* stack = nullptr;
+  dim3 index;
+  int linear = 0;
+  State state = State::Ready;
+};
+
+struct Block {
+  dim3 block_idx, block_dim, grid_dim;
+  std::vector<Fiber> fibers;
+  std::vector<float> exchange;  // one slot per thread, for the shuffles
+  std::vector<char> shared;
+  const std::function<void()>* body = nullptr;
+  ucontext_t scheduler;
+  Fiber* current = nullptr;
+};
+
+thread_local Block* active = nullptr;
+// Fiber stacks, kept across launches (allocating 256 of them per launch would dominate).
+thread_local std::vector<std::unique_ptr<char[]>> stacks;
+thread_local cudaError_t last_error = cudaSuccess;
+constexpr std::size_t kStackBytes = 128 * 1024;
+
+Fiber& me() {
+  if (active == nullptr || active->current == nullptr) {
+    throw std::logic_error("[cuda-emu] a device built-in was used outside a kernel");
+  }
+  return *active->current;
+}
+
+void wait(State state) {
+  Fiber& f = me();
+  f.state = state;
+  swapcontext(&f.context, &active->scheduler);
+}
+
+void fiber_main() {
+  (*active->body)();
+  Fiber& f = me();
+  f.state = State::Done;
+  swapcontext(&f.context, &active->scheduler);
+}
+
+// Opens the barriers every live thread of their scope waits at; false when none can open.
+bool release(Block& b) {
+  bool all_at_block = true, any_live = false;
+  for (const Fiber& f : b.fibers) {
+    if (f.state == State::Done) continue;
+    any_live = true;
+    if (f.state != State::AtBlock) all_at_block = false;
+  }
+  if (!any_live) return false;
+  if (all_at_block) {
+    for (Fiber& f : b.fibers) {
+      if (f.state == State::AtBlock) f.state = State::Ready;
+    }
+    return true;
+  }
+  bool released = false;
+  const std::size_t n = b.fibers.size();
+  for (std::size_t w = 0; w < n; w += 32) {
+    bool all_at_warp = true, live = false;
+    for (std::size_t i = w; i < std::min(n, w + 32); ++i) {
+      const State s = b.fibers[i].state;
+      if (s == State::Done) continue;
+      live = true;
+      if (s != State::AtWarp) all_at_warp = false;
+    }
+    if (live && all_at_warp) {
+      for (std::size_t i = w; i < std::min(n, w + 32); ++i) {
+        if (b.fibers[i].state == State::AtWarp) b.fibers[i].state = State::Ready;
+      }
+      released = true;
+    }
+  }
+  return released;
+}
+
+}  // namespace
+
+const dim3& thread_idx() { return me().index; }
+const dim3& block_idx() { return active->block_idx; }
+const dim3& block_dim() { return active->block_dim; }
+const dim3& grid_dim() { return active->grid_dim; }
+int lane() { return me().linear % 32; }
+void sync_block() { wait(State::AtBlock); }
+void* dynamic_shared_bytes() { return active->shared.data(); }
+
+float shfl(float value, int src_lane) {
+  Fiber& f = me();
+  const int warp_base = f.linear - f.linear % 32;
+  active->exchange[static_cast<std::size_t>(f.linear)] = value;
+  wait(State::AtWarp);  // every lane has written
+  const float got =
+      src_lane < 0 ? value : active->exchange[static_cast<std::size_t>(warp_base + src_lane)];
+  wait(State::AtWarp);  // every lane has read before anyone writes again
+  return got;
+}
+
+void run_grid(dim3 grid, dim3 block_dim, std::size_t shared, const std::function<void()>& body) {
+  const std::size_t threads = std::size_t{block_dim.x} * block_dim.y * block_dim.z;
+  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.y > 65535 || grid.z > 65535 || shared > 48 * 1024) {
+    last_error = cudaErrorInvalidValue;
+    return;
+  }
+  Block b;
+  b.block_dim = block_dim;
+  b.grid_dim = grid;
+  b.body = &body;
+  b.fibers.resize(threads);
+  b.exchange.assign(threads, 0.f);
+  b.shared.assign(shared + 16, 0);
+  while (stacks.size() < threads) stacks.emplace_back(new char[kStackBytes]);
+  for (std::size_t t = 0; t < threads; ++t) {
+    b.fibers[t].stack = stacks[t].get();
+    b.fibers[t].linear = static_cast<int>(t);
+    b.fibers[t].index = dim3(static_cast<unsigned>(t % block_dim.x),
+                             static_cast<unsigned>(t / block_dim.x % block_dim.y),
+                             static_cast<unsigned>(t / (block_dim.x * block_dim.y)));
+  }
+  Block* outer = active;
+  active = &b;
+  for (unsigned z = 0; z < grid.z; ++z) {
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        b.block_idx = dim3(x, y, z);
+        for (Fiber& f : b.fibers) {
+          getcontext(&f.context);
+          f.context.uc_stack.ss_sp = f.stack;
+          f.context.uc_stack.ss_size = kStackBytes;
+          f.context.uc_link = nullptr;
+          makecontext(&f.context, fiber_main, 0);
+          f.state = State::Ready;
+        }
+        for (;;) {
+          bool ran = false;
+          for (Fiber& f : b.fibers) {
+            if (f.state != State::Ready) continue;
+            b.current = &f;
+            swapcontext(&b.scheduler, &f.context);
+            b.current = nullptr;
+            ran = true;
+          }
+          if (ran) continue;
+          if (release(b)) continue;
+          bool done = true;
+          for (const Fiber& f : b.fibers) done = done && f.state == State::Done;
+          if (done) break;
+          active = outer;
+          throw std::runtime_error(
+              "[cuda-emu] deadlock: the threads of a block wait at different barriers");
+        }
+      }
+    }
+  }
+  active = outer;
+}
+
+}  // namespace emu
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
+  // A fake 4 GiB device: larger requests fail like a real out-of-memory.
+  if (bytes > (std::size_t{4} << 30)) return emu::last_error = cudaErrorMemoryAllocation;
+  *ptr = std::malloc(bytes);
+  return *ptr != nullptr ? cudaSuccess : (emu::last_error = cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFree(void* ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(
+    void* dst, const void* src, std::size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  if (bytes != 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+  *stream = nullptr;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = emu::last_error;
+  emu::last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
+  *free_bytes = std::size_t{2} << 30;
+  *total_bytes = std::size_t{4} << 30;
+  return cudaSuccess;
+}
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorMemoryAllocation:
+      return "out of memory";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    default:
+      return "unspecified launch failure";
+  }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Rewrites CUDA sources for the CPU emulator (cuda_runtime.h here): kernel<<<grid, block, shared,
+stream>>>(args) becomes emu::Launch(grid, block, shared, stream).run(<call kernel>, args), and
+extern __shared__ arrays become the launch's dynamic shared memory.
+Usage: transform.py OUT_DIR SOURCE_ROOT FILE...  (each FILE relative to SOURCE_ROOT; .cu -> .cpp)"""
+import os
+import re
+import sys
+
+LAUNCH = re.compile(r"([A-Za-z_][\w:]*(?:<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*\(", re.S)
+EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(\w+)\s+(\w+)\[\];")
+
+
+def transform(text):
+    text = EXTERN_SHARED.sub(r"\1* \2 = ::emu::dynamic_shared<\1>();", text)
+    # A generic lambda calls the kernel by name, so template arguments are still deduced.
+    text = LAUNCH.sub(r"::emu::Launch(\2).run([=](auto... emu_args) { \1(emu_args...); }, ", text)
+    return "\n".join(l for l in text.split("\n") if not l.strip().startswith("#pragma unroll"))
+
+
+def main():
+    out_dir, root, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+    for rel in files:
+        with open(os.path.join(root, rel)) as f:
+            text = transform(f.read())
+        target = os.path.join(out_dir, rel[:-3] + ".cpp" if rel.endswith(".cu") else rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        old = open(target).read() if os.path.exists(target) else None
+        if old != text:
+            with open(target, "w") as f:
+                f.write(text)
+
+
+if __name__ == "__main__":
+    main()
