@@ -88,6 +88,8 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& outputs,
     grads.erase(found);
     const std::vector<bool>& mask = needs[node];
     const BackwardRule* rule = find_backward_override(node->name());
+    const std::string scope_name = std::string(node->name()) + " backward";
+    const detail::OpScope scope(scope_name);
     std::vector<Tensor> input_grads =
         rule ? (*rule)(*node, grad_out, mask) : node->backward(grad_out, mask);
     GRADLENS_CHECK(input_grads.size() == node->inputs.size(),

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace gradlens::detail {
 
@@ -13,6 +14,21 @@ template <class... Parts>
   (message << ... << parts);
   throw std::invalid_argument(message.str());
 }
+
+/// The op running on this thread, for errors raised below it (a device out of memory names the op
+/// that asked, not just the size). Nested scopes restore the outer name.
+class OpScope {
+ public:
+  explicit OpScope(std::string_view op) : outer_(current_) { current_ = op; }
+  ~OpScope() { current_ = outer_; }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+  static std::string_view current() { return current_; }
+
+ private:
+  std::string_view outer_;
+  static inline thread_local std::string_view current_;
+};
 
 }  // namespace gradlens::detail
 

@@ -42,7 +42,14 @@ Tensor Tensor::empty(Shape shape, Device device) {
   check_shape(shape);
   auto impl = std::make_shared<TensorImpl>();
   const auto n = shape_numel(shape);
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(n) * sizeof(float), device);
+  try {
+    impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(n) * sizeof(float), device);
+  } catch (const OutOfMemoryError& e) {
+    // The allocator knows the bytes; here we know the op asking and the tensor's shape.
+    const std::string_view op = detail::OpScope::current();
+    throw OutOfMemoryError("[" + std::string(op.empty() ? "tensor" : op) + "] output " +
+                           shape_str(shape) + " on " + device.str() + ": " + e.what());
+  }
   impl->shape = std::move(shape);
   return Tensor(std::move(impl));
 }

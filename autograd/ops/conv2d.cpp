@@ -32,6 +32,7 @@ Tensor conv2d(const Tensor& x,
               const Tensor& bias,
               std::int64_t stride,
               std::int64_t padding) {
+  const detail::OpScope scope("conv2d");
   detail::check_rank("conv2d", x, 4, "input");
   detail::check_rank("conv2d", weight, 4, "weight");
   detail::check_same_device("conv2d", x, weight);

@@ -120,6 +120,7 @@ struct DivNode : Node {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
+  const detail::OpScope scope(name);
   detail::check_defined(name, a, "a");
   detail::check_defined(name, b, "b");
   detail::check_same_device(name, a, b);
@@ -198,6 +199,7 @@ struct ElementwiseUnaryNode : detail::UnaryNode {
 };
 
 Tensor unary(UnaryOp op, const Tensor& x, float param = 0.f) {
+  const detail::OpScope scope(unary_name(op));
   detail::check_defined(unary_name(op), x, "x");
   Tensor y = Tensor::empty(x.shape(), x.device());
   backend_of(x).unary_forward(op, x.data(), y.data(), x.numel(), param);
@@ -246,6 +248,7 @@ Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b
 Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
 
 Tensor affine(const Tensor& x, float alpha, float beta) {
+  const detail::OpScope scope("affine");
   detail::check_defined("affine", x, "x");
   Tensor y = Tensor::empty(x.shape(), x.device());
   backend_of(x).affine(x.data(), alpha, beta, y.data(), x.numel());
@@ -265,6 +268,7 @@ Tensor step(const Tensor& x) { return unary(UnaryOp::Step, x); }
 Tensor stabilize(const Tensor& x, float eps) { return unary(UnaryOp::Stabilize, x, eps); }
 
 Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& fallback) {
+  const detail::OpScope scope("safe_div");
   detail::check_defined("safe_div", num, "num");
   detail::check_defined("safe_div", den, "den");
   detail::check_defined("safe_div", fallback, "fallback");
@@ -291,6 +295,7 @@ Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& f
 }
 
 Tensor relu(const Tensor& x) {
+  const detail::OpScope scope("relu");
   detail::check_defined("relu", x, "x");
   Tensor y = Tensor::empty(x.shape(), x.device());
   backend_of(x).relu_forward(x.data(), y.data(), x.numel());

@@ -29,6 +29,7 @@ struct LinearNode : detail::LinearNodeBase {
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const detail::OpScope scope("linear");
   detail::check_rank("linear", x, 2, "input");
   detail::check_rank("linear", weight, 2, "weight");
   detail::check_same_device("linear", x, weight);

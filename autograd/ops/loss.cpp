@@ -42,6 +42,7 @@ struct SoftmaxNode : Node {
 
 Tensor softmax_impl(const Tensor& x, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
+  const detail::OpScope scope(op);
   const auto [rows, cols] = last_dim(op, x);
   Tensor y = Tensor::empty(x.shape(), x.device());
   if (log) {
@@ -76,6 +77,7 @@ Tensor softmax(const Tensor& x) { return softmax_impl(x, false); }
 Tensor log_softmax(const Tensor& x) { return softmax_impl(x, true); }
 
 Tensor cross_entropy(const Tensor& logits, std::span<const std::int64_t> targets) {
+  const detail::OpScope scope("cross_entropy");
   detail::check_rank("cross_entropy", logits, 2, "logits");
   const std::int64_t rows = logits.size(0), cols = logits.size(1);
   GRADLENS_CHECK(rows > 0 && static_cast<std::int64_t>(targets.size()) == rows,

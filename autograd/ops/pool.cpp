@@ -20,6 +20,7 @@ struct MaxPool2dNode : detail::MaxPool2dNodeBase {
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, std::int64_t kernel, std::int64_t stride, std::int64_t padding) {
+  const detail::OpScope scope("max_pool2d");
   detail::check_rank("max_pool2d", x, 4, "input");
   if (stride == 0) stride = kernel;
   GRADLENS_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,

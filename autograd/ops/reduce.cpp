@@ -28,6 +28,7 @@ struct SumDimNode : Node {
 }  // namespace
 
 Tensor sum_dim(const Tensor& x, std::int64_t dim) {
+  const detail::OpScope scope("sum_dim");
   detail::check_defined("sum_dim", x, "x");
   const std::int64_t rank = x.dim();
   GRADLENS_CHECK(dim >= -rank && dim < rank,
@@ -64,6 +65,7 @@ Tensor mean_dim(const Tensor& x, std::int64_t dim) {
 }
 
 Tensor sum(const Tensor& x) {
+  const detail::OpScope scope("sum");
   detail::check_defined("sum", x, "x");
   Tensor y = Tensor::empty({}, x.device());
   detail::backend_of(x).sum(x.data(), x.numel(), y.data());

@@ -108,6 +108,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
 }
 
 Tensor slice(const Tensor& x, std::int64_t start, std::int64_t end) {
+  const detail::OpScope scope("slice");
   detail::check_defined("slice", x, "x");
   GRADLENS_CHECK(x.dim() >= 1, "[slice] needs a batch dim, got ", shape_str(x.shape()));
   GRADLENS_CHECK(0 <= start && start <= end && end <= x.size(0),
@@ -130,6 +131,7 @@ Tensor slice(const Tensor& x, std::int64_t start, std::int64_t end) {
 }
 
 Tensor cat(const std::vector<Tensor>& xs) {
+  const detail::OpScope scope("cat");
   GRADLENS_CHECK(!xs.empty(), "[cat] no tensors given");
   detail::check_defined("cat", xs[0], "tensor 0");
   Shape shape = xs[0].shape();
@@ -163,6 +165,7 @@ Tensor cat(const std::vector<Tensor>& xs) {
 }
 
 Tensor index_rows(const Tensor& x, std::span<const std::int64_t> index) {
+  const detail::OpScope scope("index_rows");
   detail::check_defined("index_rows", x, "x");
   GRADLENS_CHECK(x.dim() >= 1, "[index_rows] needs a batch dim, got ", shape_str(x.shape()));
   for (std::int64_t i : index) {
@@ -187,6 +190,7 @@ Tensor index_rows(const Tensor& x, std::span<const std::int64_t> index) {
 }
 
 Tensor pick(const Tensor& x, std::span<const std::int64_t> index) {
+  const detail::OpScope scope("pick");
   detail::check_rank("pick", x, 2, "x");
   GRADLENS_CHECK(static_cast<std::int64_t>(index.size()) == x.size(0),
                  "[pick] ",

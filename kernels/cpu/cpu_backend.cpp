@@ -20,7 +20,9 @@ void* aligned_allocate(std::size_t bytes) {
   // aligned_alloc wants a multiple of the alignment; 0 bytes still gets a unique pointer.
   const std::size_t rounded = std::max<std::size_t>((bytes + kAlignment - 1) / kAlignment, 1);
   void* ptr = std::aligned_alloc(kAlignment, rounded * kAlignment);
-  if (ptr == nullptr) throw std::bad_alloc();
+  if (ptr == nullptr) {
+    throw OutOfMemoryError("[cpu] out of memory allocating " + std::to_string(bytes) + " bytes");
+  }
   return ptr;
 }
 

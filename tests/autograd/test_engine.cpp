@@ -5,6 +5,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/hooks.h"
 #include "autograd/ops.h"
+#include "kernels/backend.h"
 #include "tests/testing.h"
 
 using namespace gradlens;
@@ -78,4 +79,20 @@ TEST(Engine, OverrideReplacesRuleByOpName) {
   auto g = grad({y}, {x});
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(g[0].to_vector(), (std::vector<float>{4, 4}));
+}
+
+TEST(Engine, OutOfMemoryNamesTheOpAndTheShape) {
+  // [2^23, 1] * [1, 2^23] asks for 2^46 floats: no machine has them, and the error says who asked.
+  const std::int64_t n = std::int64_t{1} << 23;
+  const Tensor column = Tensor::zeros({n, 1}), row = Tensor::zeros({1, n});
+  try {
+    (void)mul(column, row);
+    FAIL() << "expected an out-of-memory error";
+  } catch (const OutOfMemoryError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("[mul]"), std::string::npos) << message;
+    EXPECT_NE(message.find("[8388608, 8388608]"), std::string::npos) << message;
+    EXPECT_NE(message.find("bytes"), std::string::npos) << message;
+  }
+  EXPECT_EQ(add(column, column).numel(), n);  // and the engine still works
 }
