@@ -4,6 +4,10 @@ speed as a ratio to PyTorch's (images per second; higher is better for us).
   /usr/bin/python3 bench/compare.py --build build --threads 2 [--bench bench_train] [--json out.json]
   PYTHONPATH=/path/to/captum /usr/bin/python3 bench/compare.py --bench bench_attr \
       --torch-script captum_bench.py
+  /usr/bin/python3 bench/compare.py --build build-gpu --bench bench_cuda   # GPU: PyTorch + cuDNN
+
+--device cuda (implied by --bench bench_cuda) passes --device cuda to the torch script, whose
+workloads are then bench_cuda's (BM_<Workload>_Cuda/<batch>).
 
 The torch script prints one JSON object {name: images_per_second}; keys starting with "_" are not
 workloads: "_using" names the yardstick, "_targets" adds {name: ratio} targets to TARGETS.
@@ -42,14 +46,18 @@ def ours(build, bench, threads, min_time):
         [os.path.join(build, "bench", bench), "--benchmark_format=json",
          f"--benchmark_min_time={min_time}"],
         check=True, capture_output=True, text=True, env=env).stdout
-    # UseRealTime() benchmarks (threaded kernels) carry a "/real_time" suffix.
-    return {b["name"].removesuffix("/real_time"): b["items_per_second"]
+    # UseRealTime() benchmarks (threaded kernels, synchronized GPU steps) carry a "/real_time"
+    # suffix, UseManualTime() ones "/manual_time".
+    return {b["name"].removesuffix("/real_time").removesuffix("/manual_time"): b["items_per_second"]
             for b in json.loads(out)["benchmarks"] if "items_per_second" in b}
 
 
-def theirs(script, threads, min_time):
-    out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, script), "--threads", str(threads),
-                          "--min-time", str(min_time)], check=True, capture_output=True, text=True).stdout
+def theirs(script, threads, min_time, device):
+    cmd = ["/usr/bin/python3", os.path.join(HERE, script), "--threads", str(threads),
+           "--min-time", str(min_time)]
+    if device != "cpu":  # the CPU scripts (captum_bench.py too) take no --device
+        cmd += ["--device", device]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -70,12 +78,15 @@ def main():
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--device", choices=["cpu", "cuda"],
+                        help="where the torch script runs (default: cuda for bench_cuda, else cpu)")
     args = parser.parse_args()
+    device = args.device or ("cuda" if args.bench == "bench_cuda" else "cpu")
 
     mine, torch_runs = [], []
     for _ in range(args.repeats):  # interleaved, so a slow spell hits both sides
         mine.append(ours(args.build, args.bench, args.threads, args.min_time))
-        torch_runs.append(theirs(args.torch_script, args.threads, args.min_time))
+        torch_runs.append(theirs(args.torch_script, args.threads, args.min_time, device))
     meta = {k: v for run in torch_runs for k, v in run.items() if k.startswith("_")}
     torch_runs = [{k: v for k, v in run.items() if not k.startswith("_")} for run in torch_runs]
     mine, torch_side = best(mine), best(torch_runs)
@@ -99,7 +110,10 @@ def main():
                      "target": target})
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "using": meta.get("_using"), "results": rows}, f, indent=1)
+            figures = {"threads": args.threads, "using": meta.get("_using"), "results": rows}
+            if device != "cpu":
+                figures["device"] = device
+            json.dump(figures, f, indent=1)
     print(f"threads: {args.threads}; targets missed: {', '.join(failed) if failed else 'none'}")
 
 

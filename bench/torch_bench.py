@@ -2,6 +2,11 @@
 
 Run with Debian's python3 (/usr/bin/python3, which has python3-torch). Prints one JSON object:
 {"BM_TrainStep_CPU/4": images_per_second, ...}.
+
+With --device cuda it runs bench/bench_cuda.cpp's workloads instead, every tensor on the GPU and
+cuDNN on (its autotuner too): {"BM_TrainStep_Cuda/4": ..., "_using": "PyTorch ... cuDNN ..."}.
+IntegratedGradients and NoiseTunnel(IG) are written out as Captum 0.8 computes them (one batch of
+all scaled inputs, one gradient call), so Captum itself need not be installed on the GPU machine.
 """
 import argparse
 import json
@@ -35,7 +40,8 @@ class Net(nn.Module):  # the Captum CIFAR-10 tutorial's Net
 
 
 def timed(fn, min_time):
-    """Runs fn until min_time seconds have passed (after a warm-up); returns seconds per call."""
+    """Runs fn until min_time seconds have passed (after a warm-up); returns seconds per call.
+    A GPU fn must synchronize before it returns, as the C++ benchmarks do."""
     for _ in range(3):
         fn()
     iterations, start = 0, time.perf_counter()
@@ -47,13 +53,107 @@ def timed(fn, min_time):
             return elapsed / iterations
 
 
+def scrambled_batches(batch, device):
+    """32 batches with scrambled labels, as bench_train.cpp: one fixed batch would drive the
+    gradients to denormals within a few thousand steps."""
+    xs = [(torch.rand(batch, 3, 32, 32) * 2 - 1).to(device) for _ in range(32)]
+    ys = [torch.tensor([((i * 7) % 10 * 3 + k) % 10 for i in range(batch)]).to(device)
+          for k in range(32)]
+    return xs, ys
+
+
+def integrated_gradients(net, x, target, n_steps=50, return_delta=True):
+    """Captum 0.8's IntegratedGradients with zero baselines and Gauss-Legendre steps: all scaled
+    inputs in one batch (step-major), one torch.autograd.grad call, then the convergence delta."""
+    import numpy as np  # here, so the CPU workloads need nothing beyond torch
+
+    nodes, weights = np.polynomial.legendre.leggauss(n_steps)
+    alphas, steps = 0.5 * (1 + nodes), 0.5 * weights
+    baseline = torch.zeros_like(x)
+    n = x.shape[0]
+    scaled = torch.cat([baseline + float(a) * (x - baseline) for a in alphas]).requires_grad_()
+    out = net(scaled)[torch.arange(scaled.shape[0], device=x.device), target.repeat(n_steps)]
+    (grads,) = torch.autograd.grad(out.sum(), scaled)
+    step_sizes = torch.tensor(steps, dtype=torch.float32, device=x.device)
+    total = (grads.view(n_steps, n, *x.shape[1:]) * step_sizes.view(-1, *[1] * x.dim())).sum(0)
+    attributions = total * (x - baseline)
+    if not return_delta:
+        return attributions
+    with torch.no_grad():
+        rows = torch.arange(n, device=x.device)
+        gap = net(x)[rows, target] - net(baseline)[rows, target]
+    return attributions, attributions.view(n, -1).sum(1) - gap
+
+
+def noise_tunnel_ig(net, x, target, nt_samples=100, stdevs=0.2):
+    """Captum's NoiseTunnel(IG).attribute(x, baselines=x * 0, nt_type='smoothgrad_sq',
+    nt_samples=100, stdevs=0.2) as the tutorial calls it: the samples in one batch, no delta."""
+    noisy = x.repeat_interleave(nt_samples, dim=0)
+    noisy = noisy + torch.randn_like(noisy) * stdevs
+    a = integrated_gradients(net, noisy, target.repeat_interleave(nt_samples), return_delta=False)
+    return (a * a).view(x.shape[0], nt_samples, *x.shape[1:]).mean(1)
+
+
+def cuda_workloads(min_time):
+    """bench/bench_cuda.cpp's twins: names end in _Cuda/<batch>, each call synchronizes."""
+    device = torch.device("cuda")
+    torch.backends.cudnn.enabled = True
+    torch.backends.cudnn.benchmark = True  # the best convolution algorithm per shape
+
+    def synced(fn):
+        def run():
+            fn()
+            torch.cuda.synchronize()
+        return run
+
+    results = {"_using": f"PyTorch {torch.__version__} + cuDNN {torch.backends.cudnn.version()} "
+                         f"on {torch.cuda.get_device_name(0)}"}
+    for batch in (4, 64):
+        net = Net().to(device)
+        optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+        criterion = nn.CrossEntropyLoss()
+        xs, ys = scrambled_batches(batch, device)
+        counter = [0]
+
+        def step():
+            k = counter[0] % 32
+            counter[0] += 1
+            optimizer.zero_grad()
+            loss = criterion(net(xs[k]), ys[k])
+            loss.backward()
+            optimizer.step()
+            loss.item()
+
+        results[f"BM_TrainStep_Cuda/{batch}"] = batch / timed(synced(step), min_time)
+
+    net = Net().to(device).eval()
+    for batch in (1000, 10000):
+        x = (torch.rand(batch, 3, 32, 32) * 2 - 1).to(device)
+        with torch.no_grad():
+            results[f"BM_Inference_Cuda/{batch}"] = batch / timed(synced(lambda: net(x)), min_time)
+
+    x = (torch.rand(1, 3, 32, 32) * 2 - 1).to(device)
+    target = torch.tensor([3], device=device)
+    results["BM_IntegratedGradients_Cuda/1"] = 1 / timed(
+        synced(lambda: integrated_gradients(net, x, target)), min_time)
+    results["BM_NoiseTunnelIG_Cuda/1"] = 1 / timed(
+        synced(lambda: noise_tunnel_ig(net, x, target)), min_time)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("torch_bench.py: --device cuda, but torch sees no CUDA device")
+        print(json.dumps(cuda_workloads(args.min_time)))
+        return
     results = {}
 
     for batch in (4, 64):

@@ -1,0 +1,175 @@
+// The GPU twins of bench_train.cpp and bench_attr.cpp, every tensor on cuda:0: training steps
+// (batch 4 and 64), inference (batch 1000 and 10,000), IntegratedGradients (50 steps) and the
+// tutorial's NoiseTunnel(IG) for one image. Named BM_<Workload>_Cuda/<batch>, items are images.
+// NOTE: kernels run asynchronously, so each iteration ends with synchronize(): wall-clock time
+// (UseRealTime) then covers the GPU work, not just the launches. bench/torch_bench.py --device cuda
+// runs PyTorch + cuDNN's twin of each.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attr/integrated_gradients.h"
+#include "attr/noise_tunnel.h"
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "autograd/storage.h"
+#include "kernels/backend.h"
+#include "nn/lenet.h"
+#include "nn/loss.h"
+#include "nn/optim/sgd.h"
+#include "nn/safetensors.h"
+
+namespace {
+
+using namespace gradlens;
+
+Tensor random_images(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(static_cast<std::size_t>(n * 3 * 32 * 32));
+  for (float& x : v) x = dist(gen);
+  return Tensor::from_vector(v, {n, 3, 32, 32}, kCUDA);
+}
+
+// False (and the benchmark marked skipped) where there is no GPU.
+bool have_cuda(benchmark::State& state) {
+  if (cuda_is_available()) return true;
+  state.SkipWithError("no CUDA device");
+  return false;
+}
+
+void sync() { backend_for(kCUDA).synchronize(); }
+
+void report_peak(benchmark::State& state) {
+  state.counters["peak_MB"] = static_cast<double>(memory_stats(kCUDA).peak) / (1 << 20);
+}
+
+// One SGD step of the tutorial's recipe, cycling 32 batches with scrambled labels as
+// BM_TrainStep_CPU does (one fixed batch drives the gradients to denormals).
+void BM_TrainStep_Cuda(benchmark::State& state) try {
+  if (!have_cuda(state)) return;
+  const std::int64_t batch = state.range(0);
+  nn::Net net(0);
+  net.to(kCUDA);
+  nn::SGD sgd(net.parameters(), {.lr = 0.001f, .momentum = 0.9f});
+  nn::CrossEntropyLoss criterion;
+  constexpr int kBatches = 32;
+  std::vector<Tensor> xs;
+  std::vector<std::vector<std::int64_t>> ys;
+  for (int k = 0; k < kBatches; ++k) {
+    xs.push_back(random_images(batch, 100 + k));
+    std::vector<std::int64_t> y(static_cast<std::size_t>(batch));
+    for (std::int64_t i = 0; i < batch; ++i)
+      y[static_cast<std::size_t>(i)] = ((i * 7) % 10 * 3 + k) % 10;
+    ys.push_back(y);
+  }
+  std::size_t k = 0;
+  const auto step = [&] {
+    const Tensor& x = xs[k % kBatches];
+    const auto& y = ys[k++ % kBatches];
+    sgd.zero_grad();
+    const Tensor loss = criterion(net(x), y);
+    loss.backward();
+    sgd.step();
+    // As the tutorial's running_loss += loss.item(): one device-to-host copy per step.
+    benchmark::DoNotOptimize(loss.item());
+    sync();
+  };
+  step();  // warm-up: first launches, allocations, the momentum buffers
+  reset_peak_memory(kCUDA);
+  for (auto _ : state) step();
+  state.SetItemsProcessed(state.iterations() * batch);
+  report_peak(state);
+} catch (const std::exception& e) {
+  state.SkipWithError(e.what());
+}
+BENCHMARK(BM_TrainStep_Cuda)->Arg(4)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void BM_Inference_Cuda(benchmark::State& state) try {
+  if (!have_cuda(state)) return;
+  const std::int64_t batch = state.range(0);
+  nn::Net net(0);
+  net.to(kCUDA);
+  const Tensor x = random_images(batch, 2);
+  NoGradGuard no_grad;
+  const auto forward = [&] {
+    const Tensor logits = net(x);
+    benchmark::DoNotOptimize(logits.data());
+    sync();
+  };
+  forward();
+  reset_peak_memory(kCUDA);
+  for (auto _ : state) forward();
+  state.SetItemsProcessed(state.iterations() * batch);
+  report_peak(state);
+} catch (const std::exception& e) {
+  state.SkipWithError(e.what());
+}
+BENCHMARK(BM_Inference_Cuda)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The pretrained weights when ../shared has them (realistic ReLU patterns), else a seeded Net.
+nn::Net pretrained_on_gpu() {
+  nn::Net net(0);
+  const std::string path = std::string(GRADLENS_SHARED_DIR) + "/reference/cifar_net.safetensors";
+  if (std::filesystem::exists(path))
+    net.load_state_dict(nn::SafetensorsFile::load(path).float_tensors());
+  net.to(kCUDA);
+  return net;
+}
+
+// Captum's defaults as the tutorial calls them on one image: IG with 50 Gauss-Legendre steps and
+// its convergence delta; NoiseTunnel(IG) smoothgrad_sq, 100 samples, stdev 0.2 (5,000 rows).
+void BM_IntegratedGradients_Cuda(benchmark::State& state) try {
+  if (!have_cuda(state)) return;
+  nn::Net net = pretrained_on_gpu();
+  attr::IntegratedGradients ig([&net](const Tensor& x) { return net(x); });
+  const Tensor x = random_images(state.range(0), 1);
+  const std::vector<std::int64_t> target = {3};
+  const auto run = [&] {
+    const attr::Attributions a = ig.attribute(x, target);
+    benchmark::DoNotOptimize(a.values.data());
+    sync();
+  };
+  run();  // also sizes the planner's chunks once
+  reset_peak_memory(kCUDA);
+  for (auto _ : state) run();
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  report_peak(state);
+} catch (const std::exception& e) {
+  state.SkipWithError(e.what());
+}
+BENCHMARK(BM_IntegratedGradients_Cuda)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_NoiseTunnelIG_Cuda(benchmark::State& state) try {
+  if (!have_cuda(state)) return;
+  nn::Net net = pretrained_on_gpu();
+  attr::IntegratedGradients ig([&net](const Tensor& x) { return net(x); });
+  attr::NoiseTunnelOptions options;
+  options.type = attr::NoiseTunnelType::SmoothGradSq;
+  options.nt_samples = 100;
+  options.stdevs = 0.2f;
+  attr::NoiseTunnel nt(ig, options);
+  const Tensor x = random_images(state.range(0), 1);
+  const std::vector<std::int64_t> target = {3};
+  const auto run = [&] {
+    const attr::Attributions a = nt.attribute(x, target);
+    benchmark::DoNotOptimize(a.values.data());
+    sync();
+  };
+  run();
+  reset_peak_memory(kCUDA);
+  for (auto _ : state) run();
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  report_peak(state);
+} catch (const std::exception& e) {
+  state.SkipWithError(e.what());
+}
+BENCHMARK(BM_NoiseTunnelIG_Cuda)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
