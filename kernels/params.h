@@ -35,6 +35,27 @@ struct BroadcastParams {
 
 enum class BinaryOp : std::uint8_t { Add, Sub, Mul, Div };
 
+// Callable from device code where nvcc compiles it, so the CPU and CUDA kernels share one
+// definition of each op's arithmetic.
+#if defined(__CUDACC__)
+#define GRADLENS_HOST_DEVICE __host__ __device__
+#else
+#define GRADLENS_HOST_DEVICE
+#endif
+
+template <BinaryOp Op>
+GRADLENS_HOST_DEVICE inline float apply_binary(float a, float b) {
+  if constexpr (Op == BinaryOp::Add) {
+    return a + b;
+  } else if constexpr (Op == BinaryOp::Sub) {
+    return a - b;
+  } else if constexpr (Op == BinaryOp::Div) {
+    return a / b;
+  } else {
+    return a * b;
+  }
+}
+
 // y = f(x): |x|, x^2, sqrt(x), sign(x) (0 at 0), step(x) = (x > 0), and LRP's stabiliser
 // x + param * (x >= 0 ? 1 : -1).
 enum class UnaryOp : std::uint8_t { Abs, Square, Sqrt, Sign, Step, Stabilize };

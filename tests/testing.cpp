@@ -166,4 +166,30 @@ std::string shared_path(const std::string& relative) {
   return std::filesystem::exists(path) ? path.string() : std::string();
 }
 
+BroadcastParams make_broadcast(std::vector<std::int64_t> a, std::vector<std::int64_t> b) {
+  const auto numel_of = [](const std::vector<std::int64_t>& shape) {
+    std::int64_t n = 1;
+    for (std::int64_t s : shape) n *= s;
+    return n;
+  };
+  BroadcastParams p;
+  p.a_numel = numel_of(a);
+  p.b_numel = numel_of(b);
+  const std::size_t ndim = std::max(a.size(), b.size());
+  a.insert(a.begin(), ndim - a.size(), 1);
+  b.insert(b.begin(), ndim - b.size(), 1);
+  p.ndim = static_cast<int>(ndim);
+  p.numel = 1;
+  std::int64_t stride_a = 1, stride_b = 1;
+  for (std::size_t d = ndim; d-- > 0;) {
+    p.shape[d] = std::max(a[d], b[d]);
+    p.a_strides[d] = a[d] == 1 ? 0 : stride_a;
+    p.b_strides[d] = b[d] == 1 ? 0 : stride_b;
+    stride_a *= a[d];
+    stride_b *= b[d];
+    p.numel *= p.shape[d];
+  }
+  return p;
+}
+
 }  // namespace gradlens::testing

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/tensor.h"
+#include "kernels/params.h"
 
 namespace gradlens::testing {
 
@@ -50,6 +51,10 @@ std::string fresh_temp_dir(const std::string& prefix);
 /// ../shared/<relative>, or "" after GTEST_SKIP/FAIL when it is missing (fail when CI is set).
 std::string shared_path(const std::string& relative);
 bool running_in_ci();
+
+/// BroadcastParams for a op b as autograd/ops/elementwise.cpp builds them (trailing dims aligned,
+/// stride 0 on size-1 dims), for kernel tests that call a Backend directly.
+BroadcastParams make_broadcast(std::vector<std::int64_t> a, std::vector<std::int64_t> b);
 
 }  // namespace gradlens::testing
 

@@ -48,30 +48,17 @@ void for_each_segment(const Layout& l, i64 begin, i64 end, Fn&& fn) {
 }
 
 template <BinaryOp Op>
-inline float apply(float a, float b) {
-  if constexpr (Op == BinaryOp::Add) {
-    return a + b;
-  } else if constexpr (Op == BinaryOp::Sub) {
-    return a - b;
-  } else if constexpr (Op == BinaryOp::Div) {
-    return a / b;
-  } else {
-    return a * b;
-  }
-}
-
-template <BinaryOp Op>
 void segment_forward(const float* a, i64 sa, const float* b, i64 sb, float* y, i64 len) {
   if (sa == 1 && sb == 1) {
-    for (i64 j = 0; j < len; ++j) y[j] = apply<Op>(a[j], b[j]);
+    for (i64 j = 0; j < len; ++j) y[j] = apply_binary<Op>(a[j], b[j]);
   } else if (sa == 1 && sb == 0) {
     const float bv = *b;
-    for (i64 j = 0; j < len; ++j) y[j] = apply<Op>(a[j], bv);
+    for (i64 j = 0; j < len; ++j) y[j] = apply_binary<Op>(a[j], bv);
   } else if (sa == 0 && sb == 1) {
     const float av = *a;
-    for (i64 j = 0; j < len; ++j) y[j] = apply<Op>(av, b[j]);
+    for (i64 j = 0; j < len; ++j) y[j] = apply_binary<Op>(av, b[j]);
   } else {
-    for (i64 j = 0; j < len; ++j) y[j] = apply<Op>(a[j * sa], b[j * sb]);
+    for (i64 j = 0; j < len; ++j) y[j] = apply_binary<Op>(a[j * sa], b[j * sb]);
   }
 }
 

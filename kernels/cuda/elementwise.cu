@@ -9,19 +9,6 @@ namespace gradlens::cuda {
 
 namespace {
 
-template <BinaryOp Op>
-__device__ inline float apply(float a, float b) {
-  if constexpr (Op == BinaryOp::Add) {
-    return a + b;
-  } else if constexpr (Op == BinaryOp::Sub) {
-    return a - b;
-  } else if constexpr (Op == BinaryOp::Div) {
-    return a / b;
-  } else {
-    return a * b;
-  }
-}
-
 // Offsets of output position i into a and b.
 __device__ inline void broadcast_offsets(const BroadcastLayout& l, i64 i, i64& ia, i64& ib) {
   ia = 0;
@@ -38,7 +25,7 @@ template <BinaryOp Op>
 struct Flat {
   const float *a, *b;
   float* y;
-  __device__ void operator()(i64 i) const { y[i] = apply<Op>(a[i], b[i]); }
+  __device__ void operator()(i64 i) const { y[i] = apply_binary<Op>(a[i], b[i]); }
 };
 
 template <BinaryOp Op>
@@ -49,7 +36,7 @@ struct Broadcast {
   __device__ void operator()(i64 i) const {
     i64 ia, ib;
     broadcast_offsets(l, i, ia, ib);
-    y[i] = apply<Op>(a[ia], b[ib]);
+    y[i] = apply_binary<Op>(a[ia], b[ib]);
   }
 };
 

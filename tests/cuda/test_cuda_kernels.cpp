@@ -22,6 +22,7 @@
 
 #include "kernels/backend.h"
 #include "tests/cuda/cuda_testing.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -269,41 +270,7 @@ const std::vector<i64> kSizes = {1, 7, 1000, 4099, 1000003};
 // ---------------------------------------------------------------------------------------------
 // Broadcasting
 
-std::vector<i64> contiguous_strides(const std::vector<i64>& shape) {
-  std::vector<i64> strides(shape.size());
-  i64 s = 1;
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    strides[d] = s;
-    s *= shape[d];
-  }
-  return strides;
-}
-
-i64 numel_of(const std::vector<i64>& shape) {
-  i64 n = 1;
-  for (i64 s : shape) n *= s;
-  return n;
-}
-
-// As autograd/ops/elementwise.cpp builds them: trailing dims aligned, stride 0 on size-1 dims.
-BroadcastParams make_broadcast(std::vector<i64> a, std::vector<i64> b) {
-  BroadcastParams p;
-  p.a_numel = numel_of(a);
-  p.b_numel = numel_of(b);
-  const std::size_t ndim = std::max(a.size(), b.size());
-  a.insert(a.begin(), ndim - a.size(), 1);
-  b.insert(b.begin(), ndim - b.size(), 1);
-  const std::vector<i64> sa = contiguous_strides(a), sb = contiguous_strides(b);
-  p.ndim = static_cast<int>(ndim);
-  p.numel = 1;
-  for (std::size_t d = 0; d < ndim; ++d) {
-    p.shape[d] = std::max(a[d], b[d]);
-    p.a_strides[d] = a[d] == 1 ? 0 : sa[d];
-    p.b_strides[d] = b[d] == 1 ? 0 : sb[d];
-    p.numel *= p.shape[d];
-  }
-  return p;
-}
+using gradlens::testing::make_broadcast;
 
 struct BroadcastCase {
   std::vector<i64> a, b;

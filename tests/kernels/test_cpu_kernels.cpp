@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "tests/testing.h"
 
 namespace {
 
@@ -165,40 +166,7 @@ TEST(CpuKernels, SumAccumulatesInDouble) {
 // ---------------------------------------------------------------------------------------------
 // Broadcasting binary ops
 
-std::vector<i64> contiguous_strides(const std::vector<i64>& shape) {
-  std::vector<i64> strides(shape.size());
-  i64 s = 1;
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    strides[d] = s;
-    s *= shape[d];
-  }
-  return strides;
-}
-
-i64 numel_of(const std::vector<i64>& shape) {
-  i64 n = 1;
-  for (i64 s : shape) n *= s;
-  return n;
-}
-
-BroadcastParams make_broadcast(std::vector<i64> a, std::vector<i64> b) {
-  BroadcastParams p;
-  p.a_numel = numel_of(a);
-  p.b_numel = numel_of(b);
-  const std::size_t ndim = std::max(a.size(), b.size());
-  a.insert(a.begin(), ndim - a.size(), 1);
-  b.insert(b.begin(), ndim - b.size(), 1);
-  const std::vector<i64> sa = contiguous_strides(a), sb = contiguous_strides(b);
-  p.ndim = static_cast<int>(ndim);
-  p.numel = 1;
-  for (std::size_t d = 0; d < ndim; ++d) {
-    p.shape[d] = std::max(a[d], b[d]);
-    p.a_strides[d] = a[d] == 1 ? 0 : sa[d];
-    p.b_strides[d] = b[d] == 1 ? 0 : sb[d];
-    p.numel *= p.shape[d];
-  }
-  return p;
-}
+using gradlens::testing::make_broadcast;
 
 // Offsets of output element i into a and b.
 std::pair<i64, i64> operand_index(const BroadcastParams& p, i64 i) {
