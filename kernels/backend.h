@@ -34,6 +34,9 @@ class Backend {
   // Bytes that allocate() could still hand out (free device memory plus this backend's cache; the
   // host's available RAM for the CPU): what attribution sizes its chunks by.
   virtual std::size_t available_memory() = 0;
+  // Calls to the device's own allocator so far (cudaMalloc); 0 where nothing is cached. Flat once a
+  // training step has run: tests and benchmarks check the caching allocator with it.
+  virtual std::size_t device_allocations() const { return 0; }
 
   // Elementwise. y [n]
   virtual void fill(float* y, float value, i64 n) = 0;

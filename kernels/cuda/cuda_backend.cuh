@@ -29,6 +29,7 @@ class CudaBackend final : public Backend {
   void copy_to_host(void* host_dst, const void* src, std::size_t bytes) override;
   void synchronize() override;
   std::size_t available_memory() override;
+  std::size_t device_allocations() const override { return allocator_.device_allocations(); }
 
   void fill(float* y, float value, i64 n) override;
   void affine(const float* x, float alpha, float beta, float* y, i64 n) override;

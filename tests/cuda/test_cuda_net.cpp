@@ -173,6 +173,29 @@ TEST_F(CudaNet, FiveSgdStepsMatchTheCpuAndTheReference) {
   }
 }
 
+TEST_F(CudaNet, SteadyStateTrainingCallsNoDeviceAllocator) {
+  // After the first steps every tensor of a step has a cached block of its size class: later
+  // steps (batch 64, the tutorial's Net and SGD with momentum) never reach cudaMalloc.
+  nn::Net net;
+  net.to(gpu());
+  nn::SGD sgd(net.parameters(), {.lr = 0.001f, .momentum = 0.9f});
+  nn::CrossEntropyLoss criterion;
+  const Tensor x = gradlens::testing::random_tensor({64, 3, 32, 32}, 7).to(gpu());
+  std::vector<std::int64_t> labels(64);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i % 10);
+  const auto step = [&] {
+    sgd.zero_grad();
+    const Tensor loss = criterion(net(x), labels);
+    loss.backward();
+    sgd.step();
+    return loss.item();
+  };
+  for (int k = 0; k < 3; ++k) step();
+  const std::size_t warm = backend_for(gpu()).device_allocations();
+  for (int k = 0; k < 5; ++k) EXPECT_TRUE(std::isfinite(step()));
+  EXPECT_EQ(backend_for(gpu()).device_allocations(), warm);
+}
+
 TEST_F(CudaNet, PretrainedBatchGradientsMatchTheReference) {
   GRADLENS_SHARED_FILE(weights, "reference/cifar_net.safetensors");
   GRADLENS_SHARED_FILE(path, "reference/training_reference.safetensors");
