@@ -7,6 +7,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cuda/allocator.cuh"
+#include "kernels/cuda/check.cuh"
 
 namespace gradlens::cuda {
 
@@ -17,7 +18,7 @@ class CudaBackend final : public Backend {
   /// The stream of this device's kernels and copies (one, in order: the caching allocator relies on
   /// it); with several GPUs it also makes this device current.
   cudaStream_t stream() const {
-    if (multi_device_) cudaSetDevice(index_);
+    if (multi_device_) GRADLENS_CUDA_CHECK(cudaSetDevice(index_));
     return stream_;
   }
   CachingAllocator& allocator() { return allocator_; }
