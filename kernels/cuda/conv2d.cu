@@ -25,11 +25,12 @@ __device__ inline i64 y_at(const Conv2dParams& p, i64 n, i64 k, i64 h, i64 w) {
 }
 
 // y for output channels [k0, k0 + kc), one output pixel (n, oh, ow) per thread.
+template <int Channels>
 __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
     Conv2dParams p, const float* x, const float* w, const float* b, float* y) {
   extern __shared__ float ws[];  // [kc][c][r][s]
-  const i64 k0 = blockIdx.y * i64{kChannelsPerThread};
-  const int kc = static_cast<int>(min(i64{kChannelsPerThread}, p.k - k0));
+  const i64 k0 = blockIdx.y * i64{Channels};
+  const int kc = static_cast<int>(min(i64{Channels}, p.k - k0));
   const i64 crs = p.c * p.r * p.s;
   for (i64 i = threadIdx.x; i < kc * crs; i += blockDim.x) ws[i] = w[k0 * crs + i];
   __syncthreads();
@@ -37,9 +38,9 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
   for (i64 pix = blockIdx.x * i64{blockDim.x} + threadIdx.x; pix < pixels;
        pix += i64{blockDim.x} * gridDim.x) {
     const i64 n = pix / (p.oh * p.ow), oh = pix / p.ow % p.oh, ow = pix % p.ow;
-    float acc[kChannelsPerThread];
+    float acc[Channels];
 #pragma unroll
-    for (int j = 0; j < kChannelsPerThread; ++j) {
+    for (int j = 0; j < Channels; ++j) {
       acc[j] = (b != nullptr && j < kc) ? b[k0 + j] : 0.f;
     }
     for (i64 c = 0; c < p.c; ++c) {
@@ -52,14 +53,14 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
           const float xv = x[x_at(p, n, c, ih, iw)];
           const float* wt = ws + (c * p.r + r) * p.s + s;
 #pragma unroll
-          for (int j = 0; j < kChannelsPerThread; ++j) {
+          for (int j = 0; j < Channels; ++j) {
             if (j < kc) acc[j] = fmaf(xv, wt[j * crs], acc[j]);
           }
         }
       }
     }
 #pragma unroll
-    for (int j = 0; j < kChannelsPerThread; ++j) {
+    for (int j = 0; j < Channels; ++j) {
       if (j < kc) y[y_at(p, n, k0 + j, oh, ow)] = acc[j];
     }
   }
@@ -67,11 +68,12 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
 
 // dx for input channels [c0, c0 + cc), one input pixel (n, ih, iw) per thread: the sum over the
 // outputs whose window covers it (oh * stride = ih + padding - r).
+template <int Channels>
 __global__ void __launch_bounds__(kConvThreads)
     conv2d_input_grad_kernel(Conv2dParams p, const float* w, const float* dy, float* dx) {
   extern __shared__ float ws[];  // [cc][k][r][s]
-  const i64 c0 = blockIdx.y * i64{kChannelsPerThread};
-  const int cc = static_cast<int>(min(i64{kChannelsPerThread}, p.c - c0));
+  const i64 c0 = blockIdx.y * i64{Channels};
+  const int cc = static_cast<int>(min(i64{Channels}, p.c - c0));
   const i64 rs = p.r * p.s, krs = p.k * rs;
   for (i64 i = threadIdx.x; i < cc * krs; i += blockDim.x) {
     const i64 j = i / krs, k = i / rs % p.k, t = i % rs;
@@ -82,7 +84,7 @@ __global__ void __launch_bounds__(kConvThreads)
   for (i64 pix = blockIdx.x * i64{blockDim.x} + threadIdx.x; pix < pixels;
        pix += i64{blockDim.x} * gridDim.x) {
     const i64 n = pix / (p.h * p.w), ih = pix / p.w % p.h, iw = pix % p.w;
-    float acc[kChannelsPerThread] = {};
+    float acc[Channels] = {};
     for (i64 r = 0; r < p.r; ++r) {
       const i64 th = ih + p.padding - r;
       if (th < 0 || th % p.stride != 0 || th / p.stride >= p.oh) continue;
@@ -95,14 +97,14 @@ __global__ void __launch_bounds__(kConvThreads)
           const float d = dy[y_at(p, n, k, oh, ow)];
           const float* wt = ws + (k * p.r + r) * p.s + s;
 #pragma unroll
-          for (int j = 0; j < kChannelsPerThread; ++j) {
+          for (int j = 0; j < Channels; ++j) {
             if (j < cc) acc[j] = fmaf(d, wt[j * krs], acc[j]);
           }
         }
       }
     }
 #pragma unroll
-    for (int j = 0; j < kChannelsPerThread; ++j) {
+    for (int j = 0; j < Channels; ++j) {
       if (j < cc) dx[x_at(p, n, c0 + j, ih, iw)] = acc[j];
     }
   }
@@ -230,10 +232,17 @@ void CudaBackend::conv2d_forward(
     launch_map(stream(), "conv2d_forward", pixels * p.k, PlainForward{p, x, w, b, y});
     return;
   }
+  // 8 channels a thread when the layer has no more (conv1's 6): no idle accumulators
+  const int channels = p.k <= 8 ? 8 : kChannelsPerThread;
   const dim3 grid(grid_for(pixels, kConvThreads),
-                  static_cast<unsigned>((p.k + kChannelsPerThread - 1) / kChannelsPerThread));
-  const std::size_t shared = static_cast<std::size_t>(kChannelsPerThread * crs) * sizeof(float);
-  conv2d_forward_kernel<<<grid, kConvThreads, shared, stream()>>>(p, x, w, b, y);
+                  static_cast<unsigned>((p.k + channels - 1) / channels));
+  const std::size_t shared = static_cast<std::size_t>(channels * crs) * sizeof(float);
+  if (channels == 8) {
+    conv2d_forward_kernel<8><<<grid, kConvThreads, shared, stream()>>>(p, x, w, b, y);
+  } else {
+    conv2d_forward_kernel<kChannelsPerThread>
+        <<<grid, kConvThreads, shared, stream()>>>(p, x, w, b, y);
+  }
   check_launch(stream(), "conv2d_forward", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
 }
 
@@ -252,11 +261,16 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
     } else if (p.k * rs * kChannelsPerThread > kSharedFloats) {
       launch_map(stream(), "conv2d_backward dx", pixels * p.c, PlainInputGrad{p, w, dy, dx});
     } else if (pixels > 0 && p.c > 0) {
+      const int channels = p.c <= 8 ? 8 : kChannelsPerThread;
       const dim3 grid(grid_for(pixels, kConvThreads),
-                      static_cast<unsigned>((p.c + kChannelsPerThread - 1) / kChannelsPerThread));
-      const std::size_t shared =
-          static_cast<std::size_t>(kChannelsPerThread * p.k * rs) * sizeof(float);
-      conv2d_input_grad_kernel<<<grid, kConvThreads, shared, stream()>>>(p, w, dy, dx);
+                      static_cast<unsigned>((p.c + channels - 1) / channels));
+      const std::size_t shared = static_cast<std::size_t>(channels * p.k * rs) * sizeof(float);
+      if (channels == 8) {
+        conv2d_input_grad_kernel<8><<<grid, kConvThreads, shared, stream()>>>(p, w, dy, dx);
+      } else {
+        conv2d_input_grad_kernel<kChannelsPerThread>
+            <<<grid, kConvThreads, shared, stream()>>>(p, w, dy, dx);
+      }
       check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     }
   }

@@ -81,7 +81,7 @@ __device__ inline float block_sum(float v, float* shared) {
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   const int warps = blockDim.x / kWarp;
-  v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
+  v = static_cast<int>(threadIdx.x) < warps ? shared[threadIdx.x] : 0.f;
   if (warp == 0) v = warp_sum(v);
   return v;
 }
