@@ -5,8 +5,32 @@
 # It must fit in 5 minutes, so every step has a timeout cut to the time left, and the optional
 # steps (yardstick, racecheck) come last and are skipped when the budget is spent.
 #   OUT=/tmp/out bash tools/gpu_check.sh        (GPU_CHECK_BUDGET=seconds overrides 285)
+#
+# The device machine gets the repo but not the ../shared beside it. Before the device call, on the
+# developer machine:
+#   bash tools/gpu_check.sh --stage
+# copies what the gpu tests read (the reference files and cifar10/test_batch.bin, about 45 MB) into
+# .gpu-shared/, which .git/info/exclude keeps out of git; the device call then names it in `carry`
+# (run: command "OUT=$OUT bash tools/gpu_check.sh", carry [".gpu-shared"]). There the script
+# builds against it, with test_batch.bin standing in for the five training batches (the training
+# runs here are smoke tests; 150 MB of training data would not fit the 64 MiB that travels).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+
+STAGE=.gpu-shared
+if [[ "${1:-}" == "--stage" ]]; then
+  set -e
+  src=$(cd .. && pwd)/shared
+  mkdir -p "$STAGE/reference" "$STAGE/cifar10"
+  for f in cifar_net public_inputs public_attributions public_stochastic test_logits \
+    training_reference; do
+    cp -f "$src/reference/$f.safetensors" "$STAGE/reference/"
+  done
+  cp -f "$src/cifar10/test_batch.bin" "$src/cifar10/batches.meta.txt" "$STAGE/cifar10/"
+  grep -qx "/$STAGE/" .git/info/exclude 2>/dev/null || echo "/$STAGE/" >>.git/info/exclude
+  du -sh "$STAGE"
+  exit 0
+fi
 OUT=${OUT:-$PWD/out/gpu_check}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -17,6 +41,13 @@ BUDGET=${GPU_CHECK_BUDGET:-285}
 BUILD=build-gpu
 JOBS=$(nproc)
 SHARED=$(cd .. && pwd)/shared
+if [[ ! -d "$SHARED/reference" && -d "$STAGE/reference" ]]; then
+  SHARED=$PWD/$STAGE
+  for i in 1 2 3 4 5; do  # training batches: the test batch stands in (see the header)
+    [[ -e "$SHARED/cifar10/data_batch_$i.bin" ]] || ln -s test_batch.bin "$SHARED/cifar10/data_batch_$i.bin"
+  done
+  echo "using the staged $SHARED (test_batch.bin stands in for the training batches)"
+fi
 declare -A RC=()
 ORDER=()
 
@@ -92,7 +123,7 @@ echo "$(cmake --version | head -1); $(g++ --version | head -1); $(nvcc --version
 
 # Release, sm_90 only (H100/H200): half the CUDA compile time of the default 75;90.
 step configure 60 cmake -S . -B "$BUILD" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DGRADLENS_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 || summary
+  -DGRADLENS_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DGRADLENS_SHARED_DIR="$SHARED" || summary
 step build 180 cmake --build "$BUILD" -j"$JOBS" --target gradlens_gpu_tests gradlens_cli bench_cuda ||
   summary
 
