@@ -1,8 +1,10 @@
 // The fiber scheduler and runtime calls behind cuda_runtime.h. One block at a time: its threads
-// are ucontext fibers on one OS thread; a fiber runs until it waits at a barrier or returns, and a
+// are fibers on one OS thread; a fiber runs until it waits at a barrier or ends the block, and a
 // barrier opens when every live thread of its scope (block, or warp for shuffles) waits at it.
-#include <ucontext.h>
-
+// The fibers of a launch are made once and run block after block; on x86-64 they switch by
+// saving six registers (ucontext's swapcontext costs a signal-mask syscall per switch, which made
+// shuffle-heavy kernels 20x slower), elsewhere through ucontext.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -12,13 +14,54 @@
 
 #include "cuda_runtime.h"
 
+#if defined(__x86_64__)
+// emu_switch(save, next): saves the callee-saved registers and the stack pointer into *save, then
+// continues where `next` was saved (or starts a fresh fiber stack prepared by start_frame).
+extern "C" void emu_switch(void** save, void* next);
+asm(R"(
+  .text
+  .p2align 4
+  .globl emu_switch
+  .hidden emu_switch
+  .type emu_switch, @function
+emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size emu_switch, .-emu_switch
+)");
+#else
+#include <ucontext.h>
+#endif
+
 namespace emu {
 namespace {
 
-enum class State { Ready, AtBlock, AtWarp, Done };
+// Ready: may run; AtBlock/AtWarp: waits at a barrier; Finished: done with the current block.
+enum class State { Ready, AtBlock, AtWarp, Finished };
+
+struct Context {
+#if defined(__x86_64__)
+  void* sp = nullptr;
+#else
+  ucontext_t uc;
+#endif
+};
 
 struct Fiber {
-  ucontext_t context;
+  Context context;
   char* stack = nullptr;
   dim3 index;
   int linear = 0;
@@ -31,7 +74,7 @@ struct Block {
   std::vector<float> exchange;  // one slot per thread, for the shuffles
   std::vector<char> shared;
   const std::function<void()>* body = nullptr;
-  ucontext_t scheduler;
+  Context scheduler;
   Fiber* current = nullptr;
 };
 
@@ -40,6 +83,14 @@ thread_local Block* active = nullptr;
 thread_local std::vector<std::unique_ptr<char[]>> stacks;
 thread_local cudaError_t last_error = cudaSuccess;
 constexpr std::size_t kStackBytes = 128 * 1024;
+
+void switch_context(Context& save, Context& next) {
+#if defined(__x86_64__)
+  emu_switch(&save.sp, next.sp);
+#else
+  swapcontext(&save.uc, &next.uc);
+#endif
+}
 
 Fiber& me() {
   if (active == nullptr || active->current == nullptr) {
@@ -51,21 +102,42 @@ Fiber& me() {
 void wait(State state) {
   Fiber& f = me();
   f.state = state;
-  swapcontext(&f.context, &active->scheduler);
+  switch_context(f.context, active->scheduler);
 }
 
-void fiber_main() {
-  (*active->body)();
-  Fiber& f = me();
-  f.state = State::Done;
-  swapcontext(&f.context, &active->scheduler);
+// A fiber's whole life: the kernel body once per block of the launch, then parked (its stack is
+// reused by the next launch; nothing on it needs unwinding).
+[[noreturn]] void fiber_main() {
+  for (;;) {
+    (*active->body)();
+    wait(State::Finished);
+  }
+}
+
+void start_frame(Fiber& f) {
+#if defined(__x86_64__)
+  // What emu_switch pops: six registers, then fiber_main as the return address, placed so that
+  // fiber_main starts with the stack alignment of a called function (rsp = 8 mod 16).
+  auto top = reinterpret_cast<std::uintptr_t>(f.stack + kStackBytes) & ~std::uintptr_t{15};
+  auto* frame = reinterpret_cast<void**>(top - 16);
+  frame[0] = reinterpret_cast<void*>(&fiber_main);
+  frame -= 6;
+  std::memset(frame, 0, 6 * sizeof(void*));
+  f.context.sp = frame;
+#else
+  getcontext(&f.context.uc);
+  f.context.uc.uc_stack.ss_sp = f.stack;
+  f.context.uc.uc_stack.ss_size = kStackBytes;
+  f.context.uc.uc_link = nullptr;
+  makecontext(&f.context.uc, reinterpret_cast<void (*)()>(&fiber_main), 0);
+#endif
 }
 
 // Opens the barriers every live thread of their scope waits at; false when none can open.
 bool release(Block& b) {
   bool all_at_block = true, any_live = false;
   for (const Fiber& f : b.fibers) {
-    if (f.state == State::Done) continue;
+    if (f.state == State::Finished) continue;
     any_live = true;
     if (f.state != State::AtBlock) all_at_block = false;
   }
@@ -82,7 +154,7 @@ bool release(Block& b) {
     bool all_at_warp = true, live = false;
     for (std::size_t i = w; i < std::min(n, w + 32); ++i) {
       const State s = b.fibers[i].state;
-      if (s == State::Done) continue;
+      if (s == State::Finished) continue;
       live = true;
       if (s != State::AtWarp) all_at_warp = false;
     }
@@ -139,33 +211,27 @@ void run_grid(dim3 grid, dim3 block_dim, std::size_t shared, const std::function
                              static_cast<unsigned>(t / block_dim.x % block_dim.y),
                              static_cast<unsigned>(t / (block_dim.x * block_dim.y)));
   }
+  for (Fiber& f : b.fibers) start_frame(f);
   Block* outer = active;
   active = &b;
   for (unsigned z = 0; z < grid.z; ++z) {
     for (unsigned y = 0; y < grid.y; ++y) {
       for (unsigned x = 0; x < grid.x; ++x) {
         b.block_idx = dim3(x, y, z);
-        for (Fiber& f : b.fibers) {
-          getcontext(&f.context);
-          f.context.uc_stack.ss_sp = f.stack;
-          f.context.uc_stack.ss_size = kStackBytes;
-          f.context.uc_link = nullptr;
-          makecontext(&f.context, fiber_main, 0);
-          f.state = State::Ready;
-        }
+        for (Fiber& f : b.fibers) f.state = State::Ready;
         for (;;) {
           bool ran = false;
           for (Fiber& f : b.fibers) {
             if (f.state != State::Ready) continue;
             b.current = &f;
-            swapcontext(&b.scheduler, &f.context);
+            switch_context(b.scheduler, f.context);
             b.current = nullptr;
             ran = true;
           }
           if (ran) continue;
           if (release(b)) continue;
           bool done = true;
-          for (const Fiber& f : b.fibers) done = done && f.state == State::Done;
+          for (const Fiber& f : b.fibers) done = done && f.state == State::Finished;
           if (done) break;
           active = outer;
           throw std::runtime_error(
