@@ -37,23 +37,32 @@ Attributions IntegratedGradients::attribute(const Tensor& inputs,
   const std::int64_t rows = planner_.chunk_rows(forward_, row_shape, inputs.device());
   const std::int64_t steps_per_chunk = std::max<std::int64_t>(1, rows / n);
 
+  // One broadcast op builds a chunk's scaled inputs [steps, n, ...] and one weighs and sums its
+  // gradients, whatever the step count: no launch per step on a GPU.
+  Shape column_shape(inputs.dim() + 1, 1);  // [steps, 1, ..., 1]
+  Shape batch_shape = inputs.shape();       // [1, n, ...]
+  batch_shape.insert(batch_shape.begin(), 1);
+  const Tensor diff_batch = reshape(diff, batch_shape), base_batch = reshape(base, batch_shape);
+  const auto column = [&](const std::vector<double>& values, std::int64_t s0, std::int64_t s1) {
+    // float32, as Captum's python floats multiply float32 tensors
+    std::vector<float> v(values.begin() + s0, values.begin() + s1);
+    column_shape[0] = s1 - s0;
+    return Tensor::from_vector(v, column_shape, inputs.device());
+  };
   std::vector<std::int64_t> chunk_targets;
   Tensor total;
   for_each_chunk(options_.n_steps, steps_per_chunk, [&](std::int64_t s0, std::int64_t s1) {
-    std::vector<Tensor> scaled;
+    Shape rows_shape = inputs.shape();
+    rows_shape[0] = (s1 - s0) * n;
+    const Tensor scaled =
+        reshape(add(base_batch, mul(column(q.alphas, s0, s1), diff_batch)), rows_shape);
     chunk_targets.clear();
-    for (std::int64_t s = s0; s < s1; ++s) {
-      // float32 alpha, as Captum's python float multiplies a float32 tensor
-      scaled.push_back(
-          add(base, mul_scalar(diff, static_cast<float>(q.alphas[static_cast<std::size_t>(s)]))));
+    for (std::int64_t s = s0; s < s1; ++s)
       chunk_targets.insert(chunk_targets.end(), t.begin(), t.end());
-    }
-    const Tensor grads = compute_gradients(forward_, cat(scaled), chunk_targets);
-    for (std::int64_t s = s0; s < s1; ++s) {
-      const Tensor g = mul_scalar(slice(grads, (s - s0) * n, (s - s0 + 1) * n),
-                                  static_cast<float>(q.weights[static_cast<std::size_t>(s)]));
-      total = total.defined() ? add(total, g) : g;
-    }
+    batch_shape[0] = s1 - s0;
+    const Tensor grads = reshape(compute_gradients(forward_, scaled, chunk_targets), batch_shape);
+    const Tensor weighted = sum_dim(mul(grads, column(q.weights, s0, s1)), 0);
+    total = total.defined() ? add(total, weighted) : weighted;
   });
   Attributions out;
   out.values = options_.multiply_by_inputs ? mul(total, diff) : total;
