@@ -22,6 +22,55 @@ struct Pool2dParams {
   std::int64_t oh, ow;
 };
 
+/// Output size of a window sliding over `size` (the same rule for conv2d and max_pool2d).
+inline std::int64_t window_output_size(std::int64_t size,
+                                       std::int64_t window,
+                                       std::int64_t stride,
+                                       std::int64_t padding) {
+  return (size + 2 * padding - window) / stride + 1;
+}
+
+/// The params with oh, ow derived from the rest (callers check the window fits first).
+inline Conv2dParams make_conv2d_params(std::int64_t n,
+                                       std::int64_t c,
+                                       std::int64_t h,
+                                       std::int64_t w,
+                                       std::int64_t k,
+                                       std::int64_t r,
+                                       std::int64_t s,
+                                       std::int64_t stride,
+                                       std::int64_t padding) {
+  return {n,
+          c,
+          h,
+          w,
+          k,
+          r,
+          s,
+          stride,
+          padding,
+          window_output_size(h, r, stride, padding),
+          window_output_size(w, s, stride, padding)};
+}
+
+inline Pool2dParams make_pool2d_params(std::int64_t n,
+                                       std::int64_t c,
+                                       std::int64_t h,
+                                       std::int64_t w,
+                                       std::int64_t kernel,
+                                       std::int64_t stride,
+                                       std::int64_t padding) {
+  return {n,
+          c,
+          h,
+          w,
+          kernel,
+          stride,
+          padding,
+          window_output_size(h, kernel, stride, padding),
+          window_output_size(w, kernel, stride, padding)};
+}
+
 // Broadcasting of two operands to an output shape: a stride of 0 repeats that operand along a dim.
 inline constexpr int kMaxDims = 8;
 struct BroadcastParams {

@@ -56,23 +56,21 @@ Tensor conv2d(const Tensor& x,
                    "], got ",
                    shape_str(bias.shape()));
   }
-  Conv2dParams p{};
-  p.n = x.size(0);
-  p.c = x.size(1);
-  p.h = x.size(2);
-  p.w = x.size(3);
-  p.k = weight.size(0);
-  p.r = weight.size(2);
-  p.s = weight.size(3);
-  p.stride = stride;
-  p.padding = padding;
-  GRADLENS_CHECK(p.h + 2 * padding >= p.r && p.w + 2 * padding >= p.s,
-                 "[conv2d] kernel ",
-                 shape_str(weight.shape()),
-                 " larger than the padded input ",
-                 shape_str(x.shape()));
-  p.oh = (p.h + 2 * padding - p.r) / stride + 1;
-  p.ow = (p.w + 2 * padding - p.s) / stride + 1;
+  GRADLENS_CHECK(
+      x.size(2) + 2 * padding >= weight.size(2) && x.size(3) + 2 * padding >= weight.size(3),
+      "[conv2d] kernel ",
+      shape_str(weight.shape()),
+      " larger than the padded input ",
+      shape_str(x.shape()));
+  const Conv2dParams p = make_conv2d_params(x.size(0),
+                                            x.size(1),
+                                            x.size(2),
+                                            x.size(3),
+                                            weight.size(0),
+                                            weight.size(2),
+                                            weight.size(3),
+                                            stride,
+                                            padding);
   Tensor y = Tensor::empty({p.n, p.k, p.oh, p.ow}, x.device());
   detail::backend_of(x).conv2d_forward(
       p, x.data(), weight.data(), detail::data_or_null(bias), y.data());

@@ -30,21 +30,13 @@ Tensor max_pool2d(const Tensor& x, std::int64_t kernel, std::int64_t stride, std
                  stride,
                  ", padding ",
                  padding);
-  Pool2dParams p{};
-  p.n = x.size(0);
-  p.c = x.size(1);
-  p.h = x.size(2);
-  p.w = x.size(3);
-  p.kernel = kernel;
-  p.stride = stride;
-  p.padding = padding;
-  GRADLENS_CHECK(p.h + 2 * padding >= kernel && p.w + 2 * padding >= kernel,
+  GRADLENS_CHECK(x.size(2) + 2 * padding >= kernel && x.size(3) + 2 * padding >= kernel,
                  "[max_pool2d] kernel ",
                  kernel,
                  " larger than the padded input ",
                  shape_str(x.shape()));
-  p.oh = (p.h + 2 * padding - kernel) / stride + 1;
-  p.ow = (p.w + 2 * padding - kernel) / stride + 1;
+  const Pool2dParams p =
+      make_pool2d_params(x.size(0), x.size(1), x.size(2), x.size(3), kernel, stride, padding);
   Tensor y = Tensor::empty({p.n, p.c, p.oh, p.ow}, x.device());
   auto index_storage = std::make_shared<Storage>(
       static_cast<std::size_t>(y.numel()) * sizeof(std::int32_t), x.device());

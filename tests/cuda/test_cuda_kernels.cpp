@@ -639,19 +639,7 @@ TEST_F(CudaKernels, LinearBackwardWithNullOutputs) {
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
-Conv2dParams conv(i64 n, i64 c, i64 h, i64 w, i64 k, i64 r, i64 s, i64 stride, i64 padding) {
-  return {n,
-          c,
-          h,
-          w,
-          k,
-          r,
-          s,
-          stride,
-          padding,
-          (h + 2 * padding - r) / stride + 1,
-          (w + 2 * padding - s) / stride + 1};
-}
+constexpr auto conv = gradlens::make_conv2d_params;
 
 std::string conv_text(const Conv2dParams& p) {
   std::ostringstream s;
@@ -733,17 +721,7 @@ TEST_F(CudaKernels, Conv2dOnTheWholeTestSet) {
 // ---------------------------------------------------------------------------------------------
 // max_pool2d
 
-Pool2dParams pool(i64 n, i64 c, i64 h, i64 w, i64 kernel, i64 stride, i64 padding) {
-  return {n,
-          c,
-          h,
-          w,
-          kernel,
-          stride,
-          padding,
-          (h + 2 * padding - kernel) / stride + 1,
-          (w + 2 * padding - kernel) / stride + 1};
-}
+constexpr auto pool = gradlens::make_pool2d_params;
 
 std::string pool_text(const Pool2dParams& p) {
   std::ostringstream s;

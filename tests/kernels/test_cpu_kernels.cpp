@@ -445,19 +445,7 @@ TEST(CpuKernels, LinearRowsDoNotDependOnTheBatchOrThreads) {
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
-Conv2dParams conv_params(i64 n, i64 c, i64 h, i64 w, i64 k, i64 r, i64 s, i64 stride, i64 padding) {
-  return {n,
-          c,
-          h,
-          w,
-          k,
-          r,
-          s,
-          stride,
-          padding,
-          (h + 2 * padding - r) / stride + 1,
-          (w + 2 * padding - s) / stride + 1};
-}
+constexpr auto conv_params = gradlens::make_conv2d_params;
 
 struct ConvReference {
   std::vector<double> y, dx, dw, db;
@@ -580,17 +568,7 @@ TEST(CpuKernels, Conv2dIsReproducibleAndThreadCountIndependentUpToRounding) {
 // ---------------------------------------------------------------------------------------------
 // max_pool2d
 
-Pool2dParams pool_params(i64 n, i64 c, i64 h, i64 w, i64 kernel, i64 stride, i64 padding) {
-  return {n,
-          c,
-          h,
-          w,
-          kernel,
-          stride,
-          padding,
-          (h + 2 * padding - kernel) / stride + 1,
-          (w + 2 * padding - kernel) / stride + 1};
-}
+constexpr auto pool_params = gradlens::make_pool2d_params;
 
 TEST(CpuKernels, MaxPoolFirstMaximumWinsAndScatters) {
   const std::vector<Pool2dParams> cases = {
