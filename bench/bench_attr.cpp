@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "autograd/storage.h"
+#include "bench/workloads.h"
 #include "nn/lenet.h"
 #include "nn/safetensors.h"
 #include "tools/gradlens/attribution_factory.h"
@@ -19,25 +20,9 @@ namespace {
 
 using namespace gradlens;
 
-Tensor random_images(std::int64_t n, std::uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<std::size_t>(n * 3 * 32 * 32));
-  for (float& x : v) x = dist(gen);
-  return Tensor::from_vector(v, {n, 3, 32, 32});
-}
-
-// The tutorial's pretrained weights when ../shared has them (the ReLU patterns then look like real
-// ones), else a seeded Net: the timings barely depend on the weights.
 nn::Net& bench_net() {
-  static nn::Net* net = [] {
-    auto* n = new nn::Net(0);
-    const std::string path = std::string(GRADLENS_SHARED_DIR) + "/reference/cifar_net.safetensors";
-    if (std::filesystem::exists(path))
-      n->load_state_dict(nn::SafetensorsFile::load(path).float_tensors());
-    return n;
-  }();
-  return *net;
+  static nn::Net net = bench::pretrained_net();  // loaded once for every benchmark
+  return net;
 }
 
 // 16 superpixels of 8x8, shared by the three channels (the reference's feature_mask).
@@ -93,10 +78,10 @@ void run_workload(benchmark::State& state, const Workload& w) try {
   const std::int64_t n = state.range(0);
   nn::Net& net = bench_net();
   cli::BuiltMethod method = cli::make_attribution(w.config, net);
-  const Tensor x = random_images(n, 1);
+  const Tensor x = bench::random_images(n, 1);
   std::vector<std::int64_t> targets;
   for (std::int64_t i = 0; i < n; ++i) targets.push_back((i * 7) % 10);
-  const Tensor baselines = w.baselines ? random_images(w.baselines, 2) : Tensor();
+  const Tensor baselines = w.baselines ? bench::random_images(w.baselines, 2) : Tensor();
 
   method.get().attribute(x, targets, baselines);  // warm-up: sizes the chunks once
   reset_peak_memory(kCPU);

@@ -17,6 +17,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "autograd/storage.h"
+#include "bench/workloads.h"
 #include "kernels/backend.h"
 #include "nn/lenet.h"
 #include "nn/loss.h"
@@ -26,14 +27,6 @@
 namespace {
 
 using namespace gradlens;
-
-Tensor random_images(std::int64_t n, std::uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<std::size_t>(n * 3 * 32 * 32));
-  for (float& x : v) x = dist(gen);
-  return Tensor::from_vector(v, {n, 3, 32, 32}, kCUDA);
-}
 
 // False (and the benchmark marked skipped) where there is no GPU.
 bool have_cuda(benchmark::State& state) {
@@ -57,20 +50,11 @@ void BM_TrainStep_Cuda(benchmark::State& state) try {
   net.to(kCUDA);
   nn::SGD sgd(net.parameters(), {.lr = 0.001f, .momentum = 0.9f});
   nn::CrossEntropyLoss criterion;
-  constexpr int kBatches = 32;
-  std::vector<Tensor> xs;
-  std::vector<std::vector<std::int64_t>> ys;
-  for (int k = 0; k < kBatches; ++k) {
-    xs.push_back(random_images(batch, 100 + k));
-    std::vector<std::int64_t> y(static_cast<std::size_t>(batch));
-    for (std::int64_t i = 0; i < batch; ++i)
-      y[static_cast<std::size_t>(i)] = ((i * 7) % 10 * 3 + k) % 10;
-    ys.push_back(y);
-  }
+  const bench::TrainingBatches data = bench::training_batches(batch, kCUDA);
   std::size_t k = 0;
   const auto step = [&] {
-    const Tensor& x = xs[k % kBatches];
-    const auto& y = ys[k++ % kBatches];
+    const Tensor& x = data.images[k % data.kCount];
+    const auto& y = data.labels[k++ % data.kCount];
     sgd.zero_grad();
     const Tensor loss = criterion(net(x), y);
     loss.backward();
@@ -98,7 +82,7 @@ void BM_Inference_Cuda(benchmark::State& state) try {
   const std::int64_t batch = state.range(0);
   nn::Net net(0);
   net.to(kCUDA);
-  const Tensor x = random_images(batch, 2);
+  const Tensor x = bench::random_images(batch, 2, kCUDA);
   NoGradGuard no_grad;
   const auto forward = [&] {
     const Tensor logits = net(x);
@@ -115,23 +99,13 @@ void BM_Inference_Cuda(benchmark::State& state) try {
 }
 BENCHMARK(BM_Inference_Cuda)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-// The pretrained weights when ../shared has them (realistic ReLU patterns), else a seeded Net.
-nn::Net pretrained_on_gpu() {
-  nn::Net net(0);
-  const std::string path = std::string(GRADLENS_SHARED_DIR) + "/reference/cifar_net.safetensors";
-  if (std::filesystem::exists(path))
-    net.load_state_dict(nn::SafetensorsFile::load(path).float_tensors());
-  net.to(kCUDA);
-  return net;
-}
-
 // Captum's defaults as the tutorial calls them on one image: IG with 50 Gauss-Legendre steps and
 // its convergence delta; NoiseTunnel(IG) smoothgrad_sq, 100 samples, stdev 0.2 (5,000 rows).
 void BM_IntegratedGradients_Cuda(benchmark::State& state) try {
   if (!have_cuda(state)) return;
-  nn::Net net = pretrained_on_gpu();
+  nn::Net net = bench::pretrained_net(kCUDA);
   attr::IntegratedGradients ig([&net](const Tensor& x) { return net(x); });
-  const Tensor x = random_images(state.range(0), 1);
+  const Tensor x = bench::random_images(state.range(0), 1, kCUDA);
   const std::vector<std::int64_t> target = {3};
   const auto run = [&] {
     const attr::Attributions a = ig.attribute(x, target);
@@ -150,14 +124,14 @@ BENCHMARK(BM_IntegratedGradients_Cuda)->Arg(1)->Unit(benchmark::kMillisecond)->U
 
 void BM_NoiseTunnelIG_Cuda(benchmark::State& state) try {
   if (!have_cuda(state)) return;
-  nn::Net net = pretrained_on_gpu();
+  nn::Net net = bench::pretrained_net(kCUDA);
   attr::IntegratedGradients ig([&net](const Tensor& x) { return net(x); });
   attr::NoiseTunnelOptions options;
   options.type = attr::NoiseTunnelType::SmoothGradSq;
   options.nt_samples = 100;
   options.stdevs = 0.2f;
   attr::NoiseTunnel nt(ig, options);
-  const Tensor x = random_images(state.range(0), 1);
+  const Tensor x = bench::random_images(state.range(0), 1, kCUDA);
   const std::vector<std::int64_t> target = {3};
   const auto run = [&] {
     const attr::Attributions a = nt.attribute(x, target);

@@ -10,6 +10,7 @@
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "bench/workloads.h"
 #include "nn/lenet.h"
 #include "nn/loss.h"
 #include "nn/optim/sgd.h"
@@ -18,43 +19,18 @@ namespace {
 
 using namespace gradlens;
 
-Tensor random_images(std::int64_t n, std::uint64_t seed, Shape shape = {}) {
-  if (shape.empty()) shape = {n, 3, 32, 32};
-  std::mt19937_64 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<std::size_t>(shape_numel(shape)));
-  for (float& x : v) x = dist(gen);
-  return Tensor::from_vector(v, shape);
-}
-
-std::vector<std::int64_t> random_labels(std::int64_t n) {
-  std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) labels[static_cast<std::size_t>(i)] = (i * 7) % 10;
-  return labels;
-}
-
-// One SGD step of the tutorial's recipe: zero_grad, forward, loss, backward, step.
-// NOTE: the steps cycle through 32 batches with scrambled labels. Thousands of steps on one fixed
-// batch drive the loss and every gradient towards denormal floats, which are slow on both sides
-// and nothing like real training (torch_bench.py does the same).
+// One SGD step of the tutorial's recipe: zero_grad, forward, loss, backward, step, cycling the
+// batches of bench::training_batches (torch_bench.py does the same).
 void BM_TrainStep_CPU(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
   nn::Net net(0);
   nn::SGD sgd(net.parameters(), {.lr = 0.001f, .momentum = 0.9f});
   nn::CrossEntropyLoss criterion;
-  constexpr int kBatches = 32;
-  std::vector<Tensor> xs;
-  std::vector<std::vector<std::int64_t>> ys;
-  for (int k = 0; k < kBatches; ++k) {
-    xs.push_back(random_images(batch, 100 + k));
-    auto y = random_labels(batch);
-    for (auto& label : y) label = (label * 3 + k) % 10;
-    ys.push_back(y);
-  }
+  const bench::TrainingBatches data = bench::training_batches(batch);
   std::size_t k = 0;
   for (auto _ : state) {
-    const Tensor& x = xs[k % kBatches];
-    const auto& y = ys[k++ % kBatches];
+    const Tensor& x = data.images[k % data.kCount];
+    const auto& y = data.labels[k++ % data.kCount];
     sgd.zero_grad();
     const Tensor loss = criterion(net(x), y);
     loss.backward();
@@ -68,7 +44,7 @@ BENCHMARK(BM_TrainStep_CPU)->Arg(4)->Arg(64)->Unit(benchmark::kMicrosecond)->Use
 void BM_Inference_CPU(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
   nn::Net net(0);
-  const Tensor x = random_images(batch, 2);
+  const Tensor x = bench::random_images(batch, 2);
   NoGradGuard no_grad;
   for (auto _ : state) {
     const Tensor logits = net(x);
@@ -97,9 +73,9 @@ double conv_macs(std::int64_t which) {
 
 void BM_Conv2dForward_CPU(benchmark::State& state) {
   const std::int64_t which = state.range(0);
-  const Tensor x = random_images(0, 3, conv_input(which));
-  const Tensor w = random_images(0, 4, conv_weight(which));
-  const Tensor b = random_images(0, 5, {conv_weight(which)[0]});
+  const Tensor x = bench::random_images(0, 3, kCPU, conv_input(which));
+  const Tensor w = bench::random_images(0, 4, kCPU, conv_weight(which));
+  const Tensor b = bench::random_images(0, 5, kCPU, {conv_weight(which)[0]});
   NoGradGuard no_grad;
   for (auto _ : state) {
     const Tensor y = conv2d(x, w, b);
@@ -114,12 +90,12 @@ BENCHMARK(BM_Conv2dForward_CPU)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->
 // Gradients for input (conv2 only: conv1's input is the image), weight and bias.
 void BM_Conv2dBackward_CPU(benchmark::State& state) {
   const std::int64_t which = state.range(0);
-  Tensor x = random_images(0, 3, conv_input(which));
+  Tensor x = bench::random_images(0, 3, kCPU, conv_input(which));
   if (which == 2) x.set_requires_grad();
-  Tensor w = random_images(0, 4, conv_weight(which)).set_requires_grad();
-  Tensor b = random_images(0, 5, {conv_weight(which)[0]}).set_requires_grad();
+  Tensor w = bench::random_images(0, 4, kCPU, conv_weight(which)).set_requires_grad();
+  Tensor b = bench::random_images(0, 5, kCPU, {conv_weight(which)[0]}).set_requires_grad();
   const Tensor y = conv2d(x, w, b);
-  const Tensor dy = random_images(0, 6, y.shape());
+  const Tensor dy = bench::random_images(0, 6, kCPU, y.shape());
   std::vector<Tensor> wrt = {w, b};
   if (which == 2) wrt.push_back(x);
   for (auto _ : state) {
