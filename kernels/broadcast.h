@@ -38,4 +38,18 @@ inline BroadcastLayout coalesce(const BroadcastParams& p) {
   return l;
 }
 
+// What dy is multiplied by to give an operand's gradient in a binary op's backward (add, sub and
+// mul; div's backward is composed from them): 1, -1 or the other operand.
+enum class GradFactor { One, MinusOne, Other };
+
+inline GradFactor grad_factor(BinaryOp op, bool for_a) {
+  if (op == BinaryOp::Mul) return GradFactor::Other;
+  return op == BinaryOp::Sub && !for_a ? GradFactor::MinusOne : GradFactor::One;
+}
+
+// The pulled-back gradient dy * factor (`other` is read only for GradFactor::Other).
+GRADLENS_HOST_DEVICE inline float pulled(GradFactor f, float dy, float other) {
+  return f == GradFactor::One ? dy : f == GradFactor::MinusOne ? -dy : dy * other;
+}
+
 }  // namespace gradlens

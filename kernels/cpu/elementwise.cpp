@@ -79,19 +79,12 @@ void binary_forward_impl(const BroadcastParams& p, const float* a, const float* 
   });
 }
 
-// The pulled-back gradient of one operand: g = dy * factor, factor = 1, -1 or the other operand.
-enum class Factor { One, MinusOne, Other };
-
-inline float pulled(Factor f, float dy, float other) {
-  return f == Factor::One ? dy : f == Factor::MinusOne ? -dy : dy * other;
-}
-
 // grad [numel of this operand] = sum over broadcast positions of dy * factor. `self_is_a` picks
 // which strides index the operand being differentiated and which the other operand.
 void operand_backward(const BroadcastParams& p,
                       const Layout& l,
                       bool self_is_a,
-                      Factor f,
+                      GradFactor f,
                       const float* other,
                       const float* dy,
                       float* grad) {
@@ -101,12 +94,12 @@ void operand_backward(const BroadcastParams& p,
   if (self_numel == p.numel) {  // not broadcast: self's index is the output index, no reduction
     thread_pool().parallel_for(0, p.numel, kElementwiseGrain, [&](i64 begin, i64 end) {
       for_each_segment(l, begin, end, [&](i64 ia, i64 ib, i64 iy, i64 len) {
-        const float* o = f == Factor::Other ? other + (self_is_a ? ib : ia) : nullptr;
+        const float* o = f == GradFactor::Other ? other + (self_is_a ? ib : ia) : nullptr;
         float* g = grad + iy;
         const float* d = dy + iy;
-        if (f == Factor::One) {
+        if (f == GradFactor::One) {
           std::memcpy(g, d, static_cast<std::size_t>(len) * sizeof(float));
-        } else if (f == Factor::MinusOne) {
+        } else if (f == GradFactor::MinusOne) {
           for (i64 j = 0; j < len; ++j) g[j] = -d[j];
         } else if (s_other == 1) {
           for (i64 j = 0; j < len; ++j) g[j] = d[j] * o[j];
@@ -128,12 +121,13 @@ void operand_backward(const BroadcastParams& p,
     if (s_self == 0) {
       double total = 0.0;
       for (i64 j = 0; j < len; ++j) {
-        total += pulled(f, d[j], f == Factor::Other ? other[io + j * s_other] : 0.f);
+        total += pulled(f, d[j], f == GradFactor::Other ? other[io + j * s_other] : 0.f);
       }
       acc[is] += total;
     } else {
       for (i64 j = 0; j < len; ++j) {
-        acc[is + j * s_self] += pulled(f, d[j], f == Factor::Other ? other[io + j * s_other] : 0.f);
+        acc[is + j * s_self] +=
+            pulled(f, d[j], f == GradFactor::Other ? other[io + j * s_other] : 0.f);
       }
     }
   });
@@ -174,14 +168,10 @@ void CpuBackend::binary_backward(BinaryOp op,
   }
   const Layout l = coalesce(p);
   if (da != nullptr) {
-    const Factor f = op == BinaryOp::Mul ? Factor::Other : Factor::One;
-    operand_backward(p, l, /*self_is_a=*/true, f, b, dy, da);
+    operand_backward(p, l, /*self_is_a=*/true, grad_factor(op, true), b, dy, da);
   }
   if (db != nullptr) {
-    const Factor f = op == BinaryOp::Mul   ? Factor::Other
-                     : op == BinaryOp::Sub ? Factor::MinusOne
-                                           : Factor::One;
-    operand_backward(p, l, /*self_is_a=*/false, f, a, dy, db);
+    operand_backward(p, l, /*self_is_a=*/false, grad_factor(op, false), a, dy, db);
   }
 }
 

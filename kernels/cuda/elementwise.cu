@@ -50,24 +50,17 @@ void binary_forward_impl(
   }
 }
 
-// The pulled-back gradient of one operand: dy * 1, dy * -1 or dy * the other operand.
-enum class Factor { One, MinusOne, Other };
-
-__device__ inline float pulled(Factor f, float dy, const float* other, i64 io) {
-  return f == Factor::One ? dy : f == Factor::MinusOne ? -dy : dy * other[io];
-}
-
 // The operand is not broadcast: its gradient is elementwise in output order.
 struct PullBack {
   BroadcastLayout l;
   bool self_is_a;
-  Factor f;
+  GradFactor f;
   const float *other, *dy;
   float* grad;
   __device__ void operator()(i64 i) const {
     i64 ia = 0, ib = 0;
-    if (f == Factor::Other) broadcast_offsets(l, i, ia, ib);
-    grad[i] = pulled(f, dy[i], other, self_is_a ? ib : ia);
+    if (f == GradFactor::Other) broadcast_offsets(l, i, ia, ib);
+    grad[i] = pulled(f, dy[i], f == GradFactor::Other ? other[self_is_a ? ib : ia] : 0.f);
   }
 };
 
@@ -112,7 +105,7 @@ ReducePlan plan_reduction(const BroadcastLayout& l, bool self_is_a) {
 // reduced positions in output order and summing the lanes' partials by a fixed tree.
 template <int Group>
 __global__ void reduce_operand_kernel(
-    ReducePlan r, i64 self_numel, Factor f, const float* other, const float* dy, float* grad) {
+    ReducePlan r, i64 self_numel, GradFactor f, const float* other, const float* dy, float* grad) {
   __shared__ float shared[kWarp];
   const int groups_per_block = blockDim.x / Group;
   const int lane = threadIdx.x % Group;
@@ -141,7 +134,7 @@ __global__ void reduce_operand_kernel(
           out += c * r.red_out[d];
           io += c * r.red_other[d];
         }
-        acc += pulled(f, dy[out], other, io);
+        acc += pulled(f, dy[out], f == GradFactor::Other ? other[io] : 0.f);
       }
     }
     if constexpr (Group == kWarp) {
@@ -157,7 +150,7 @@ void operand_backward(cudaStream_t stream,
                       const BroadcastParams& p,
                       const BroadcastLayout& l,
                       bool self_is_a,
-                      Factor f,
+                      GradFactor f,
                       const float* other,
                       const float* dy,
                       float* grad) {
@@ -303,14 +296,10 @@ void CudaBackend::binary_backward(BinaryOp op,
   }
   const BroadcastLayout l = coalesce(p);
   if (da != nullptr) {
-    const Factor f = op == BinaryOp::Mul ? Factor::Other : Factor::One;
-    operand_backward(stream(), p, l, /*self_is_a=*/true, f, b, dy, da);
+    operand_backward(stream(), p, l, /*self_is_a=*/true, grad_factor(op, true), b, dy, da);
   }
   if (db != nullptr) {
-    const Factor f = op == BinaryOp::Mul   ? Factor::Other
-                     : op == BinaryOp::Sub ? Factor::MinusOne
-                                           : Factor::One;
-    operand_backward(stream(), p, l, /*self_is_a=*/false, f, a, dy, db);
+    operand_backward(stream(), p, l, /*self_is_a=*/false, grad_factor(op, false), a, dy, db);
   }
 }
 
