@@ -60,34 +60,11 @@ Attributions GradientShap::attribute(const Tensor& inputs,
   nn::Generator gen(options_.seed);
 
   // (1) baseline rows
-  std::vector<std::int64_t> index;
-  if (draws && !draws->baseline_index.empty()) {
-    GRADLENS_CHECK(static_cast<std::int64_t>(draws->baseline_index.size()) == rows,
-                   "[gradient_shap] draws.baseline_index has ",
-                   draws->baseline_index.size(),
-                   " entries, expected one per sample row: ",
-                   rows);
-    for (const std::int64_t b : draws->baseline_index)
-      GRADLENS_CHECK(b >= 0 && b < k,
-                     "[gradient_shap] draws.baseline_index ",
-                     b,
-                     " is outside the ",
-                     k,
-                     " baselines");
-    index = draws->baseline_index;
-  } else {
-    index = random_indices(rows, k, gen);
-  }
+  const std::vector<std::int64_t> index = baseline_rows(draws, rows, k, gen, name());
   // (2) noise on the inputs
   Tensor noise;
-  if (draws && draws->noise.defined()) {
-    GRADLENS_CHECK(draws->noise.shape() == expanded,
-                   "[gradient_shap] draws.noise is ",
-                   shape_str(draws->noise.shape()),
-                   ", expected ",
-                   shape_str(expanded),
-                   " (row i * n_samples + s)");
-    noise = draws->noise.to(inputs.device());
+  if (const Tensor* given = given_noise(draws, expanded, name())) {
+    noise = given->to(inputs.device());
   } else if (options_.stdevs > 0.f) {
     noise = normal_noise(expanded, options_.stdevs, gen, inputs.device());
   }  // NOTE: stdevs 0 (the default) draws nothing: Captum draws zeros, but our stream is not

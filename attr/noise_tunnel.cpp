@@ -107,7 +107,7 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   // made for every sample row at once, indexed by row i * nt + s.
   // NOTE: Captum draws per partition and reuses one set of baseline rows for all full partitions;
   // drawing per row up front instead keeps results independent of nt_samples_batch_size.
-  std::vector<std::int64_t> baseline_rows;
+  std::vector<std::int64_t> sample_baselines;
   if (options_.draw_baseline_from_distrib) {
     GRADLENS_CHECK(
         baselines.defined() && baselines.dim() == inputs.dim() && baselines.size(0) >= 1 &&
@@ -119,35 +119,11 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
         " for inputs ",
         shape_str(inputs.shape()));
     const std::int64_t k = baselines.size(0);
-    if (draws && !draws->baseline_index.empty()) {
-      GRADLENS_CHECK(static_cast<std::int64_t>(draws->baseline_index.size()) == rows,
-                     "[noise_tunnel] draws.baseline_index has ",
-                     draws->baseline_index.size(),
-                     " entries, expected one per sample row: ",
-                     rows);
-      for (const std::int64_t b : draws->baseline_index)
-        GRADLENS_CHECK(b >= 0 && b < k,
-                       "[noise_tunnel] draws.baseline_index ",
-                       b,
-                       " is outside the ",
-                       k,
-                       " baselines");
-      baseline_rows = draws->baseline_index;
-    } else {
-      baseline_rows = random_indices(rows, k, gen);
-    }
+    sample_baselines = baseline_rows(draws, rows, k, gen, name());
   }
   Tensor noise;
-  if (draws && draws->noise.defined()) {
-    GRADLENS_CHECK(draws->noise.shape() == expanded,
-                   "[noise_tunnel] draws.noise is ",
-                   shape_str(draws->noise.shape()),
-                   ", expected ",
-                   shape_str(expanded),
-                   " (row i * nt_samples + s for inputs ",
-                   shape_str(inputs.shape()),
-                   ")");
-    noise = draws->noise;
+  if (const Tensor* given = given_noise(draws, expanded, name())) {
+    noise = *given;
   } else {
     noise = normal_noise(expanded, options_.stdevs, gen);  // on the CPU; moved per partition
   }
@@ -187,7 +163,7 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
       std::vector<std::int64_t> picked;
       picked.reserve(sample_row.size());
       for (const std::int64_t r : sample_row)
-        picked.push_back(baseline_rows[static_cast<std::size_t>(r)]);
+        picked.push_back(sample_baselines[static_cast<std::size_t>(r)]);
       part_baselines = index_rows(baselines, picked);
     } else if (batch_baselines) {
       part_baselines = index_rows(baselines, image_of_row);
