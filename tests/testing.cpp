@@ -15,6 +15,11 @@
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "kernels/cpu/common/isa.h"
+
+#if GRADLENS_TEST_AVX512_ON_AVX2
+extern "C" gradlens::Backend* gradlens_cpu_backend_avx512_on_avx2();
+#endif
 
 namespace gradlens::testing {
 
@@ -190,6 +195,39 @@ BroadcastParams make_broadcast(std::vector<std::int64_t> a, std::vector<std::int
     p.numel *= p.shape[d];
   }
   return p;
+}
+
+std::vector<std::string> cpu_variant_names() {
+  return {"generic", "avx2", "avx512", "avx512_on_avx2"};
+}
+
+Backend* cpu_variant(const std::string& name, std::string* why) {
+  for (cpu::Isa isa : cpu::kAllIsas) {
+    if (cpu::isa_name(isa) != name) continue;
+    if (!cpu::isa_compiled(isa)) {
+      *why = "this build has no " + name + " variant";
+      return nullptr;
+    }
+    if (!cpu::isa_supported(isa)) {
+      *why = "this CPU lacks " + cpu::missing_features(isa);
+      return nullptr;
+    }
+    return &cpu::isa_backend(isa);
+  }
+  if (name == "avx512_on_avx2") {
+#if GRADLENS_TEST_AVX512_ON_AVX2
+    if (!cpu::isa_supported(cpu::Isa::avx2)) {
+      *why = "this CPU lacks " + cpu::missing_features(cpu::Isa::avx2);
+      return nullptr;
+    }
+    return gradlens_cpu_backend_avx512_on_avx2();
+#else
+    *why = "this build has no avx512_on_avx2 variant";
+    return nullptr;
+#endif
+  }
+  *why = "unknown variant " + name;
+  return nullptr;
 }
 
 }  // namespace gradlens::testing

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/tensor.h"
+#include "kernels/backend.h"
 #include "kernels/params.h"
 
 namespace gradlens::testing {
@@ -55,6 +56,13 @@ bool running_in_ci();
 /// BroadcastParams for a op b as autograd/ops/elementwise.cpp builds them (trailing dims aligned,
 /// stride 0 on size-1 dims), for kernel tests that call a Backend directly.
 BroadcastParams make_broadcast(std::vector<std::int64_t> a, std::vector<std::int64_t> b);
+
+/// The CPU kernels' ISA variants the tests run: generic, avx2, avx512 (those this build holds), and
+/// avx512_on_avx2, the AVX-512 variant's code with each 512-bit vector as two AVX2 halves (built
+/// for the tests only), so its tiling, masks and tails run on machines without AVX-512.
+std::vector<std::string> cpu_variant_names();
+/// The variant's backend, or nullptr with `why` set when this build or machine cannot run it.
+Backend* cpu_variant(const std::string& name, std::string* why);
 
 }  // namespace gradlens::testing
 

@@ -1,17 +1,19 @@
 // conv2d (cross-correlation, zero padding, NCHW, weight [K, C, R, S]): y = w (*) x + b,
 // dx = col2im(w^T [CRS, K] * dy [K, P]), dw = sum_n dy_n [K, P] * col_n^T [P, CRS].
-// Stride 1 uses the direct kernels of microkernels.h; other strides use im2col + GEMM per image.
+// Stride 1 uses the direct kernels of microkernels.h; other strides use im2col + Eigen's GEMM per
+// image. Compiled once per ISA (kernels/CMakeLists.txt), Eigen included.
 // Images are split over threads; per-chunk dw partials are summed in chunk order.
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/common/scratch.h"
+#include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/eigen_types.h"
 #include "kernels/cpu/microkernels.h"
-#include "kernels/cpu/scratch.h"
-#include "kernels/cpu/thread_pool.h"
+#include "kernels/cpu/simd.h"
 
-namespace gradlens::cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 namespace {
 
 // Multiply-adds per chunk below which a second thread does not pay for itself.
@@ -113,6 +115,11 @@ void pad_planes(
   std::fill(out + c * hp * wp, out + c * hp * wp + tail, 0.f);
 }
 
+// Zeros before each dcol row that add_shifted_rows reads (s + kMaxLanes, rounded up).
+i64 dcol_front(const Conv2dParams& p) {
+  return (p.s + 2 * simd::kMaxLanes - 1) / simd::kMaxLanes * simd::kMaxLanes;
+}
+
 // Everything the direct kernels share across the images of one call, built by the calling thread.
 struct DirectPlan {
   i64 hp, wp, plane;       // padded input [C, hp, wp]
@@ -131,8 +138,8 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
   plan.wp = p.w + 2 * p.padding;
   plan.plane = plan.hp * plan.wp;
   plan.count = p.oh * plan.wp;
-  // Room after each row for the zeros add_shifted_rows reads.
-  plan.ld = micro::output_stride(plan.count) + (p.s + 8 + 7) / 8 * 8;
+  // Room after each row for the zeros add_shifted_rows reads on both sides of it.
+  plan.ld = micro::output_stride(plan.count + p.s + simd::kMaxLanes) + dcol_front(p);
   i64* taps = offsets.get<i64>(crs);
   micro::make_offsets(p.c, p.r, p.s, plan.plane, plan.wp, taps);
   plan.offsets = taps;
@@ -205,18 +212,18 @@ void input_grad_direct(const Conv2dParams& p,
                        const float* dyw,
                        float* grad_image) {
   thread_local ScratchBuffer dcol_scratch, padded_scratch;
-  const i64 crs = p.c * p.r * p.s, front = (p.s + 8 + 7) / 8 * 8;
+  const i64 crs = p.c * p.r * p.s, front = dcol_front(p), overrun = p.s + simd::kMaxLanes;
   float* dcol = dcol_scratch.get(front + crs * plan.ld) + front;
   micro::correlate(dyw, plan.dy_rows, p.k, plan.packed_wt, nullptr, crs, plan.count, plan.ld, dcol);
-  // add_shifted_rows reads s + 8 zeros before and after each row (before row i is the end of
-  // row i - 1, or the front pad).
+  // add_shifted_rows reads s + kMaxLanes zeros before and after each row (before row i is the
+  // end of row i - 1, or the front pad).
   std::fill(dcol - front, dcol, 0.f);
   for (i64 i = 0; i < crs; ++i) {
     float* row = dcol + i * plan.ld;
-    std::fill(row + plan.count, row + plan.count + p.s + 8, 0.f);
+    std::fill(row + plan.count, row + plan.count + overrun, 0.f);
     std::fill(row + plan.ld - front, row + plan.ld, 0.f);
   }
-  const i64 size = p.c * plan.plane + p.s + 8;
+  const i64 size = p.c * plan.plane + overrun;
   float* dxp = padded_scratch.get(size);
   std::fill(dxp, dxp + size, 0.f);
   for (i64 c = 0; c < p.c; ++c) {
@@ -237,7 +244,7 @@ void input_grad_direct(const Conv2dParams& p,
   }
 }
 
-bool use_direct(const Conv2dParams& p) { return micro::available() && p.stride == 1; }
+bool use_direct(const Conv2dParams& p) { return p.stride == 1; }
 
 }  // namespace
 
@@ -361,4 +368,4 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
   }
 }
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

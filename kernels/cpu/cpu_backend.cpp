@@ -1,55 +1,17 @@
 // CpuBackend memory kernels (64-byte aligned host memory, copies, fill, affine y = alpha * x +
-// beta), the process-wide instance and the thread-count controls.
+// beta) and this variant's entry point, gradlens_cpu_backend_<isa>(): the one symbol the variant's
+// object exports (kernels/CMakeLists.txt localizes the rest).
 #include "kernels/cpu/cpu_backend.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <new>
-#include <string>
 
-#include "kernels/cpu/scratch.h"
-#include "kernels/cpu/thread_pool.h"
-#include "kernels/registry.h"
+#include "kernels/cpu/common/scratch.h"
+#include "kernels/cpu/common/thread_pool.h"
 
-namespace gradlens {
-namespace cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 
-void* aligned_allocate(std::size_t bytes) {
-  // aligned_alloc wants a multiple of the alignment; 0 bytes still gets a unique pointer.
-  const std::size_t rounded = std::max<std::size_t>((bytes + kAlignment - 1) / kAlignment, 1);
-  void* ptr = std::aligned_alloc(kAlignment, rounded * kAlignment);
-  if (ptr == nullptr) {
-    throw OutOfMemoryError("[cpu] out of memory allocating " + std::to_string(bytes) + " bytes");
-  }
-  return ptr;
-}
-
-void aligned_free(void* ptr) { std::free(ptr); }
-
-void ScratchBuffer::grow(std::size_t bytes) {
-  // Grow by at least 1.5x so a slowly rising batch size does not reallocate every call.
-  const std::size_t capacity = std::max(bytes, capacity_ + capacity_ / 2);
-  void* fresh = aligned_allocate(capacity);
-  aligned_free(data_);
-  data_ = fresh;
-  capacity_ = capacity;
-}
-
-void ScratchBuffer::poison(std::size_t bytes) {
-  if (bytes != 0) std::memset(data_, 0xff, bytes);  // all-ones floats and doubles are NaN
-}
-
-std::size_t CpuBackend::available_memory() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key, unit;
-  std::size_t kib = 0;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return std::size_t{2} << 30;  // no /proc: assume 2 GiB
-}
+std::size_t CpuBackend::available_memory() { return host_available_memory(); }
 
 void* CpuBackend::allocate(std::size_t bytes) { return aligned_allocate(bytes); }
 
@@ -83,19 +45,12 @@ void CpuBackend::affine(const float* x, float alpha, float beta, float* y, i64 n
   });
 }
 
-}  // namespace cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA
 
-namespace detail {
+#define GRADLENS_CPU_ENTRY_NAME(isa) gradlens_cpu_backend_##isa
+#define GRADLENS_CPU_ENTRY(isa) GRADLENS_CPU_ENTRY_NAME(isa)
 
-Backend& cpu_backend() {
-  static cpu::CpuBackend backend;
-  return backend;
+extern "C" gradlens::Backend* GRADLENS_CPU_ENTRY(GRADLENS_CPU_ISA)() {
+  static gradlens::cpu::GRADLENS_CPU_ISA::CpuBackend backend;
+  return &backend;
 }
-
-}  // namespace detail
-
-void set_num_threads(int threads) { cpu::thread_pool().set_num_threads(threads); }
-
-int num_threads() { return cpu::thread_pool().num_threads(); }
-
-}  // namespace gradlens

@@ -1,13 +1,20 @@
 // CpuBackend: the reference kernels, on raw row-major float buffers. One .cpp per op family
 // (cpu_backend, elementwise, reduce, linear, conv2d, pool, loss, sgd); conv2d and linear share the
-// AVX2 kernels of microkernels.h; threads come from thread_pool.h.
+// SIMD kernels of microkernels.h; threads and scratch memory come from common/.
+// Every .cpp in this folder is compiled once per ISA (generic, avx2, avx512), each copy in its own
+// namespace gradlens::cpu::<isa> with its own flags; common/isa.h picks one copy at start-up.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/backend.h"
 
-namespace gradlens::cpu {
+#ifndef GRADLENS_CPU_ISA
+#error \
+    "kernels/cpu/*.cpp are compiled once per ISA: kernels/CMakeLists.txt defines GRADLENS_CPU_ISA"
+#endif
+
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 
 // Items per chunk for memory-bound loops: below this a thread hand-off costs more than it saves.
 inline constexpr std::int64_t kElementwiseGrain = std::int64_t{1} << 16;
@@ -111,4 +118,4 @@ class CpuBackend final : public Backend {
       const SgdParams& p, float* param, const float* grad, float* momentum_buf, i64 n) override;
 };
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

@@ -7,11 +7,11 @@
 #include <stdexcept>
 
 #include "kernels/broadcast.h"
+#include "kernels/cpu/common/scratch.h"
+#include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/scratch.h"
-#include "kernels/cpu/thread_pool.h"
 
-namespace gradlens::cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 namespace {
 
 using Layout = BroadcastLayout;
@@ -229,4 +229,4 @@ void CpuBackend::relu_backward(const float* x, const float* dy, float* dx, i64 n
   });
 }
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

@@ -1,17 +1,15 @@
 // linear: y [n, out] = x [n, in] * w [out, in]^T + b; dx = dy * w, dw = dy^T * x, db = sum_n dy.
-// With AVX2 the micro kernels compute every element as one fixed FMA sequence, so a row's y and dx
-// do not depend on the batch it sits in or on the thread split (attribution batches rows of
-// different sizes and compares them). Splits never need a cross-thread reduction. Without AVX2:
-// Eigen GEMM, split over rows.
+// The micro kernels compute every element as one fixed FMA sequence, so a row's y and dx do not
+// depend on the batch it sits in or on the thread split (attribution batches rows of different
+// sizes and compares them). Splits never need a cross-thread reduction.
 #include <algorithm>
 
+#include "kernels/cpu/common/scratch.h"
+#include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/eigen_types.h"
 #include "kernels/cpu/microkernels.h"
-#include "kernels/cpu/scratch.h"
-#include "kernels/cpu/thread_pool.h"
 
-namespace gradlens::cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 namespace {
 
 // Multiply-adds per chunk below which a second thread does not pay for itself.
@@ -43,27 +41,11 @@ const float* pack_transposed(
   return p;
 }
 
-void forward_eigen(
-    const float* x, const float* w, const float* b, float* y, i64 n, i64 in, i64 out) {
-  const ConstMatrixMap weight(w, out, in);
-  thread_pool().parallel_for(0, n, gemm_grain(n, in * out), [&](i64 lo, i64 hi) {
-    const ConstMatrixMap input(x + lo * in, hi - lo, in);
-    MatrixMap output(y + lo * out, hi - lo, out);
-    if (b != nullptr) {
-      output.rowwise() = ConstRowVectorMap(b, out);
-      output.noalias() += input * weight.transpose();
-    } else {
-      output.noalias() = input * weight.transpose();
-    }
-  });
-}
-
 }  // namespace
 
 void CpuBackend::linear_forward(
     const float* x, const float* w, const float* b, float* y, i64 n, i64 in, i64 out) {
   if (n == 0 || out == 0) return;
-  if (!micro::available()) return forward_eigen(x, w, b, y, n, in, out);
   // y[i, o] = dot(x row i, w row o) + b[o]; split the longer of the two output dims.
   if (n >= out) {
     thread_pool().parallel_for(0, n, gemm_grain(n, in * out), [&](i64 lo, i64 hi) {
@@ -86,49 +68,23 @@ void CpuBackend::linear_backward(const float* x,
                                  i64 n,
                                  i64 in,
                                  i64 out) {
-  if (!micro::available()) {
-    const ConstMatrixMap grad_out(dy, n, out);
-    if (dx != nullptr && n > 0 && in > 0) {
-      const ConstMatrixMap weight(w, out, in);
-      thread_pool().parallel_for(0, n, gemm_grain(n, in * out), [&](i64 lo, i64 hi) {
-        MatrixMap grad_in(dx + lo * in, hi - lo, in);
-        if (out == 0) {
-          grad_in.setZero();
-        } else {
-          grad_in.noalias() = grad_out.middleRows(lo, hi - lo) * weight;
-        }
-      });
-    }
-    if (dw != nullptr && out > 0 && in > 0) {
-      const ConstMatrixMap input(x, n, in);
-      thread_pool().parallel_for(0, out, gemm_grain(out, n * in), [&](i64 lo, i64 hi) {
-        MatrixMap grad_w(dw + lo * in, hi - lo, in);
-        if (n == 0) {
-          grad_w.setZero();
-        } else {
-          grad_w.noalias() = grad_out.middleCols(lo, hi - lo).transpose() * input;
-        }
-      });
-    }
-  } else {
-    // Both as correlate over columns j of in: dx[i, j] = sum_o dy[i, o] w[o, j] (taps: rows of
-    // w), dw[o, j] = sum_i dy[i, o] x[i, j] (taps: rows of x). Column chunks change no element.
-    thread_local ScratchBuffer offsets_scratch, transposed, packed;
-    if (dx != nullptr && n > 0 && in > 0) {
-      const i64* taps = row_offsets(offsets_scratch, out, in);
-      float* packed_dy = packed.get(n * out);
-      micro::pack_weights(dy, n, out, packed_dy);
-      thread_pool().parallel_for(0, in, gemm_grain(in, n * out), [&](i64 lo, i64 hi) {
-        micro::correlate(w + lo, taps, out, packed_dy, nullptr, n, hi - lo, in, dx + lo);
-      });
-    }
-    if (dw != nullptr && out > 0 && in > 0) {
-      const i64* taps = row_offsets(offsets_scratch, n, in);
-      const float* packed_dyt = pack_transposed(transposed, packed, dy, n, out);
-      thread_pool().parallel_for(0, in, gemm_grain(in, n * out), [&](i64 lo, i64 hi) {
-        micro::correlate(x + lo, taps, n, packed_dyt, nullptr, out, hi - lo, in, dw + lo);
-      });
-    }
+  // Both as correlate over columns j of in: dx[i, j] = sum_o dy[i, o] w[o, j] (taps: rows of
+  // w), dw[o, j] = sum_i dy[i, o] x[i, j] (taps: rows of x). Column chunks change no element.
+  thread_local ScratchBuffer offsets_scratch, transposed, packed;
+  if (dx != nullptr && n > 0 && in > 0) {
+    const i64* taps = row_offsets(offsets_scratch, out, in);
+    float* packed_dy = packed.get(n * out);
+    micro::pack_weights(dy, n, out, packed_dy);
+    thread_pool().parallel_for(0, in, gemm_grain(in, n * out), [&](i64 lo, i64 hi) {
+      micro::correlate(w + lo, taps, out, packed_dy, nullptr, n, hi - lo, in, dx + lo);
+    });
+  }
+  if (dw != nullptr && out > 0 && in > 0) {
+    const i64* taps = row_offsets(offsets_scratch, n, in);
+    const float* packed_dyt = pack_transposed(transposed, packed, dy, n, out);
+    thread_pool().parallel_for(0, in, gemm_grain(in, n * out), [&](i64 lo, i64 hi) {
+      micro::correlate(x + lo, taps, n, packed_dyt, nullptr, out, hi - lo, in, dw + lo);
+    });
   }
   if (db != nullptr) {
     thread_local ScratchBuffer scratch;
@@ -142,4 +98,4 @@ void CpuBackend::linear_backward(const float* x,
   }
 }
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/thread_pool.h"
 
-namespace gradlens::cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 namespace {
 
 // Rows per chunk: keep each chunk at least kElementwiseGrain elements.
@@ -148,4 +148,4 @@ void CpuBackend::index_rows_backward(
   }
 }
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

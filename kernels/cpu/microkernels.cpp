@@ -1,26 +1,37 @@
-// Register-blocked AVX2 kernels of microkernels.h. correlate: a tile of KB output rows x V vectors
-// of 8 positions stays in registers while the taps run: V loads + KB broadcasts feed KB * V FMAs;
-// the last partial tile uses masked loads and stores. weight_grad and dot_rows: KB x NI dot
-// products accumulate 8 lanes each, then one fixed reduction tree per element.
+// Register-blocked kernels of microkernels.h over simd::Vec, so each ISA variant gets its own
+// widths: correlate keeps a tile of KB output rows x V vectors in registers while the taps run
+// (V loads + KB broadcasts feed KB * V FMAs); the last partial tile uses masked loads and stores.
+// weight_grad and dot_rows: KB x NI dot products accumulate a vector each, then one fixed reduction
+// tree per element. Tile sizes follow the register count (16 for SSE2/AVX2, 32 for AVX-512).
 #include "kernels/cpu/microkernels.h"
 
 #include <algorithm>
 #include <type_traits>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define GRADLENS_MICROKERNELS 1
-#else
-#define GRADLENS_MICROKERNELS 0
-#endif
+#include "kernels/cpu/simd.h"
 
-namespace gradlens::cpu::micro {
+namespace gradlens::cpu::GRADLENS_CPU_ISA::micro {
 
-constexpr int kMaxRowBlock = 6;  // correlate's KB
+using simd::Vec;
+constexpr int kLanes = Vec::kLanes;
+constexpr bool kWide = Vec::kRegisters >= 32;
+constexpr int kMaxRowBlock = kWide ? 8 : 6;  // correlate's KB
+constexpr int kAccumulators = kWide ? 24 : 12;
 
-i64 input_tail(i64 s) { return 64 + s + 8; }
+// correlate's vectors per tile for KB rows: KB * V accumulators, V loads and a broadcast in the
+// registers. The 16-register row is the one measured on AVX2 (3 x 4 beats 3 x 3 despite a spill).
+constexpr int kTileVectors16[] = {0, 8, 6, 4, 3, 2, 2};
+constexpr int kTileVectors32[] = {0, 8, 8, 7, 6, 5, 4, 3, 3};
+template <int KB>
+constexpr int tile_vectors() {
+  return kWide ? kTileVectors32[KB] : kTileVectors16[KB];
+}
 
-i64 output_stride(i64 count) { return (count + 7) / 8 * 8 + 64; }
+i64 input_tail(i64 s) { return 64 + s + simd::kMaxLanes; }
+
+i64 output_stride(i64 count) {
+  return (count + simd::kMaxLanes - 1) / simd::kMaxLanes * simd::kMaxLanes + 64;
+}
 
 void make_offsets(i64 c, i64 r, i64 s, i64 plane, i64 wp, i64* offsets) {
   for (i64 ci = 0; ci < c; ++ci) {
@@ -40,16 +51,15 @@ void pack_weights(const float* w, i64 k, i64 taps, float* packed) {
   }
 }
 
-#if GRADLENS_MICROKERNELS
-
-bool available() { return true; }
-
 namespace {
 
-// Lanes [0, n) of a vector, n clamped to [0, 8].
-inline __m256i lanes_below(i64 n) {
-  const auto k = static_cast<int>(std::clamp<i64>(n, 0, 8));
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+// Calls fn(std::integral_constant<int, N>) for the runtime n in [1, Max].
+template <int Max, class Fn>
+inline void with_count(i64 n, Fn&& fn) {
+  if constexpr (Max > 1) {
+    if (n < Max) return with_count<Max - 1>(n, fn);
+  }
+  fn(std::integral_constant<int, Max>{});
 }
 
 // One tile of correlate at p0; Masked: only positions < count are read and written (the masked
@@ -64,39 +74,39 @@ inline void correlate_tile(const float* in,
                            i64 count,
                            i64 ld,
                            float* out) {
-  __m256i mask[V];
+  typename Vec::Mask mask[V];
   if constexpr (Masked) {
-    for (int v = 0; v < V; ++v) mask[v] = lanes_below(count - p0 - 8 * v);
+    for (int v = 0; v < V; ++v) mask[v] = Vec::mask_below(count - p0 - kLanes * v);
   }
-  __m256 acc[KB][V];
+  Vec acc[KB][V];
   for (int kb = 0; kb < KB; ++kb) {
-    const __m256 init = bias != nullptr ? _mm256_set1_ps(bias[kb]) : _mm256_setzero_ps();
+    const Vec init = bias != nullptr ? Vec::set1(bias[kb]) : Vec::zero();
     for (int v = 0; v < V; ++v) acc[kb][v] = init;
   }
   const float* base = in + p0;
   const float* wi = w;
   for (i64 t = 0; t < taps; ++t, wi += KB) {
     const float* src = base + offsets[t];
-    __m256 x[V];
+    Vec x[V];
     for (int v = 0; v < V; ++v) {
       if constexpr (Masked) {
-        x[v] = _mm256_maskload_ps(src + 8 * v, mask[v]);
+        x[v] = Vec::load(src + kLanes * v, mask[v]);
       } else {
-        x[v] = _mm256_loadu_ps(src + 8 * v);
+        x[v] = Vec::load(src + kLanes * v);
       }
     }
     for (int kb = 0; kb < KB; ++kb) {
-      const __m256 wv = _mm256_broadcast_ss(wi + kb);
-      for (int v = 0; v < V; ++v) acc[kb][v] = _mm256_fmadd_ps(wv, x[v], acc[kb][v]);
+      const Vec wv = Vec::broadcast(wi + kb);
+      for (int v = 0; v < V; ++v) acc[kb][v] = fmadd(wv, x[v], acc[kb][v]);
     }
   }
   for (int kb = 0; kb < KB; ++kb) {
     for (int v = 0; v < V; ++v) {
-      float* dst = out + kb * ld + p0 + 8 * v;
+      float* dst = out + kb * ld + p0 + kLanes * v;
       if constexpr (Masked) {
-        _mm256_maskstore_ps(dst, mask[v], acc[kb][v]);
+        acc[kb][v].store(dst, mask[v]);
       } else {
-        _mm256_storeu_ps(dst, acc[kb][v]);
+        acc[kb][v].store(dst);
       }
     }
   }
@@ -112,30 +122,25 @@ void correlate_block(const float* in,
                      i64 ld,
                      float* out) {
   i64 p0 = 0;
-  for (; p0 + 8 * V <= count; p0 += 8 * V) {
+  for (; p0 + kLanes * V <= count; p0 += kLanes * V) {
     correlate_tile<KB, V, false>(in, offsets, taps, w, bias, p0, count, ld, out);
   }
   if (p0 < count) correlate_tile<KB, V, true>(in, offsets, taps, w, bias, p0, count, ld, out);
 }
 
-// The horizontal sums of four accumulators as one vector [sum a, sum b, sum c, sum d], each
-// ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)): the same tree whatever the group, so a lone
-// accumulator (summed with zeros) rounds exactly as it would inside a group.
-inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-// sums[kb][i] of acc[kb][i], NI at a time in groups of four.
+// sums[kb][i] of acc[kb][i], NI at a time in groups of four (a lone accumulator is summed with
+// zeros, which rounds exactly as it would inside a group).
 template <int KB, int NI, class Store>
-inline void reduce_rows(const __m256 (&acc)[KB][NI], Store&& store) {
-  const __m256 zero = _mm256_setzero_ps();
+inline void reduce_rows(const Vec (&acc)[KB][NI], Store&& store) {
+  const Vec zero = Vec::zero();
   for (int kb = 0; kb < KB; ++kb) {
     for (int i = 0; i < NI; i += 4) {
-      const __m128 sums = hsum4(acc[kb][i],
-                                i + 1 < NI ? acc[kb][i + 1] : zero,
-                                i + 2 < NI ? acc[kb][i + 2] : zero,
-                                i + 3 < NI ? acc[kb][i + 3] : zero);
+      float sums[4];
+      hsum4(acc[kb][i],
+            i + 1 < NI ? acc[kb][i + 1] : zero,
+            i + 2 < NI ? acc[kb][i + 2] : zero,
+            i + 3 < NI ? acc[kb][i + 3] : zero,
+            sums);
       store(kb, i, std::min(4, NI - i), sums);
     }
   }
@@ -144,62 +149,40 @@ inline void reduce_rows(const __m256 (&acc)[KB][NI], Store&& store) {
 template <int KB, int NI>
 void weight_grad_block(
     const float* dyw, i64 ld, const float* in, const i64* offsets, i64 count, float* dw, i64 taps) {
-  __m256 acc[KB][NI];
+  Vec acc[KB][NI];
   for (int kb = 0; kb < KB; ++kb) {
-    for (int i = 0; i < NI; ++i) acc[kb][i] = _mm256_setzero_ps();
+    for (int i = 0; i < NI; ++i) acc[kb][i] = Vec::zero();
   }
   const float* src[NI];
   for (int i = 0; i < NI; ++i) src[i] = in + offsets[i];
-  for (i64 p = 0; p < count; p += 8) {
-    __m256 d[KB];
-    for (int kb = 0; kb < KB; ++kb) d[kb] = _mm256_loadu_ps(dyw + kb * ld + p);
+  for (i64 p = 0; p < count; p += kLanes) {
+    Vec d[KB];
+    for (int kb = 0; kb < KB; ++kb) d[kb] = Vec::load(dyw + kb * ld + p);
     for (int i = 0; i < NI; ++i) {
-      const __m256 x = _mm256_loadu_ps(src[i] + p);
-      for (int kb = 0; kb < KB; ++kb) acc[kb][i] = _mm256_fmadd_ps(d[kb], x, acc[kb][i]);
+      const Vec x = Vec::load(src[i] + p);
+      for (int kb = 0; kb < KB; ++kb) acc[kb][i] = fmadd(d[kb], x, acc[kb][i]);
     }
   }
-  reduce_rows<KB, NI>(acc, [&](int kb, int i, int n, __m128 sums) {
+  reduce_rows<KB, NI>(acc, [&](int kb, int i, int n, const float* sums) {
     float* out = dw + kb * taps + i;
-    if (n == 4) {
-      _mm_storeu_ps(out, _mm_add_ps(_mm_loadu_ps(out), sums));
-    } else {
-      alignas(16) float s[4];
-      _mm_store_ps(s, sums);
-      for (int j = 0; j < n; ++j) out[j] += s[j];
-    }
+    for (int j = 0; j < n; ++j) out[j] += sums[j];
   });
 }
 
-// The last taps % NI taps, one block of exactly that many.
-template <int KB, int NI>
-void weight_grad_rest(const float* dyw,
-                      i64 ld,
-                      const float* in,
-                      const i64* offsets,
-                      i64 rest,
-                      i64 count,
-                      float* dw,
-                      i64 taps) {
-  if constexpr (NI > 0) {
-    if (rest == NI) {
-      weight_grad_block<KB, NI>(dyw, ld, in, offsets, count, dw, taps);
-    } else {
-      weight_grad_rest<KB, NI - 1>(dyw, ld, in, offsets, rest, count, dw, taps);
-    }
-  }
-}
-
-// KB channels against every tap, NI taps at a time: KB * NI = 12 accumulators plus KB + 1
-// registers for the loads.
+// KB channels against every tap, kAccumulators / KB taps at a time.
 template <int KB>
 void weight_grad_taps(
     const float* dyw, i64 ld, const float* in, const i64* offsets, i64 taps, i64 count, float* dw) {
-  constexpr int kTaps = 12 / KB;
+  constexpr int kTaps = kAccumulators / KB;
   i64 i = 0;
   for (; i + kTaps <= taps; i += kTaps) {
     weight_grad_block<KB, kTaps>(dyw, ld, in, offsets + i, count, dw + i, taps);
   }
-  weight_grad_rest<KB, kTaps - 1>(dyw, ld, in, offsets + i, taps - i, count, dw + i, taps);
+  if (i < taps) {
+    with_count<kTaps - 1>(taps - i, [&](auto rest) {
+      weight_grad_block<KB, decltype(rest)::value>(dyw, ld, in, offsets + i, count, dw + i, taps);
+    });
+  }
 }
 
 // KB rows of a against NI rows of b; the tail of len uses masked loads (zeros add nothing).
@@ -212,35 +195,34 @@ void dot_block(const float* a,
                const float* bias,
                float* out,
                i64 ldo) {
-  __m256 acc[KB][NI];
+  Vec acc[KB][NI];
   for (int kb = 0; kb < KB; ++kb) {
-    for (int i = 0; i < NI; ++i) acc[kb][i] = _mm256_setzero_ps();
+    for (int i = 0; i < NI; ++i) acc[kb][i] = Vec::zero();
   }
   auto step = [&](i64 j, auto load) {
-    __m256 x[KB];
+    Vec x[KB];
     for (int kb = 0; kb < KB; ++kb) x[kb] = load(a + kb * lda + j);
     for (int i = 0; i < NI; ++i) {
-      const __m256 y = load(b + i * ldb + j);
-      for (int kb = 0; kb < KB; ++kb) acc[kb][i] = _mm256_fmadd_ps(x[kb], y, acc[kb][i]);
+      const Vec y = load(b + i * ldb + j);
+      for (int kb = 0; kb < KB; ++kb) acc[kb][i] = fmadd(x[kb], y, acc[kb][i]);
     }
   };
   i64 j = 0;
-  for (; j + 8 <= len; j += 8) step(j, [](const float* p) { return _mm256_loadu_ps(p); });
+  for (; j + kLanes <= len; j += kLanes) step(j, [](const float* p) { return Vec::load(p); });
   if (j < len) {
-    const __m256i mask = lanes_below(len - j);
-    step(j, [mask](const float* p) { return _mm256_maskload_ps(p, mask); });
+    const auto mask = Vec::mask_below(len - j);
+    step(j, [mask](const float* p) { return Vec::load(p, mask); });
   }
-  reduce_rows<KB, NI>(acc, [&](int kb, int i, int n, __m128 sums) {
-    if (bias != nullptr) {
-      alignas(16) float bv[4] = {};
-      for (int t = 0; t < n; ++t) bv[t] = bias[i + t];
-      sums = _mm_add_ps(sums, _mm_load_ps(bv));
+  reduce_rows<KB, NI>(acc, [&](int kb, int i, int n, const float* sums) {
+    for (int t = 0; t < n; ++t) {
+      out[kb * ldo + i + t] = bias != nullptr ? sums[t] + bias[i + t] : sums[t];
     }
-    alignas(16) float s[4];
-    _mm_store_ps(s, sums);
-    for (int t = 0; t < n; ++t) out[kb * ldo + i + t] = s[t];
   });
 }
+
+// dot_rows' blocks: kDotRows x kDotCols accumulators plus kDotRows + 1 registers for the loads.
+constexpr int kDotRows = kWide ? 4 : 3;
+constexpr int kDotCols = kWide ? 6 : 4;
 
 template <int KB>
 void dot_columns(const float* a,
@@ -252,31 +234,21 @@ void dot_columns(const float* a,
                  const float* bias,
                  float* out,
                  i64 ldo) {
-  constexpr int kCols = 4;
   i64 o = 0;
-  for (; o + kCols <= nb; o += kCols) {
-    dot_block<KB, kCols>(
+  for (; o + kDotCols <= nb; o += kDotCols) {
+    dot_block<KB, kDotCols>(
         a, lda, b + o * ldb, ldb, len, bias != nullptr ? bias + o : nullptr, out + o, ldo);
   }
-  const float* bo = b + o * ldb;
-  const float* biaso = bias != nullptr ? bias + o : nullptr;
-  switch (nb - o) {
-    case 3:
-      dot_block<KB, 3>(a, lda, bo, ldb, len, biaso, out + o, ldo);
-      break;
-    case 2:
-      dot_block<KB, 2>(a, lda, bo, ldb, len, biaso, out + o, ldo);
-      break;
-    case 1:
-      dot_block<KB, 1>(a, lda, bo, ldb, len, biaso, out + o, ldo);
-      break;
-    default:
-      break;
+  if (o < nb) {
+    with_count<kDotCols - 1>(nb - o, [&](auto rest) {
+      dot_block<KB, decltype(rest)::value>(
+          a, lda, b + o * ldb, ldb, len, bias != nullptr ? bias + o : nullptr, out + o, ldo);
+    });
   }
 }
 
-// One block of at most 6 rows over all of count, with the widest tile its registers allow
-// (KB * V <= 12 accumulators, leaving registers for the V loads and a broadcast).
+// One block of at most kMaxRowBlock rows over all of count, with the widest tile its registers
+// allow.
 void correlate_rows(const float* in,
                     const i64* offsets,
                     i64 taps,
@@ -286,23 +258,13 @@ void correlate_rows(const float* in,
                     i64 count,
                     i64 ld,
                     float* out) {
-  switch (rows) {
-    case 6:
-      return correlate_block<6, 2>(in, offsets, taps, w, bias, count, ld, out);
-    case 5:
-      return correlate_block<5, 2>(in, offsets, taps, w, bias, count, ld, out);
-    case 4:
-      return correlate_block<4, 3>(in, offsets, taps, w, bias, count, ld, out);
-    case 3:
-      return correlate_block<3, 4>(in, offsets, taps, w, bias, count, ld, out);
-    case 2:
-      return correlate_block<2, 6>(in, offsets, taps, w, bias, count, ld, out);
-    default:
-      return correlate_block<1, 8>(in, offsets, taps, w, bias, count, ld, out);
-  }
+  with_count<kMaxRowBlock>(rows, [&](auto kb) {
+    constexpr int KB = decltype(kb)::value;
+    correlate_block<KB, tile_vectors<KB>()>(in, offsets, taps, w, bias, count, ld, out);
+  });
 }
 
-// One 16-wide tile at p0 for a block of at most 6 rows.
+// One 2-vector tile at p0 for a block of at most kMaxRowBlock rows.
 template <bool Masked>
 void correlate_tile_rows(const float* in,
                          const i64* offsets,
@@ -314,20 +276,9 @@ void correlate_tile_rows(const float* in,
                          i64 count,
                          i64 ld,
                          float* out) {
-  switch (rows) {
-    case 6:
-      return correlate_tile<6, 2, Masked>(in, offsets, taps, w, bias, p0, count, ld, out);
-    case 5:
-      return correlate_tile<5, 2, Masked>(in, offsets, taps, w, bias, p0, count, ld, out);
-    case 4:
-      return correlate_tile<4, 2, Masked>(in, offsets, taps, w, bias, p0, count, ld, out);
-    case 3:
-      return correlate_tile<3, 2, Masked>(in, offsets, taps, w, bias, p0, count, ld, out);
-    case 2:
-      return correlate_tile<2, 2, Masked>(in, offsets, taps, w, bias, p0, count, ld, out);
-    default:
-      return correlate_tile<1, 2, Masked>(in, offsets, taps, w, bias, p0, count, ld, out);
-  }
+  with_count<kMaxRowBlock>(rows, [&](auto kb) {
+    correlate_tile<decltype(kb)::value, 2, Masked>(in, offsets, taps, w, bias, p0, count, ld, out);
+  });
 }
 
 }  // namespace
@@ -342,10 +293,10 @@ void correlate(const float* in,
                i64 ld,
                float* out) {
   if (count <= 0 || k <= 0) return;
-  // Taps spread over more than half of L1 (linear's rows of w or x): every block of 6 rows at one
-  // 16-wide tile before the next tile, so the tile's input stays in L1 across the blocks.
+  // Taps spread over more than half of L1 (linear's rows of w or x): every block of rows at one
+  // 2-vector tile before the next tile, so the tile's input stays in L1 across the blocks.
   // Otherwise (conv's taps around one plane) block by block, each with its widest tile.
-  const i64 span = taps > 0 ? *std::max_element(offsets, offsets + taps) + 16 : 0;
+  const i64 span = taps > 0 ? *std::max_element(offsets, offsets + taps) + 2 * kLanes : 0;
   const bool tile_major = k > kMaxRowBlock && span * static_cast<i64>(sizeof(float)) > (16 << 10);
   if (!tile_major) {
     for (i64 k0 = 0; k0 < k; k0 += kMaxRowBlock) {
@@ -361,7 +312,7 @@ void correlate(const float* in,
     }
     return;
   }
-  constexpr i64 kTile = 16;
+  constexpr i64 kTile = 2 * kLanes;
   auto blocks_at = [&](i64 p0, auto masked) {
     for (i64 k0 = 0; k0 < k; k0 += kMaxRowBlock) {
       correlate_tile_rows<decltype(masked)::value>(in,
@@ -389,22 +340,13 @@ void weight_grad(const float* dyw,
                  i64 taps,
                  i64 count,
                  float* dw) {
-  // Blocks of 3 channels: KB = 2 (6 taps) measured slower, GCC feeds each FMA its own load.
+  // Blocks of 3 channels: KB = 2 measured slower on AVX2, GCC feeds each FMA its own load.
   constexpr i64 kBlock = 3;
   for (i64 k0 = 0; k0 < k; k0 += kBlock) {
-    const float* d = dyw + k0 * ld;
-    float* g = dw + k0 * taps;
-    switch (std::min(kBlock, k - k0)) {
-      case 3:
-        weight_grad_taps<3>(d, ld, in, offsets, taps, count, g);
-        break;
-      case 2:
-        weight_grad_taps<2>(d, ld, in, offsets, taps, count, g);
-        break;
-      default:
-        weight_grad_taps<1>(d, ld, in, offsets, taps, count, g);
-        break;
-    }
+    with_count<kBlock>(std::min(kBlock, k - k0), [&](auto kb) {
+      weight_grad_taps<decltype(kb)::value>(
+          dyw + k0 * ld, ld, in, offsets, taps, count, dw + k0 * taps);
+    });
   }
 }
 
@@ -418,46 +360,22 @@ void dot_rows(const float* a,
               const float* bias,
               float* out,
               i64 ldo) {
-  constexpr i64 kRows = 3;  // 3 x 4 accumulators + 3 + 1 registers for the loads
-  for (i64 i0 = 0; i0 < na; i0 += kRows) {
-    const float* ai = a + i0 * lda;
-    float* oi = out + i0 * ldo;
-    switch (std::min(kRows, na - i0)) {
-      case 3:
-        dot_columns<3>(ai, lda, b, ldb, nb, len, bias, oi, ldo);
-        break;
-      case 2:
-        dot_columns<2>(ai, lda, b, ldb, nb, len, bias, oi, ldo);
-        break;
-      default:
-        dot_columns<1>(ai, lda, b, ldb, nb, len, bias, oi, ldo);
-        break;
-    }
+  for (i64 i0 = 0; i0 < na; i0 += kDotRows) {
+    with_count<kDotRows>(std::min<i64>(kDotRows, na - i0), [&](auto kb) {
+      dot_columns<decltype(kb)::value>(
+          a + i0 * lda, lda, b, ldb, nb, len, bias, out + i0 * ldo, ldo);
+    });
   }
 }
 
 void add_shifted_rows(const float* rows, i64 ld, i64 n, i64 count, float* out) {
-  // One load and store of out per 8 columns: adding row by row instead stalls on store-to-load
+  // One load and store of out per vector: adding row by row instead stalls on store-to-load
   // forwarding, each row's stores overlapping the next row's loads one float apart.
-  for (i64 q = 0; q < count + n - 1; q += 8) {
-    __m256 v = _mm256_loadu_ps(out + q);
-    for (i64 j = 0; j < n; ++j) v = _mm256_add_ps(v, _mm256_loadu_ps(rows + j * ld + q - j));
-    _mm256_storeu_ps(out + q, v);
+  for (i64 q = 0; q < count + n - 1; q += kLanes) {
+    Vec v = Vec::load(out + q);
+    for (i64 j = 0; j < n; ++j) v = v + Vec::load(rows + j * ld + q - j);
+    v.store(out + q);
   }
 }
 
-#else  // no AVX2 + FMA: conv2d.cpp and linear.cpp use Eigen instead
-
-bool available() { return false; }
-
-void correlate(const float*, const i64*, i64, const float*, const float*, i64, i64, i64, float*) {}
-
-void weight_grad(const float*, i64, i64, const float*, const i64*, i64, i64, float*) {}
-
-void dot_rows(const float*, i64, i64, const float*, i64, i64, i64, const float*, float*, i64) {}
-
-void add_shifted_rows(const float*, i64, i64, i64, float*) {}
-
-#endif
-
-}  // namespace gradlens::cpu::micro
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA::micro

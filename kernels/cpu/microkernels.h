@@ -1,24 +1,24 @@
-// Register-blocked AVX2 + FMA kernels shared by conv2d and linear. Every output element is one
-// fixed sequence of FMAs over its reduction index, whatever the batch size, the tiling or the
-// thread split, so results are reproducible and a row's output does not depend on its neighbours.
+// Register-blocked SIMD kernels shared by conv2d and linear, compiled once per ISA (simd.h). Within
+// a variant every output element is one fixed sequence of FMAs over its reduction index, whatever
+// the batch size, the tiling or the thread split, so results are reproducible and a row's output
+// does not depend on its neighbours. Over-reads are bounded by simd::kMaxLanes, the same for all.
 // conv2d uses them on "wide" rows: with the input padded to width wp, output p = oh * wp + ow
 // reads input p + c * plane + r * wp + s, so each tap (c, r, s) is one contiguous run.
 #pragma once
 
 #include <cstdint>
 
-namespace gradlens::cpu::micro {
+#include "kernels/cpu/cpu_backend.h"
+
+namespace gradlens::cpu::GRADLENS_CPU_ISA::micro {
 
 using i64 = std::int64_t;
-
-/// True when these kernels were compiled (AVX2 and FMA enabled); else callers use Eigen.
-bool available();
 
 /// Floats past a padded conv input that weight_grad and the wide conv taps may read (they only
 /// feed discarded outputs or meet zeros); callers zero them.
 i64 input_tail(i64 s);
 
-/// A row stride with room for weight_grad's zeros up to round8(count), plus slack.
+/// A row stride with room for weight_grad's zeros up to count rounded up to kMaxLanes, plus slack.
 i64 output_stride(i64 count);
 
 /// offsets[(c * r + i) * s + j] = c * plane + i * wp + j
@@ -40,7 +40,7 @@ void correlate(const float* in,
                float* out);
 
 /// dw[o, t] += sum_p dyw[o * ld + p] * in[p + offsets[t]] over p < count, with dyw zero at every
-/// discarded position up to round8(count) (reads that far).
+/// discarded position up to count rounded up to kMaxLanes (reads that far).
 void weight_grad(const float* dyw,
                  i64 ld,
                  i64 k,
@@ -64,8 +64,8 @@ void dot_rows(const float* a,
               i64 ldo);
 
 /// out[q] += sum_j rows[j * ld + q - j] for q in [0, count + n - 1): the col2im of n taps one
-/// column apart. rows[j * ld + t] must be 0 for t in [-n - 8, 0) and [count, count + n + 8), and
-/// out writable up to count + n + 8.
+/// column apart. rows[j * ld + t] must be 0 for t in [-n - kMaxLanes, 0) and
+/// [count, count + n + kMaxLanes), and out writable up to count + n + kMaxLanes.
 void add_shifted_rows(const float* rows, i64 ld, i64 n, i64 count, float* out);
 
-}  // namespace gradlens::cpu::micro
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA::micro

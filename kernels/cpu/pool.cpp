@@ -5,10 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/thread_pool.h"
 
-namespace gradlens::cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 namespace {
 
 // One plane [h, w] -> [oh, ow], any kernel, stride and padding.
@@ -108,4 +108,4 @@ void CpuBackend::max_pool2d_backward(const Pool2dParams& p,
   });
 }
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

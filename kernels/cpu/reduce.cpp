@@ -3,11 +3,11 @@
 // order, so the result does not depend on the thread count.
 #include <algorithm>
 
+#include "kernels/cpu/common/scratch.h"
+#include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/scratch.h"
-#include "kernels/cpu/thread_pool.h"
 
-namespace gradlens::cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 namespace {
 
 constexpr i64 kSumBlock = i64{1} << 16;
@@ -68,4 +68,4 @@ void CpuBackend::sum_dim(const float* x, i64 outer, i64 size, i64 inner, float* 
                              });
 }
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

@@ -2,10 +2,10 @@
 // (1 - dampening) * g; g = nesterov ? g + momentum * buf : buf; p -= lr * g.
 #include <cmath>
 
+#include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/thread_pool.h"
 
-namespace gradlens::cpu {
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
 
 void CpuBackend::sgd_update(
     const SgdParams& p, float* param, const float* grad, float* momentum_buf, i64 n) {
@@ -50,4 +50,4 @@ void CpuBackend::sgd_update(
   });
 }
 
-}  // namespace gradlens::cpu
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

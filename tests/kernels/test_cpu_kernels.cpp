@@ -1,5 +1,7 @@
 // CpuBackend against naive double-precision references written here, on random data and odd shapes
-// (batch 1, stride 2, padding, non-square, ties, exact zeros, broadcasting, SGD variants).
+// (batch 1, stride 2, padding, non-square, ties, exact zeros, broadcasting, SGD variants). The
+// suite runs once per ISA variant of the CPU kernels that this machine can run
+// (CpuKernels/<variant>).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,7 +26,23 @@ using gradlens::i64;
 using gradlens::Pool2dParams;
 using gradlens::SgdParams;
 
-Backend& cpu() { return gradlens::backend_for(gradlens::kCPU); }
+// The variant under test, set by the fixture.
+Backend* variant_under_test = nullptr;
+Backend& cpu() { return *variant_under_test; }
+
+class CpuKernels : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    variant_under_test = gradlens::testing::cpu_variant(GetParam(), &why);
+    if (variant_under_test == nullptr) GTEST_SKIP() << GetParam() << ": " << why;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Variants,
+                         CpuKernels,
+                         ::testing::ValuesIn(gradlens::testing::cpu_variant_names()),
+                         [](const auto& info) { return info.param; });
 
 std::vector<float> random_vector(i64 n, std::uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 gen(seed);
@@ -81,7 +99,7 @@ class ThreadCount {
 // ---------------------------------------------------------------------------------------------
 // Memory and simple elementwise kernels
 
-TEST(CpuKernels, AllocateIsAlignedAndCopies) {
+TEST_P(CpuKernels, AllocateIsAlignedAndCopies) {
   Backend& be = cpu();
   EXPECT_TRUE(be.device().is_cpu());
   for (std::size_t bytes : {std::size_t{0}, std::size_t{1}, std::size_t{100}, std::size_t{4096}}) {
@@ -103,7 +121,7 @@ TEST(CpuKernels, AllocateIsAlignedAndCopies) {
   be.deallocate(b);
 }
 
-TEST(CpuKernels, FillAndAffine) {
+TEST_P(CpuKernels, FillAndAffine) {
   for (i64 n : {i64{0}, i64{1}, i64{13}, i64{200001}}) {
     std::vector<float> y(static_cast<std::size_t>(n), -7.f);
     cpu().fill(y.data(), 2.5f, n);
@@ -121,7 +139,7 @@ TEST(CpuKernels, FillAndAffine) {
   }
 }
 
-TEST(CpuKernels, ReluIsZeroAtZeroAndPropagatesNan) {
+TEST_P(CpuKernels, ReluIsZeroAtZeroAndPropagatesNan) {
   std::vector<float> x = random_vector(1000, 3);
   for (std::size_t i = 0; i < x.size(); i += 7) x[i] = 0.f;
   x[1] = -0.f;
@@ -146,7 +164,7 @@ TEST(CpuKernels, ReluIsZeroAtZeroAndPropagatesNan) {
   for (i64 i = 0; i < n; ++i) ASSERT_EQ(big_y[i], std::max(big[i], 0.f));
 }
 
-TEST(CpuKernels, SumAccumulatesInDouble) {
+TEST_P(CpuKernels, SumAccumulatesInDouble) {
   for (i64 n : {i64{0}, i64{1}, i64{7}, i64{1000}, i64{65536}, i64{300007}}) {
     const std::vector<float> x = random_vector(n, 6, 0.f, 1.f);
     double ref = 0.0;
@@ -184,7 +202,7 @@ struct BroadcastCase {
   std::vector<i64> a, b;
 };
 
-TEST(CpuKernels, BinaryOpsBroadcastForwardAndBackward) {
+TEST_P(CpuKernels, BinaryOpsBroadcastForwardAndBackward) {
   const std::vector<BroadcastCase> cases = {
       {{4, 3, 5, 6}, {4, 3, 5, 6}},       // no broadcast (fast path)
       {{4, 3, 5, 6}, {3, 5, 6}},          // [N,C,H,W] op [C,H,W]
@@ -245,7 +263,7 @@ TEST(CpuKernels, BinaryOpsBroadcastForwardAndBackward) {
   }
 }
 
-TEST(CpuKernels, BinaryForwardInPlace) {
+TEST_P(CpuKernels, BinaryForwardInPlace) {
   const BroadcastParams p = make_broadcast({4, 3, 8}, {3, 8});
   std::vector<float> a = random_vector(p.a_numel, 13);
   const std::vector<float> b = random_vector(p.b_numel, 14), a0 = a;
@@ -253,7 +271,7 @@ TEST(CpuKernels, BinaryForwardInPlace) {
   for (i64 i = 0; i < p.numel; ++i) ASSERT_EQ(a[i], a0[i] * b[i % 24]);
 }
 
-TEST(CpuKernels, DivForwardBroadcasts) {
+TEST_P(CpuKernels, DivForwardBroadcasts) {
   for (const auto& [sa, sb] : {std::pair<std::vector<i64>, std::vector<i64>>{{4, 3, 5}, {4, 3, 5}},
                                {{4, 3, 5}, {3, 5}},
                                {{4, 3, 5}, {4, 1, 1}},
@@ -270,7 +288,7 @@ TEST(CpuKernels, DivForwardBroadcasts) {
   }
 }
 
-TEST(CpuKernels, UnaryOpsAndSafeDiv) {
+TEST_P(CpuKernels, UnaryOpsAndSafeDiv) {
   std::vector<float> x = random_vector(1001, 17, -4.f, 4.f);
   x[0] = 0.f;
   x[1] = -0.f;
@@ -330,7 +348,7 @@ TEST(CpuKernels, UnaryOpsAndSafeDiv) {
   }
 }
 
-TEST(CpuKernels, SumDimAccumulatesInDouble) {
+TEST_P(CpuKernels, SumDimAccumulatesInDouble) {
   struct Case {
     i64 outer, size, inner;
   };
@@ -359,7 +377,7 @@ TEST(CpuKernels, SumDimAccumulatesInDouble) {
 // ---------------------------------------------------------------------------------------------
 // linear
 
-TEST(CpuKernels, LinearMatchesReference) {
+TEST_P(CpuKernels, LinearMatchesReference) {
   struct Case {
     i64 n, in, out;
   };
@@ -408,11 +426,8 @@ TEST(CpuKernels, LinearMatchesReference) {
   }
 }
 
-TEST(CpuKernels, LinearRowsDoNotDependOnTheBatchOrThreads) {
+TEST_P(CpuKernels, LinearRowsDoNotDependOnTheBatchOrThreads) {
   // Attribution runs the same image in batches of different sizes and compares the results.
-#if !(defined(__AVX2__) && defined(__FMA__))
-  GTEST_SKIP() << "built without AVX2 + FMA: linear uses Eigen, whose rounding follows the shape";
-#endif
   const i64 in = 84, out = 10;  // odd sizes: masked tails
   const std::vector<float> w = random_vector(out * in, 24), b = random_vector(out, 25);
   const std::vector<float> row = random_vector(in, 26), grad_row = random_vector(out, 27);
@@ -512,7 +527,7 @@ std::vector<ConvCase> conv_cases() {
   };
 }
 
-TEST(CpuKernels, Conv2dMatchesReference) {
+TEST_P(CpuKernels, Conv2dMatchesReference) {
   for (const auto& [name, p] : conv_cases()) {
     const std::vector<float> x = random_vector(p.n * p.c * p.h * p.w, 30);
     const std::vector<float> w = random_vector(p.k * p.c * p.r * p.s, 31);
@@ -546,7 +561,7 @@ TEST(CpuKernels, Conv2dMatchesReference) {
   }
 }
 
-TEST(CpuKernels, Conv2dIsReproducibleAndThreadCountIndependentUpToRounding) {
+TEST_P(CpuKernels, Conv2dIsReproducibleAndThreadCountIndependentUpToRounding) {
   const Conv2dParams p = conv_params(16, 6, 14, 14, 16, 5, 5, 1, 0);
   const std::vector<float> x = random_vector(p.n * p.c * p.h * p.w, 40);
   const std::vector<float> w = random_vector(p.k * p.c * p.r * p.s, 41);
@@ -570,7 +585,7 @@ TEST(CpuKernels, Conv2dIsReproducibleAndThreadCountIndependentUpToRounding) {
 
 constexpr auto pool_params = gradlens::make_pool2d_params;
 
-TEST(CpuKernels, MaxPoolFirstMaximumWinsAndScatters) {
+TEST_P(CpuKernels, MaxPoolFirstMaximumWinsAndScatters) {
   const std::vector<Pool2dParams> cases = {
       pool_params(4, 6, 28, 28, 2, 2, 0),  // tutorial pool1 (2x2 fast path)
       pool_params(1, 3, 10, 10, 2, 2, 0),
@@ -618,7 +633,7 @@ TEST(CpuKernels, MaxPoolFirstMaximumWinsAndScatters) {
   }
 }
 
-TEST(CpuKernels, MaxPoolExactTies) {
+TEST_P(CpuKernels, MaxPoolExactTies) {
   // Every window equal: the top-left element wins; a later larger value wins over it.
   const Pool2dParams p = pool_params(1, 1, 4, 4, 2, 2, 0);
   std::vector<float> x(16, 1.f);
@@ -644,7 +659,7 @@ std::vector<double> softmax_reference(const std::vector<float>& x, i64 rows, i64
   return y;
 }
 
-TEST(CpuKernels, SoftmaxAndLogSoftmax) {
+TEST_P(CpuKernels, SoftmaxAndLogSoftmax) {
   for (const auto& [rows, cols] : {std::pair<i64, i64>{1, 1}, {4, 10}, {7, 33}, {5000, 10}}) {
     std::vector<float> x = random_vector(rows * cols, 60, -20.f, 20.f);
     x[0] = 80.f;  // exp overflows in float without the max shift
@@ -676,7 +691,7 @@ TEST(CpuKernels, SoftmaxAndLogSoftmax) {
   }
 }
 
-TEST(CpuKernels, CrossEntropyForwardBackward) {
+TEST_P(CpuKernels, CrossEntropyForwardBackward) {
   for (const auto& [rows, cols] : {std::pair<i64, i64>{1, 10}, {4, 10}, {64, 10}, {3, 1}}) {
     std::vector<float> logits = random_vector(rows * cols, 70, -5.f, 5.f);
     logits[0] = 100.f;  // stable: logsumexp, not log(sum(exp))
@@ -708,7 +723,7 @@ TEST(CpuKernels, CrossEntropyForwardBackward) {
   }
 }
 
-TEST(CpuKernels, PickAndIndexRows) {
+TEST_P(CpuKernels, PickAndIndexRows) {
   const i64 rows = 6, cols = 5;
   const std::vector<float> x = random_vector(rows * cols, 80);
   const std::vector<i64> index = {4, 0, 2, 2, 1, 4};
@@ -747,7 +762,7 @@ TEST(CpuKernels, PickAndIndexRows) {
 // ---------------------------------------------------------------------------------------------
 // SGD
 
-TEST(CpuKernels, SgdMatchesTorchFormulaOverThreeSteps) {
+TEST_P(CpuKernels, SgdMatchesTorchFormulaOverThreeSteps) {
   struct Case {
     float momentum, dampening, weight_decay;
     bool nesterov;
@@ -801,7 +816,7 @@ TEST(CpuKernels, SgdMatchesTorchFormulaOverThreeSteps) {
   }
 }
 
-TEST(CpuKernels, SetNumThreadsOneRunsEverythingAndRestores) {
+TEST_P(CpuKernels, SetNumThreadsOneRunsEverythingAndRestores) {
   const int before = gradlens::num_threads();
   EXPECT_GE(before, 1);
   {

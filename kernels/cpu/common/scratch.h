@@ -1,5 +1,6 @@
-// Scratch memory for the CPU kernels: 64-byte aligned buffers that only grow, so steady-state
-// training allocates nothing per call. Kernels keep them thread_local (one per worker thread).
+// Scratch memory for the CPU kernels (shared by every ISA variant): 64-byte aligned buffers that
+// only grow, so steady-state training allocates nothing per call. Kernels keep them thread_local
+// (one per worker thread).
 #pragma once
 
 #include <cstddef>
@@ -12,6 +13,8 @@ inline constexpr std::size_t kAlignment = 64;
 /// 64-byte aligned allocation; never returns null for 0 bytes. Throws std::bad_alloc.
 void* aligned_allocate(std::size_t bytes);
 void aligned_free(void* ptr);
+/// The host's available RAM (MemAvailable), or 2 GiB where it cannot be read.
+std::size_t host_available_memory();
 
 class ScratchBuffer {
  public:

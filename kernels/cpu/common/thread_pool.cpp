@@ -1,7 +1,7 @@
 // ThreadPool: one job at a time, published through state_. Idle workers spin on state_ for a while
 // (back-to-back kernels hand off in well under a microsecond), then sleep on a condition variable.
 // The caller claims chunks too, so a descheduled worker delays only the chunk it already holds.
-#include "kernels/cpu/thread_pool.h"
+#include "kernels/cpu/common/thread_pool.h"
 
 #include <algorithm>
 #include <chrono>

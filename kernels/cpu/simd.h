@@ -1,0 +1,212 @@
+// Vec: one SIMD register of floats for the ISA this translation unit is compiled for, with just
+// what the micro-kernels need (loads and stores, masked for tails, FMA, four horizontal sums at
+// once). The micro-kernels are written once over it; kernels/CMakeLists.txt compiles them per ISA.
+// Every horizontal sum uses one fixed tree per element, so a variant's results never depend on how
+// its accumulators were grouped.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace gradlens::cpu::simd {
+
+using i64 = std::int64_t;
+
+/// The widest Vec of any variant: buffers that the micro-kernels over-read are padded by this
+/// much, so every variant honours the same contracts.
+inline constexpr int kMaxLanes = 16;
+
+#if defined(__AVX2__) && defined(__FMA__)
+
+// 8 lanes; the building block of the AVX-512 layouts below too.
+struct Vec8 {
+  static constexpr int kLanes = 8;
+  static constexpr int kRegisters = 16;
+  using Mask = __m256i;
+  __m256 v;
+
+  static Mask mask_below(i64 n) {
+    const auto k = static_cast<int>(std::clamp<i64>(n, 0, 8));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static Vec8 zero() { return {_mm256_setzero_ps()}; }
+  static Vec8 set1(float x) { return {_mm256_set1_ps(x)}; }
+  static Vec8 broadcast(const float* p) { return {_mm256_broadcast_ss(p)}; }
+  static Vec8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static Vec8 load(const float* p, Mask m) { return {_mm256_maskload_ps(p, m)}; }
+  void store(float* p) const { _mm256_storeu_ps(p, v); }
+  void store(float* p, Mask m) const { _mm256_maskstore_ps(p, m, v); }
+  friend Vec8 fmadd(Vec8 a, Vec8 b, Vec8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+  friend Vec8 operator+(Vec8 a, Vec8 b) { return {_mm256_add_ps(a.v, b.v)}; }
+  // [sum a, sum b, sum c, sum d], each ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)).
+  friend void hsum4(Vec8 a, Vec8 b, Vec8 c, Vec8 d, float* out) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a.v, b.v), _mm256_hadd_ps(c.v, d.v));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+  }
+};
+
+#endif
+
+#if defined(__AVX512F__)
+
+// 16 lanes in one zmm register; AVX-512 has 32 of them.
+struct Vec16 {
+  static constexpr int kLanes = 16;
+  static constexpr int kRegisters = 32;
+  using Mask = __mmask16;
+  __m512 v;
+
+  static Mask mask_below(i64 n) {
+    return static_cast<Mask>((1u << std::clamp<i64>(n, 0, 16)) - 1u);
+  }
+  static Vec16 zero() { return {_mm512_setzero_ps()}; }
+  static Vec16 set1(float x) { return {_mm512_set1_ps(x)}; }
+  static Vec16 broadcast(const float* p) { return {_mm512_set1_ps(*p)}; }
+  static Vec16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static Vec16 load(const float* p, Mask m) { return {_mm512_maskz_loadu_ps(m, p)}; }
+  void store(float* p) const { _mm512_storeu_ps(p, v); }
+  void store(float* p, Mask m) const { _mm512_mask_storeu_ps(p, m, v); }
+  friend Vec16 fmadd(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  friend Vec16 operator+(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+  // Lanes i and i + 8 first, then Vec8's tree: the same arithmetic as Vec16x2 below.
+  friend void hsum4(Vec16 a, Vec16 b, Vec16 c, Vec16 d, float* out) {
+    auto fold = [](__m512 x) {
+      return Vec8{_mm256_add_ps(_mm512_castps512_ps256(x),
+                                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)))};
+    };
+    hsum4(fold(a.v), fold(b.v), fold(c.v), fold(d.v), out);
+  }
+};
+using Vec = Vec16;
+
+#elif defined(GRADLENS_CPU_AVX512_ON_AVX2) && defined(__AVX2__) && defined(__FMA__)
+
+// Test-only: Vec16's lanes as two AVX2 halves, with Vec16's register budget, so the AVX-512
+// variant's tiling, masks and tails run (bit for bit) on machines without AVX-512.
+struct Vec16x2 {
+  static constexpr int kLanes = 16;
+  static constexpr int kRegisters = 32;
+  struct Mask {
+    Vec8::Mask lo, hi;
+  };
+  Vec8 lo, hi;
+
+  static Mask mask_below(i64 n) { return {Vec8::mask_below(n), Vec8::mask_below(n - 8)}; }
+  static Vec16x2 zero() { return {Vec8::zero(), Vec8::zero()}; }
+  static Vec16x2 set1(float x) { return {Vec8::set1(x), Vec8::set1(x)}; }
+  static Vec16x2 broadcast(const float* p) { return {Vec8::broadcast(p), Vec8::broadcast(p)}; }
+  static Vec16x2 load(const float* p) { return {Vec8::load(p), Vec8::load(p + 8)}; }
+  static Vec16x2 load(const float* p, Mask m) {
+    return {Vec8::load(p, m.lo), Vec8::load(p + 8, m.hi)};
+  }
+  void store(float* p) const {
+    lo.store(p);
+    hi.store(p + 8);
+  }
+  void store(float* p, Mask m) const {
+    lo.store(p, m.lo);
+    hi.store(p + 8, m.hi);
+  }
+  friend Vec16x2 fmadd(Vec16x2 a, Vec16x2 b, Vec16x2 c) {
+    return {fmadd(a.lo, b.lo, c.lo), fmadd(a.hi, b.hi, c.hi)};
+  }
+  friend Vec16x2 operator+(Vec16x2 a, Vec16x2 b) { return {a.lo + b.lo, a.hi + b.hi}; }
+  friend void hsum4(Vec16x2 a, Vec16x2 b, Vec16x2 c, Vec16x2 d, float* out) {
+    hsum4(a.lo + a.hi, b.lo + b.hi, c.lo + c.hi, d.lo + d.hi, out);
+  }
+};
+using Vec = Vec16x2;
+
+#elif defined(__AVX2__) && defined(__FMA__)
+
+using Vec = Vec8;
+
+#elif defined(__SSE2__)
+
+// Baseline x86-64: 4 lanes, no FMA (a multiply and an add, two roundings).
+struct Vec4 {
+  static constexpr int kLanes = 4;
+  static constexpr int kRegisters = 16;
+  using Mask = int;  // live lanes
+  __m128 v;
+
+  static Mask mask_below(i64 n) { return static_cast<int>(std::clamp<i64>(n, 0, 4)); }
+  static Vec4 zero() { return {_mm_setzero_ps()}; }
+  static Vec4 set1(float x) { return {_mm_set1_ps(x)}; }
+  static Vec4 broadcast(const float* p) { return {_mm_set1_ps(*p)}; }
+  static Vec4 load(const float* p) { return {_mm_loadu_ps(p)}; }
+  static Vec4 load(const float* p, Mask m) {
+    alignas(16) float lanes[4] = {};
+    std::copy(p, p + m, lanes);
+    return {_mm_load_ps(lanes)};
+  }
+  void store(float* p) const { _mm_storeu_ps(p, v); }
+  void store(float* p, Mask m) const {
+    alignas(16) float lanes[4];
+    _mm_store_ps(lanes, v);
+    std::copy(lanes, lanes + m, p);
+  }
+  friend Vec4 fmadd(Vec4 a, Vec4 b, Vec4 c) { return {_mm_add_ps(_mm_mul_ps(a.v, b.v), c.v)}; }
+  friend Vec4 operator+(Vec4 a, Vec4 b) { return {_mm_add_ps(a.v, b.v)}; }
+  // [sum a, sum b, sum c, sum d], each (x0 + x1) + (x2 + x3).
+  friend void hsum4(Vec4 a, Vec4 b, Vec4 c, Vec4 d, float* out) {
+    __m128 r0 = a.v, r1 = b.v, r2 = c.v, r3 = d.v;
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);  // r_i = lane i of a, b, c, d
+    _mm_storeu_ps(out, _mm_add_ps(_mm_add_ps(r0, r1), _mm_add_ps(r2, r3)));
+  }
+};
+using Vec = Vec4;
+
+#else
+
+// Any other CPU: plain arrays the compiler may vectorize.
+struct Vec4 {
+  static constexpr int kLanes = 4;
+  static constexpr int kRegisters = 16;
+  using Mask = int;
+  float v[4];
+
+  static Mask mask_below(i64 n) { return static_cast<int>(std::clamp<i64>(n, 0, 4)); }
+  static Vec4 zero() { return {}; }
+  static Vec4 set1(float x) { return {{x, x, x, x}}; }
+  static Vec4 broadcast(const float* p) { return set1(*p); }
+  static Vec4 load(const float* p) { return {{p[0], p[1], p[2], p[3]}}; }
+  static Vec4 load(const float* p, Mask m) {
+    Vec4 r{};
+    std::copy(p, p + m, r.v);
+    return r;
+  }
+  void store(float* p) const { std::copy(v, v + 4, p); }
+  void store(float* p, Mask m) const { std::copy(v, v + m, p); }
+  friend Vec4 fmadd(Vec4 a, Vec4 b, Vec4 c) {
+    Vec4 r;
+    for (int i = 0; i < 4; ++i) {
+      const float product = a.v[i] * b.v[i];
+      r.v[i] = product + c.v[i];
+    }
+    return r;
+  }
+  friend Vec4 operator+(Vec4 a, Vec4 b) {
+    Vec4 r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] + b.v[i];
+    return r;
+  }
+  friend void hsum4(Vec4 a, Vec4 b, Vec4 c, Vec4 d, float* out) {
+    const Vec4* rows[4] = {&a, &b, &c, &d};
+    for (int i = 0; i < 4; ++i) {
+      const float* x = rows[i]->v;
+      out[i] = (x[0] + x[1]) + (x[2] + x[3]);
+    }
+  }
+};
+using Vec = Vec4;
+
+#endif
+
+static_assert(Vec::kLanes <= kMaxLanes);
+
+}  // namespace gradlens::cpu::simd
