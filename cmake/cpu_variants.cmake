@@ -8,8 +8,12 @@
 # templates each copy instantiates (std::fill, Eigen's GEMM) are weak symbols of the same name, and
 # the linker keeps one copy for the whole program: generic code could end up calling an AVX-512
 # std::fill and die with an illegal instruction on an older CPU. Sets <ISA>_OBJECT in the caller.
+# GNU ld for the partial link whatever the compiler (lld 14, Clang's choice, has no
+# --force-group-allocation); Debian's binutils come with every compiler.
+find_program(GRADLENS_PARTIAL_LINKER NAMES ld.bfd ld)
+find_program(GRADLENS_OBJCOPY NAMES objcopy llvm-objcopy)
 set(GRADLENS_CPU_VARIANT_ISOLATION ON)
-if(NOT CMAKE_OBJCOPY OR NOT CMAKE_LINKER OR APPLE OR WIN32)
+if(NOT GRADLENS_PARTIAL_LINKER OR NOT GRADLENS_OBJCOPY OR APPLE OR WIN32)
   set(GRADLENS_CPU_VARIANT_ISOLATION OFF)  # one variant only (below): nothing to isolate
 endif()
 
@@ -51,9 +55,9 @@ function(gradlens_cpu_variant isa)
   set(object ${CMAKE_CURRENT_BINARY_DIR}/cpu_kernels_${isa}.o)
   add_custom_command(
     OUTPUT ${object}
-    COMMAND ${CMAKE_LINKER} -r --force-group-allocation -o ${object}.partial.o
+    COMMAND ${GRADLENS_PARTIAL_LINKER} -r --force-group-allocation -o ${object}.partial.o
             "$<TARGET_OBJECTS:${lib}>"
-    COMMAND ${CMAKE_OBJCOPY} --keep-global-symbol=gradlens_cpu_backend_${isa} ${object}.partial.o
+    COMMAND ${GRADLENS_OBJCOPY} --keep-global-symbol=gradlens_cpu_backend_${isa} ${object}.partial.o
             ${object}
     DEPENDS ${lib} "$<TARGET_OBJECTS:${lib}>"
     COMMAND_EXPAND_LISTS VERBATIM

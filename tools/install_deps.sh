@@ -4,7 +4,7 @@
 #   tools/install_deps.sh --bench  also python3-torch, the yardstick of bench/compare.py
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libeigen3-dev libgtest-dev libbenchmark-dev
+packages=(cmake ninja-build g++ clang pkg-config libeigen3-dev libgtest-dev libbenchmark-dev
           nlohmann-json3-dev libcli11-dev libpng-dev libssl-dev zlib1g-dev npm curl chromium)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-matplotlib)

@@ -95,6 +95,37 @@ namespace detail {
 
 bool cuda_device_present() { return cuda::device_count() > 0; }
 
+std::vector<CudaDeviceInfo> cuda_devices(std::string* why, std::string* versions) {
+  auto version = [](int v) {
+    return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+  };
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  *versions = "driver " + (driver > 0 ? version(driver) : std::string("none")) + ", runtime " +
+              version(runtime);
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    *why = driver == 0 ? std::string("no NVIDIA driver on this machine")
+                       : std::string("no CUDA device visible: ") + cudaGetErrorString(err);
+    return {};
+  }
+  std::vector<CudaDeviceInfo> devices;
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    devices.push_back({prop.name,
+                       prop.major,
+                       prop.minor,
+                       static_cast<std::size_t>(prop.totalGlobalMem),
+                       prop.multiProcessorCount});
+  }
+  if (devices.empty()) *why = "no CUDA device visible";
+  return devices;
+}
+
 Backend& cuda_backend(int index) {
   static std::mutex mutex;
   static std::vector<cuda::CudaBackend*> backends;  // leaked on purpose, see the file comment

@@ -13,4 +13,10 @@ Backend& cuda_backend(int index) {
 
 bool cuda_device_present() { return false; }
 
+std::vector<CudaDeviceInfo> cuda_devices(std::string* why, std::string* versions) {
+  *why = "built without CUDA (no nvcc at configure time, or -DGRADLENS_CUDA=OFF)";
+  versions->clear();
+  return {};
+}
+
 }  // namespace gradlens::detail

@@ -364,7 +364,8 @@ TEST_F(CudaKernels, FillAndAffine) {
     EXPECT_TRUE(close(fill.cuda.f[0], Floats(static_cast<std::size_t>(n), -3.25f), kExact));
     const std::vector<std::pair<float, float>> alpha_beta = {
         {-1.5f, 0.25f}, {1.f, 0.3f}, {-2.f, 0.f}, {-1.f, 0.f}};
-    for (const auto& [alpha, beta] : alpha_beta) {
+    for (const auto& pair : alpha_beta) {
+      const float alpha = pair.first, beta = pair.second;  // Clang 14 cannot capture bindings
       const Twin t = run_twin({{uniform(n, 1), garbage(n)}}, [=](Backend& be, DeviceArrays& d) {
         be.affine(d.f[0], alpha, beta, d.f[1], n);
       });

@@ -5,11 +5,13 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/common/isa.h"
 #include "nn/safetensors.h"
 #include "tests/testing.h"
 
@@ -97,4 +99,79 @@ TEST(Cli, ShortTrainingRunWritesAModelThatEvalReads) {
   }
   const gradlens::testing::CliRun e = run_gradlens("eval --model " + out + " --data " + data);
   EXPECT_EQ(e.exit_code, 0) << e.err;
+}
+
+// GRADLENS_CPU for the gradlens processes this test starts; restores the old value.
+class CpuVariantEnv {
+ public:
+  explicit CpuVariantEnv(const char* value) {
+    const char* old = std::getenv("GRADLENS_CPU");
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv("GRADLENS_CPU", value, 1);
+  }
+  ~CpuVariantEnv() {
+    if (had_) {
+      setenv("GRADLENS_CPU", old_.c_str(), 1);
+    } else {
+      unsetenv("GRADLENS_CPU");
+    }
+  }
+
+ private:
+  bool had_ = false;
+  std::string old_;
+};
+
+TEST(Cli, VersionAndInfo) {
+  const gradlens::testing::CliRun version = run_gradlens("--version");
+  EXPECT_EQ(version.exit_code, 0) << version.err;
+  EXPECT_EQ(version.out.rfind("gradlens 0.", 0), 0u) << version.out;
+  const gradlens::testing::CliRun info = run_gradlens("info");
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  for (const char* field : {"build:", "cpu:", "features:", "kernels:", "threads:", "cuda:"}) {
+    EXPECT_NE(info.out.find(field), std::string::npos) << field << " missing:\n" << info.out;
+  }
+  const std::string chosen(gradlens::cpu::isa_name(gradlens::cpu::active_isa()));
+  EXPECT_NE(info.out.find("kernels:  " + chosen), std::string::npos) << info.out;
+}
+
+TEST(Cli, UnknownOrUnsupportedCpuVariantIsOneLine) {
+  {
+    CpuVariantEnv env("sse9");
+    const gradlens::testing::CliRun r = run_gradlens("info");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("GRADLENS_CPU=sse9: unknown variant"), std::string::npos) << r.err;
+  }
+  for (gradlens::cpu::Isa isa : gradlens::cpu::kAllIsas) {
+    if (gradlens::cpu::isa_supported(isa)) continue;
+    const std::string name(gradlens::cpu::isa_name(isa));
+    CpuVariantEnv env(name.c_str());
+    const gradlens::testing::CliRun r = run_gradlens("info");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("lacks " + gradlens::cpu::missing_features(isa)), std::string::npos)
+        << r.err;
+  }
+}
+
+TEST(Cli, EveryRunnableCpuVariantEvaluatesThePretrainedNetAlike) {
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(data, "cifar10/test_batch.bin");
+  const std::string data_dir = fs::path(data).parent_path().string();
+  std::string first;
+  for (gradlens::cpu::Isa isa : gradlens::cpu::kAllIsas) {
+    if (!gradlens::cpu::isa_supported(isa)) continue;
+    const std::string name(gradlens::cpu::isa_name(isa));
+    CpuVariantEnv env(name.c_str());
+    const gradlens::testing::CliRun r =
+        run_gradlens("eval --model " + model + " --data " + data_dir + " --batch-size 2000");
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    const auto at = r.out.find("Accuracy");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const std::string accuracy = r.out.substr(at, r.out.find('\n', at) - at);
+    if (first.empty()) first = accuracy;
+    EXPECT_EQ(accuracy, first) << name;
+  }
 }

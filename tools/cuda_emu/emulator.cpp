@@ -5,6 +5,7 @@
 // saving six registers (ucontext's swapcontext costs a signal-mask syscall per switch, which made
 // shuffle-heavy kernels 20x slower), elsewhere through ucontext.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -247,6 +248,23 @@ void run_grid(dim3 grid, dim3 block_dim, std::size_t shared, const std::function
 
 cudaError_t cudaGetDeviceCount(int* count) {
   *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0) return emu::last_error = cudaErrorInvalidValue;
+  *prop = {};
+  std::snprintf(prop->name, sizeof(prop->name), "gradlens CUDA emulator (CPU)");
+  prop->major = 9;
+  prop->totalGlobalMem = std::size_t{4} << 30;
+  prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* version) {
+  *version = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* version) {
+  *version = 0;
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }

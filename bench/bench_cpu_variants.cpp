@@ -1,0 +1,131 @@
+// Every ISA variant of the CPU kernels that this machine runs, side by side in one run, on the
+// Net's own layers: the 3->6 (32x32) and 6->16 (14x14) 5x5 convolutions and the 400->120, 120->84
+// and 84->10 linear layers, forward and backward (input, weight and bias gradients), at the batch
+// sizes training (4, 64), attribution (1000 rows = 20 images x 50 IG steps) and inference use.
+// Names: BM_<Layer><Pass>/<variant>/<batch>; GFLOP/s counts 2 flops per multiply-add.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/common/isa.h"
+
+namespace {
+
+using gradlens::Backend;
+using gradlens::i64;
+using Floats = std::vector<float>;
+
+Floats random_floats(i64 n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  Floats v(static_cast<std::size_t>(n));
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+struct ConvShape {
+  const char* name;
+  i64 c, k, hw;
+};
+constexpr ConvShape kConvs[] = {{"Conv1", 3, 6, 32}, {"Conv2", 6, 16, 14}};
+
+struct LinearShape {
+  const char* name;
+  i64 in, out;
+};
+constexpr LinearShape kLinears[] = {{"Fc1", 400, 120}, {"Fc2", 120, 84}, {"Fc3", 84, 10}};
+
+void conv(benchmark::State& state, Backend* be, ConvShape s, i64 n, bool backward) {
+  const i64 o = s.hw - 4;
+  const gradlens::Conv2dParams p{n, s.c, s.hw, s.hw, s.k, 5, 5, 1, 0, o, o};
+  const Floats x = random_floats(n * s.c * s.hw * s.hw, 1), w = random_floats(s.k * s.c * 25, 2);
+  const Floats b = random_floats(s.k, 3), dy = random_floats(n * s.k * o * o, 4);
+  Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
+  for (auto _ : state) {
+    if (backward) {
+      be->conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    } else {
+      be->conv2d_forward(p, x.data(), w.data(), b.data(), y.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  const double macs = static_cast<double>(n * s.k * s.c * 25 * o * o) * (backward ? 2 : 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2 * macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+void linear(benchmark::State& state, Backend* be, LinearShape s, i64 n, bool backward) {
+  const Floats x = random_floats(n * s.in, 1), w = random_floats(s.out * s.in, 2);
+  const Floats b = random_floats(s.out, 3), dy = random_floats(n * s.out, 4);
+  Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
+  for (auto _ : state) {
+    if (backward) {
+      be->linear_backward(
+          x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data(), n, s.in, s.out);
+    } else {
+      be->linear_forward(x.data(), w.data(), b.data(), y.data(), n, s.in, s.out);
+    }
+    benchmark::ClobberMemory();
+  }
+  const double macs = static_cast<double>(n * s.in * s.out) * (backward ? 2 : 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2 * macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using gradlens::cpu::Isa;
+  std::vector<Isa> variants;
+  for (Isa isa : gradlens::cpu::kAllIsas) {
+    if (gradlens::cpu::isa_compiled(isa) && gradlens::cpu::isa_supported(isa)) {
+      variants.push_back(isa);
+    } else {
+      std::printf("skipping the %s variant: %s\n",
+                  std::string(gradlens::cpu::isa_name(isa)).c_str(),
+                  gradlens::cpu::isa_compiled(isa)
+                      ? ("this CPU lacks " + gradlens::cpu::missing_features(isa)).c_str()
+                      : "not compiled into this build");
+    }
+  }
+  // Interleaved by shape, so a noisy moment hits every variant of one shape alike.
+  for (bool backward : {false, true}) {
+    const char* pass = backward ? "Backward" : "Forward";
+    for (const ConvShape& s : kConvs) {
+      for (i64 n : {i64{1}, i64{4}, i64{64}, i64{1000}}) {
+        for (Isa isa : variants) {
+          Backend* be = &gradlens::cpu::isa_backend(isa);
+          const std::string name = std::string("BM_") + s.name + pass + "/" +
+                                   std::string(gradlens::cpu::isa_name(isa)) + "/" +
+                                   std::to_string(n);
+          benchmark::RegisterBenchmark(name.c_str(), conv, be, s, n, backward)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+      }
+    }
+    for (const LinearShape& s : kLinears) {
+      for (i64 n : {i64{4}, i64{64}, i64{1000}, i64{10000}}) {
+        for (Isa isa : variants) {
+          Backend* be = &gradlens::cpu::isa_backend(isa);
+          const std::string name = std::string("BM_") + s.name + pass + "/" +
+                                   std::string(gradlens::cpu::isa_name(isa)) + "/" +
+                                   std::to_string(n);
+          benchmark::RegisterBenchmark(name.c_str(), linear, be, s, n, backward)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+      }
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
