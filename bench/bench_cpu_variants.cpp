@@ -95,32 +95,29 @@ int main(int argc, char** argv) {
     }
   }
   // Interleaved by shape, so a noisy moment hits every variant of one shape alike.
+  auto add = [&](const std::string& layer, const std::string& pass, i64 n, auto run) {
+    for (Isa isa : variants) {
+      const std::string name = "BM_" + layer + pass + "/" +
+                               std::string(gradlens::cpu::isa_name(isa)) + "/" + std::to_string(n);
+      benchmark::RegisterBenchmark(name.c_str(), run, &gradlens::cpu::isa_backend(isa))
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
+  };
   for (bool backward : {false, true}) {
-    const char* pass = backward ? "Backward" : "Forward";
+    const std::string pass = backward ? "Backward" : "Forward";
     for (const ConvShape& s : kConvs) {
       for (i64 n : {i64{1}, i64{4}, i64{64}, i64{1000}}) {
-        for (Isa isa : variants) {
-          Backend* be = &gradlens::cpu::isa_backend(isa);
-          const std::string name = std::string("BM_") + s.name + pass + "/" +
-                                   std::string(gradlens::cpu::isa_name(isa)) + "/" +
-                                   std::to_string(n);
-          benchmark::RegisterBenchmark(name.c_str(), conv, be, s, n, backward)
-              ->Unit(benchmark::kMicrosecond)
-              ->UseRealTime();
-        }
+        add(s.name, pass, n, [=](benchmark::State& st, Backend* be) {
+          conv(st, be, s, n, backward);
+        });
       }
     }
     for (const LinearShape& s : kLinears) {
       for (i64 n : {i64{4}, i64{64}, i64{1000}, i64{10000}}) {
-        for (Isa isa : variants) {
-          Backend* be = &gradlens::cpu::isa_backend(isa);
-          const std::string name = std::string("BM_") + s.name + pass + "/" +
-                                   std::string(gradlens::cpu::isa_name(isa)) + "/" +
-                                   std::to_string(n);
-          benchmark::RegisterBenchmark(name.c_str(), linear, be, s, n, backward)
-              ->Unit(benchmark::kMicrosecond)
-              ->UseRealTime();
-        }
+        add(s.name, pass, n, [=](benchmark::State& st, Backend* be) {
+          linear(st, be, s, n, backward);
+        });
       }
     }
   }
