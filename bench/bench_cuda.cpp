@@ -75,7 +75,12 @@ void BM_TrainStep_Cuda(benchmark::State& state) try {
 } catch (const std::exception& e) {
   state.SkipWithError(e.what());
 }
-BENCHMARK(BM_TrainStep_Cuda)->Arg(4)->Arg(64)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_TrainStep_Cuda)
+    ->Arg(4)
+    ->Arg(64)
+    ->Arg(256)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 void BM_Inference_Cuda(benchmark::State& state) try {
   if (!have_cuda(state)) return;
@@ -99,14 +104,15 @@ void BM_Inference_Cuda(benchmark::State& state) try {
 }
 BENCHMARK(BM_Inference_Cuda)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-// Captum's defaults as the tutorial calls them on one image: IG with 50 Gauss-Legendre steps and
-// its convergence delta; NoiseTunnel(IG) smoothgrad_sq, 100 samples, stdev 0.2 (5,000 rows).
+// Captum's defaults as the tutorial calls them, for 1, 16 and 1,000 images: IG with 50
+// Gauss-Legendre steps and its convergence delta; NoiseTunnel(IG) smoothgrad_sq, 100 samples,
+// stdev 0.2 (5,000 rows an image).
 void BM_IntegratedGradients_Cuda(benchmark::State& state) try {
   if (!have_cuda(state)) return;
   nn::Net net = bench::pretrained_net(kCUDA);
   attr::IntegratedGradients ig([&net](const Tensor& x) { return net(x); });
   const Tensor x = bench::random_images(state.range(0), 1, kCUDA);
-  const std::vector<std::int64_t> target = {3};
+  const std::vector<std::int64_t> target(static_cast<std::size_t>(state.range(0)), 3);
   const auto run = [&] {
     const attr::Attributions a = ig.attribute(x, target);
     benchmark::DoNotOptimize(a.values.data());
@@ -120,7 +126,12 @@ void BM_IntegratedGradients_Cuda(benchmark::State& state) try {
 } catch (const std::exception& e) {
   state.SkipWithError(e.what());
 }
-BENCHMARK(BM_IntegratedGradients_Cuda)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_IntegratedGradients_Cuda)
+    ->Arg(1)
+    ->Arg(16)
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_NoiseTunnelIG_Cuda(benchmark::State& state) try {
   if (!have_cuda(state)) return;
@@ -132,7 +143,7 @@ void BM_NoiseTunnelIG_Cuda(benchmark::State& state) try {
   options.stdevs = 0.2f;
   attr::NoiseTunnel nt(ig, options);
   const Tensor x = bench::random_images(state.range(0), 1, kCUDA);
-  const std::vector<std::int64_t> target = {3};
+  const std::vector<std::int64_t> target(static_cast<std::size_t>(state.range(0)), 3);
   const auto run = [&] {
     const attr::Attributions a = nt.attribute(x, target);
     benchmark::DoNotOptimize(a.values.data());
@@ -146,7 +157,12 @@ void BM_NoiseTunnelIG_Cuda(benchmark::State& state) try {
 } catch (const std::exception& e) {
   state.SkipWithError(e.what());
 }
-BENCHMARK(BM_NoiseTunnelIG_Cuda)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_NoiseTunnelIG_Cuda)
+    ->Arg(1)
+    ->Arg(16)
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

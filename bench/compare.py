@@ -52,11 +52,14 @@ def ours(build, bench, threads, min_time):
             for b in json.loads(out)["benchmarks"] if "items_per_second" in b}
 
 
-def theirs(script, threads, min_time, device):
-    cmd = ["/usr/bin/python3", os.path.join(HERE, script), "--threads", str(threads),
+def theirs(script, threads, min_time, device, extra=()):
+    # The interpreter running this script: Debian's /usr/bin/python3 here, the image's python3
+    # (with CUDA PyTorch) on a lent GPU machine.
+    cmd = [sys.executable, os.path.join(HERE, script), "--threads", str(threads),
            "--min-time", str(min_time)]
     if device != "cpu":  # the CPU scripts (captum_bench.py too) take no --device
         cmd += ["--device", device]
+    cmd += list(extra)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -80,13 +83,16 @@ def main():
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="where the torch script runs (default: cuda for bench_cuda, else cpu)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="(cuda) let PyTorch use TF32 tensor cores; ours stay float32")
     args = parser.parse_args()
     device = args.device or ("cuda" if args.bench == "bench_cuda" else "cpu")
 
     mine, torch_runs = [], []
     for _ in range(args.repeats):  # interleaved, so a slow spell hits both sides
         mine.append(ours(args.build, args.bench, args.threads, args.min_time))
-        torch_runs.append(theirs(args.torch_script, args.threads, args.min_time, device))
+        torch_runs.append(theirs(args.torch_script, args.threads, args.min_time, device,
+                                 ["--tf32"] if args.tf32 else []))
     meta = {k: v for run in torch_runs for k, v in run.items() if k.startswith("_")}
     torch_runs = [{k: v for k, v in run.items() if not k.startswith("_")} for run in torch_runs]
     mine, torch_side = best(mine), best(torch_runs)

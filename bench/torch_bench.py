@@ -5,8 +5,10 @@ Run with Debian's python3 (/usr/bin/python3, which has python3-torch). Prints on
 
 With --device cuda it runs bench/bench_cuda.cpp's workloads instead, every tensor on the GPU and
 cuDNN on (its autotuner too): {"BM_TrainStep_Cuda/4": ..., "_using": "PyTorch ... cuDNN ..."}.
-IntegratedGradients and NoiseTunnel(IG) are written out as Captum 0.8 computes them (one batch of
-all scaled inputs, one gradient call), so Captum itself need not be installed on the GPU machine.
+IntegratedGradients and NoiseTunnel(IG) run through Captum itself when `import captum` works
+(PYTHONPATH=<a bundle's captum/>, tools/gpu_bundle.sh --captum), else written out as Captum 0.8
+computes them (one batch of all scaled inputs, one gradient call). --tf32 lets cuDNN and matmul use
+TF32 tensor cores (PyTorch's default for convolutions); without it both stay float32.
 """
 import argparse
 import json
@@ -94,11 +96,15 @@ def noise_tunnel_ig(net, x, target, nt_samples=100, stdevs=0.2):
     return (a * a).view(x.shape[0], nt_samples, *x.shape[1:]).mean(1)
 
 
-def cuda_workloads(min_time):
+def cuda_workloads(min_time, tf32):
     """bench/bench_cuda.cpp's twins: names end in _Cuda/<batch>, each call synchronizes."""
     device = torch.device("cuda")
     torch.backends.cudnn.enabled = True
     torch.backends.cudnn.benchmark = True  # the best convolution algorithm per shape
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    from captum_bench import import_captum
+    captum = import_captum()
 
     def synced(fn):
         def run():
@@ -107,8 +113,9 @@ def cuda_workloads(min_time):
         return run
 
     results = {"_using": f"PyTorch {torch.__version__} + cuDNN {torch.backends.cudnn.version()} "
-                         f"on {torch.cuda.get_device_name(0)}"}
-    for batch in (4, 64):
+                         f"on {torch.cuda.get_device_name(0)}, TF32 {'on' if tf32 else 'off'}, "
+                         + (f"Captum {captum.__version__}" if captum else "IG written as Captum's")}
+    for batch in (4, 64, 256):
         net = Net().to(device)
         optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
         criterion = nn.CrossEntropyLoss()
@@ -132,12 +139,22 @@ def cuda_workloads(min_time):
         with torch.no_grad():
             results[f"BM_Inference_Cuda/{batch}"] = batch / timed(synced(lambda: net(x)), min_time)
 
-    x = (torch.rand(1, 3, 32, 32) * 2 - 1).to(device)
-    target = torch.tensor([3], device=device)
-    results["BM_IntegratedGradients_Cuda/1"] = 1 / timed(
-        synced(lambda: integrated_gradients(net, x, target)), min_time)
-    results["BM_NoiseTunnelIG_Cuda/1"] = 1 / timed(
-        synced(lambda: noise_tunnel_ig(net, x, target)), min_time)
+    if captum is not None:
+        ig = captum.attr.IntegratedGradients(net)
+        nt = captum.attr.NoiseTunnel(ig)
+        run_ig = lambda x, t: ig.attribute(x, target=t, return_convergence_delta=True)  # noqa: E731
+        run_nt = lambda x, t: nt.attribute(  # noqa: E731
+            x, baselines=x * 0, target=t, nt_type="smoothgrad_sq", nt_samples=100, stdevs=0.2)
+    else:
+        run_ig = lambda x, t: integrated_gradients(net, x, t)  # noqa: E731
+        run_nt = lambda x, t: noise_tunnel_ig(net, x, t)  # noqa: E731
+    for n in (1, 16, 1000):
+        x = (torch.rand(n, 3, 32, 32) * 2 - 1).to(device)
+        target = torch.full((n,), 3, device=device)
+        results[f"BM_IntegratedGradients_Cuda/{n}"] = n / timed(
+            synced(lambda: run_ig(x, target)), min_time)
+        results[f"BM_NoiseTunnelIG_Cuda/{n}"] = n / timed(
+            synced(lambda: run_nt(x, target)), min_time)
     return results
 
 
@@ -146,13 +163,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--tf32", action="store_true", help="(cuda) allow TF32 tensor cores")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.device == "cuda":
         if not torch.cuda.is_available():
             raise SystemExit("torch_bench.py: --device cuda, but torch sees no CUDA device")
-        print(json.dumps(cuda_workloads(args.min_time)))
+        print(json.dumps(cuda_workloads(args.min_time, args.tf32)))
         return
     results = {}
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -54,7 +55,10 @@ inline TrainingBatches training_batches(std::int64_t batch, Device device = kCPU
 /// look like real ones), else a seeded Net: the timings barely depend on the weights.
 inline nn::Net pretrained_net(Device device = kCPU) {
   nn::Net net(0);
-  const std::string path = std::string(GRADLENS_SHARED_DIR) + "/reference/cifar_net.safetensors";
+  const char* shared = std::getenv("GRADLENS_SHARED_DIR");  // a bundle's data (gpu_bundle.sh)
+  const std::string path =
+      std::string(shared != nullptr && *shared ? shared : GRADLENS_SHARED_DIR) +
+      "/reference/cifar_net.safetensors";
   if (std::filesystem::exists(path)) {
     net.load_state_dict(nn::SafetensorsFile::load(path).float_tensors());
   }

@@ -23,6 +23,17 @@ extern "C" gradlens::Backend* gradlens_cpu_backend_avx512_on_avx2();
 
 namespace gradlens::testing {
 
+namespace {
+
+// The build's paths, or the environment's where it sets them: a bundle (tools/gpu_bundle.sh) runs
+// these binaries far from the tree they were built in.
+std::string env_or(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+}  // namespace
+
 Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo, float hi) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<float> dist(lo, hi);
@@ -133,8 +144,8 @@ CliRun run_gradlens(const std::string& args) {
   const std::filesystem::path err_file =
       std::filesystem::temp_directory_path() /
       ("gradlens_cli_stderr_" + std::to_string(getpid()) + ".txt");
-  const std::string cmd =
-      std::string(GRADLENS_BINARY_DIR) + "/gradlens " + args + " 2>" + err_file.string();
+  const std::string cmd = env_or("GRADLENS_BINARY_DIR", GRADLENS_BINARY_DIR) + "/gradlens " + args +
+                          " 2>" + err_file.string();
   CliRun r;
   FILE* pipe = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf{};
@@ -167,7 +178,8 @@ bool running_in_ci() {
 }
 
 std::string shared_path(const std::string& relative) {
-  const std::filesystem::path path = std::filesystem::path(GRADLENS_SHARED_DIR) / relative;
+  const std::filesystem::path path =
+      std::filesystem::path(env_or("GRADLENS_SHARED_DIR", GRADLENS_SHARED_DIR)) / relative;
   return std::filesystem::exists(path) ? path.string() : std::string();
 }
 

@@ -29,6 +29,8 @@ function(gradlens_cuda_emu_objects)
   target_include_directories(gradlens_cuda_emu BEFORE PRIVATE ${emu_dir}
                              ${PROJECT_SOURCE_DIR}/tools/cuda_emu ${PROJECT_SOURCE_DIR})
   target_link_libraries(gradlens_cuda_emu PRIVATE gradlens_options)
-  target_compile_options(gradlens_cuda_emu PRIVATE -Wno-unused-parameter)
+  # No contraction: a * b + c rounds twice, as nvcc's __fmul_rn/__fadd_rn promise and as the CPU
+  # twins do; the kernels ask for a fused multiply-add by name (fmaf).
+  target_compile_options(gradlens_cuda_emu PRIVATE -Wno-unused-parameter -ffp-contract=off)
   set_target_properties(gradlens_cuda_emu PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()

@@ -58,6 +58,8 @@ const char* cudaGetErrorString(cudaError_t error);
 #define __device__
 #define __host__
 #define __forceinline__ inline
+// Static __shared__ arrays are rewritten by transform.py into emu::block_shared (poisoned per
+// block).
 #define __shared__ static
 #define __launch_bounds__(...)
 
@@ -76,6 +78,14 @@ void* dynamic_shared_bytes();
 template <class T>
 T* dynamic_shared() {
   return static_cast<T*>(dynamic_shared_bytes());
+}
+/// A static __shared__ declaration's storage in the running block (`tag` tells declarations
+/// apart). Like all shared memory it is filled with NaN bytes when each block starts, so a kernel
+/// that reads shared memory it never wrote computes NaN instead of a stale right answer.
+void* block_shared_bytes(const void* tag, std::size_t bytes);
+template <class T>
+T& block_shared(const void* tag) {
+  return *static_cast<T*>(block_shared_bytes(tag, sizeof(T)));
 }
 
 // The launch itself: runs body once per CUDA thread, block after block.

@@ -1,14 +1,17 @@
 // The fiber scheduler and runtime calls behind cuda_runtime.h. One block at a time: its threads
-// are fibers on one OS thread; a fiber runs until it waits at a barrier or ends the block, and a
-// barrier opens when every live thread of its scope (block, or warp for shuffles) waits at it.
+// are fibers on one OS thread, run in a seeded random order; a fiber runs until it waits at a
+// barrier or ends the block, and a barrier opens when every live thread of its scope (block, or
+// warp for shuffles) waits at it. Shared memory starts as NaN bytes in every block.
 // The fibers of a launch are made once and run block after block; on x86-64 they switch by
 // saving six registers (ucontext's swapcontext costs a signal-mask syscall per switch, which made
 // shuffle-heavy kernels 20x slower), elsewhere through ucontext.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -69,11 +72,18 @@ struct Fiber {
   State state = State::Ready;
 };
 
+// Bytes every block's shared memory starts as: all-ones floats are NaN.
+constexpr unsigned char kSharedPoison = 0xff;
+constexpr std::size_t kSharedLimit = 48 * 1024;  // static + dynamic, as on the GPU by default
+
 struct Block {
   dim3 block_idx, block_dim, grid_dim;
   std::vector<Fiber> fibers;
   std::vector<float> exchange;  // one slot per thread, for the shuffles
-  std::vector<char> shared;
+  std::vector<char> shared;     // dynamic (extern __shared__)
+  std::vector<char> arena;      // static __shared__ arrays, sized once so references stay valid
+  std::vector<std::pair<const void*, std::size_t>> slots;  // declaration tag -> arena offset
+  std::size_t arena_used = 0;
   const std::function<void()>* body = nullptr;
   Context scheduler;
   Fiber* current = nullptr;
@@ -134,6 +144,22 @@ void start_frame(Fiber& f) {
 #endif
 }
 
+// GRADLENS_EMU_SEED: the seed of the thread order within a block (default 1); 0 runs threads in
+// index order.
+std::uint32_t schedule_seed() {
+  static const std::uint32_t seed = [] {
+    const char* v = std::getenv("GRADLENS_EMU_SEED");
+    return v != nullptr && *v != '\0' ? static_cast<std::uint32_t>(std::strtoul(v, nullptr, 10))
+                                      : 1u;
+  }();
+  return seed;
+}
+
+std::mt19937& schedule_rng() {
+  thread_local std::mt19937 rng(schedule_seed());
+  return rng;
+}
+
 // Opens the barriers every live thread of their scope waits at; false when none can open.
 bool release(Block& b) {
   bool all_at_block = true, any_live = false;
@@ -179,6 +205,20 @@ int lane() { return me().linear % 32; }
 void sync_block() { wait(State::AtBlock); }
 void* dynamic_shared_bytes() { return active->shared.data(); }
 
+void* block_shared_bytes(const void* tag, std::size_t bytes) {
+  Block& b = *active;
+  for (const auto& [t, offset] : b.slots) {
+    if (t == tag) return b.arena.data() + offset;
+  }
+  const std::size_t offset = (b.arena_used + 15) / 16 * 16;
+  if (offset + bytes + b.shared.size() > kSharedLimit + 16) {
+    throw std::runtime_error("[cuda-emu] static and dynamic shared memory exceed 48 KiB");
+  }
+  b.slots.emplace_back(tag, offset);
+  b.arena_used = offset + bytes;
+  return b.arena.data() + offset;
+}
+
 float shfl(float value, int src_lane) {
   Fiber& f = me();
   const int warp_base = f.linear - f.linear % 32;
@@ -193,7 +233,7 @@ float shfl(float value, int src_lane) {
 void run_grid(dim3 grid, dim3 block_dim, std::size_t shared, const std::function<void()>& body) {
   const std::size_t threads = std::size_t{block_dim.x} * block_dim.y * block_dim.z;
   if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
-      grid.y > 65535 || grid.z > 65535 || shared > 48 * 1024) {
+      grid.y > 65535 || grid.z > 65535 || shared > kSharedLimit) {
     last_error = cudaErrorInvalidValue;
     return;
   }
@@ -204,6 +244,10 @@ void run_grid(dim3 grid, dim3 block_dim, std::size_t shared, const std::function
   b.fibers.resize(threads);
   b.exchange.assign(threads, 0.f);
   b.shared.assign(shared + 16, 0);
+  b.arena.assign(kSharedLimit, 0);
+  std::vector<std::size_t> order(threads);
+  for (std::size_t t = 0; t < threads; ++t) order[t] = t;
+  std::mt19937& rng = schedule_rng();
   while (stacks.size() < threads) stacks.emplace_back(new char[kStackBytes]);
   for (std::size_t t = 0; t < threads; ++t) {
     b.fibers[t].stack = stacks[t].get();
@@ -219,10 +263,16 @@ void run_grid(dim3 grid, dim3 block_dim, std::size_t shared, const std::function
     for (unsigned y = 0; y < grid.y; ++y) {
       for (unsigned x = 0; x < grid.x; ++x) {
         b.block_idx = dim3(x, y, z);
+        std::memset(b.shared.data(), kSharedPoison, b.shared.size());
+        std::memset(b.arena.data(), kSharedPoison, b.arena.size());
         for (Fiber& f : b.fibers) f.state = State::Ready;
         for (;;) {
           bool ran = false;
-          for (Fiber& f : b.fibers) {
+          // Between two barriers the threads run in a fresh random order each time (seeded), so a
+          // result that depends on the order threads happen to run in differs between seeds.
+          if (schedule_seed() != 0) std::shuffle(order.begin(), order.end(), rng);
+          for (std::size_t t : order) {
+            Fiber& f = b.fibers[t];
             if (f.state != State::Ready) continue;
             b.current = &f;
             switch_context(b.scheduler, f.context);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Rewrites CUDA sources for the CPU emulator (cuda_runtime.h here): kernel<<<grid, block, shared,
-stream>>>(args) becomes emu::Launch(grid, block, shared, stream).run(<call kernel>, args), and
-extern __shared__ arrays become the launch's dynamic shared memory.
+stream>>>(args) becomes emu::Launch(grid, block, shared, stream).run(<call kernel>, args), extern
+__shared__ arrays become the launch's dynamic shared memory and static __shared__ arrays the block's
+(emu::block_shared), both poisoned when each block starts.
 Usage: transform.py OUT_DIR SOURCE_ROOT FILE...  (each FILE relative to SOURCE_ROOT; .cu -> .cpp)"""
 import os
 import re
@@ -9,10 +10,19 @@ import sys
 
 LAUNCH = re.compile(r"([A-Za-z_][\w:]*(?:<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*\(", re.S)
 EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(\w+)\s+(\w+)\[\];")
+STATIC_SHARED = re.compile(r"__shared__\s+(\w+)\s+(\w+)((?:\[[^\]]+\])+);")
+
+
+def static_shared(match):
+    # A static tag per declaration tells block_shared which storage is whose.
+    ctype, name, dims = match.groups()
+    return (f"static char emu_tag_{name}; auto& {name} = "
+            f"::emu::block_shared<{ctype}{dims}>(&emu_tag_{name});")
 
 
 def transform(text):
     text = EXTERN_SHARED.sub(r"\1* \2 = ::emu::dynamic_shared<\1>();", text)
+    text = STATIC_SHARED.sub(static_shared, text)
     # A generic lambda calls the kernel by name, so template arguments are still deduced.
     text = LAUNCH.sub(r"::emu::Launch(\2).run([=](auto... emu_args) { \1(emu_args...); }, ", text)
     return "\n".join(l for l in text.split("\n") if not l.strip().startswith("#pragma unroll"))
