@@ -1,9 +1,11 @@
 // conv2d forward and backward, direct (no im2col buffer): the tutorial's convolutions are small
-// (3 to 16 channels, 5x5) and the batches large, so each thread computes one pixel for up to 16
-// channels at once with the weights of those channels in shared memory, reading each input value
-// once per tap instead of once per output channel. dw and db are long reductions over the batch
-// and the pixels: blocks take a share of the positions and the shares are added in a fixed order.
-// Shapes whose weights do not fit in shared memory take a plain kernel with one output per thread.
+// (3 to 16 channels, 5x5) and the batches large, so each thread computes a register tile of 4
+// consecutive pixels x up to 16 channels with the weights of those channels in shared memory
+// (an implicit GEMM: pixels x channels, summed over the taps), reading each input value once per
+// tap for all its channels and each float4 of weights once for 4 pixels. dw and db are long
+// reductions over the batch and the pixels: blocks take a share of the positions and the shares are
+// added in a fixed order. Shapes whose weights do not fit in shared memory take a plain kernel with
+// one output per thread.
 #include "kernels/cuda/cuda_backend.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/reduce.cuh"
@@ -24,88 +26,151 @@ __device__ inline i64 y_at(const Conv2dParams& p, i64 n, i64 k, i64 h, i64 w) {
   return ((n * p.k + k) * p.oh + h) * p.ow + w;
 }
 
-// y for output channels [k0, k0 + kc), one output pixel (n, oh, ow) per thread.
+// Consecutive output columns of one row that a thread of the tiled kernels computes.
+constexpr int kPixelsPerThread = 4;
+
+// acc[q][4 * j4 + e] += v[q] * weights (e = x, y, z, w) for the q-th pixel: one float4 of weights
+// feeds 4 x kPixelsPerThread FMAs.
 template <int Channels>
-__global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
-    Conv2dParams p, const float* x, const float* w, const float* b, float* y) {
-  extern __shared__ float ws[];  // [kc][c][r][s]
-  const i64 k0 = blockIdx.y * i64{Channels};
-  const int kc = static_cast<int>(min(i64{Channels}, p.k - k0));
-  const i64 crs = p.c * p.r * p.s;
-  for (i64 i = threadIdx.x; i < kc * crs; i += blockDim.x) ws[i] = w[k0 * crs + i];
-  __syncthreads();
-  const i64 pixels = p.n * p.oh * p.ow;
-  for (i64 pix = blockIdx.x * i64{blockDim.x} + threadIdx.x; pix < pixels;
-       pix += i64{blockDim.x} * gridDim.x) {
-    const i64 n = pix / (p.oh * p.ow), oh = pix / p.ow % p.oh, ow = pix % p.ow;
-    float acc[Channels];
+__device__ inline void fma_tile(float (&acc)[kPixelsPerThread][Channels],
+                                const float (&v)[kPixelsPerThread],
+                                const float4* weights) {
 #pragma unroll
-    for (int j = 0; j < Channels; ++j) {
-      acc[j] = (b != nullptr && j < kc) ? b[k0 + j] : 0.f;
-    }
-    for (i64 c = 0; c < p.c; ++c) {
-      for (i64 r = 0; r < p.r; ++r) {
-        const i64 ih = oh * p.stride - p.padding + r;
-        if (ih < 0 || ih >= p.h) continue;
-        for (i64 s = 0; s < p.s; ++s) {
-          const i64 iw = ow * p.stride - p.padding + s;
-          if (iw < 0 || iw >= p.w) continue;
-          const float xv = x[x_at(p, n, c, ih, iw)];
-          const float* wt = ws + (c * p.r + r) * p.s + s;
+  for (int j4 = 0; j4 < Channels / 4; ++j4) {
+    const float4 wv = weights[j4];
 #pragma unroll
-          for (int j = 0; j < Channels; ++j) {
-            if (j < kc) acc[j] = fmaf(xv, wt[j * crs], acc[j]);
-          }
-        }
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < Channels; ++j) {
-      if (j < kc) y[y_at(p, n, k0 + j, oh, ow)] = acc[j];
+    for (int q = 0; q < kPixelsPerThread; ++q) {
+      acc[q][4 * j4 + 0] = fmaf(v[q], wv.x, acc[q][4 * j4 + 0]);
+      acc[q][4 * j4 + 1] = fmaf(v[q], wv.y, acc[q][4 * j4 + 1]);
+      acc[q][4 * j4 + 2] = fmaf(v[q], wv.z, acc[q][4 * j4 + 2]);
+      acc[q][4 * j4 + 3] = fmaf(v[q], wv.w, acc[q][4 * j4 + 3]);
     }
   }
 }
 
-// dx for input channels [c0, c0 + cc), one input pixel (n, ih, iw) per thread: the sum over the
-// outputs whose window covers it (oh * stride = ih + padding - r).
+// y for output channels [k0, k0 + Channels) at kPixelsPerThread consecutive columns of one output
+// row per thread, any stride and padding: each input value loaded feeds Channels FMAs and each
+// float4 of weights 4 x kPixelsPerThread. Weights sit in shared memory as [c][r][s][Channels]
+// (zeros past p.k), so a tap's weights are Channels / 4 aligned 128-bit loads. 32-bit indices:
+// the host sends tensors of 2^31 elements or more to the plain kernels.
 template <int Channels>
-__global__ void __launch_bounds__(kConvThreads)
-    conv2d_input_grad_kernel(Conv2dParams p, const float* w, const float* dy, float* dx) {
-  extern __shared__ float ws[];  // [cc][k][r][s]
-  const i64 c0 = blockIdx.y * i64{Channels};
-  const int cc = static_cast<int>(min(i64{Channels}, p.c - c0));
-  const i64 rs = p.r * p.s, krs = p.k * rs;
-  for (i64 i = threadIdx.x; i < cc * krs; i += blockDim.x) {
-    const i64 j = i / krs, k = i / rs % p.k, t = i % rs;
-    ws[i] = w[(k * p.c + c0 + j) * rs + t];
+__global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
+    Conv2dParams p, const float* x, const float* w, const float* b, float* y) {
+  constexpr int P = kPixelsPerThread;
+  extern __shared__ float ws[];
+  const int C = static_cast<int>(p.c), H = static_cast<int>(p.h), W = static_cast<int>(p.w);
+  const int K = static_cast<int>(p.k), R = static_cast<int>(p.r), S = static_cast<int>(p.s);
+  const int OH = static_cast<int>(p.oh), OW = static_cast<int>(p.ow);
+  const int stride = static_cast<int>(p.stride), pad = static_cast<int>(p.padding);
+  const int k0 = static_cast<int>(blockIdx.y) * Channels;
+  const int kc = min(Channels, K - k0);
+  const int crs = C * R * S;
+  for (int i = threadIdx.x; i < crs * Channels; i += blockDim.x) {
+    const int t = i / Channels, j = i % Channels;
+    ws[i] = j < kc ? w[(k0 + j) * crs + t] : 0.f;
   }
   __syncthreads();
-  const i64 pixels = p.n * p.h * p.w;
-  for (i64 pix = blockIdx.x * i64{blockDim.x} + threadIdx.x; pix < pixels;
-       pix += i64{blockDim.x} * gridDim.x) {
-    const i64 n = pix / (p.h * p.w), ih = pix / p.w % p.h, iw = pix % p.w;
-    float acc[Channels] = {};
-    for (i64 r = 0; r < p.r; ++r) {
-      const i64 th = ih + p.padding - r;
-      if (th < 0 || th % p.stride != 0 || th / p.stride >= p.oh) continue;
-      const i64 oh = th / p.stride;
-      for (i64 s = 0; s < p.s; ++s) {
-        const i64 tw = iw + p.padding - s;
-        if (tw < 0 || tw % p.stride != 0 || tw / p.stride >= p.ow) continue;
-        const i64 ow = tw / p.stride;
-        for (i64 k = 0; k < p.k; ++k) {
-          const float d = dy[y_at(p, n, k, oh, ow)];
-          const float* wt = ws + (k * p.r + r) * p.s + s;
+  const float4* ws4 = reinterpret_cast<const float4*>(ws);
+  const int tiles = (OW + P - 1) / P;
+  const int items = static_cast<int>(p.n) * OH * tiles;
+  for (int item = blockIdx.x * blockDim.x + threadIdx.x; item < items;
+       item += blockDim.x * gridDim.x) {
+    const int n = item / (OH * tiles), oh = item / tiles % OH, ow0 = item % tiles * P;
+    float acc[P][Channels];
 #pragma unroll
-          for (int j = 0; j < Channels; ++j) {
-            if (j < cc) acc[j] = fmaf(d, wt[j * krs], acc[j]);
+    for (int j = 0; j < Channels; ++j) {
+      const float init = (b != nullptr && j < kc) ? b[k0 + j] : 0.f;
+#pragma unroll
+      for (int q = 0; q < P; ++q) acc[q][j] = init;
+    }
+    const float* image = x + n * C * H * W;
+    for (int c = 0; c < C; ++c) {
+      for (int r = 0; r < R; ++r) {
+        const int ih = oh * stride - pad + r;
+        if (ih < 0 || ih >= H) continue;
+        const float* row = image + (c * H + ih) * W;
+        const float4* taps = ws4 + (c * R + r) * S * (Channels / 4);
+        for (int s = 0; s < S; ++s) {
+          float v[P];
+#pragma unroll
+          for (int q = 0; q < P; ++q) {
+            const int iw = (ow0 + q) * stride - pad + s;
+            v[q] = (iw >= 0 && iw < W) ? row[iw] : 0.f;
           }
+          fma_tile<Channels>(acc, v, taps + s * (Channels / 4));
         }
       }
     }
 #pragma unroll
     for (int j = 0; j < Channels; ++j) {
-      if (j < cc) dx[x_at(p, n, c0 + j, ih, iw)] = acc[j];
+      if (j >= kc) continue;
+      float* out = y + ((n * K + k0 + j) * OH + oh) * OW;
+#pragma unroll
+      for (int q = 0; q < P; ++q) {
+        if (ow0 + q < OW) out[ow0 + q] = acc[q][j];
+      }
+    }
+  }
+}
+
+// dx for input channels [c0, c0 + Channels) at kPixelsPerThread consecutive columns of one input
+// row per thread: the sum over the outputs whose window covers each pixel (oh * stride = ih +
+// padding - r), in the order r, s, k. Weights in shared memory as [k][r][s][Channels].
+template <int Channels>
+__global__ void __launch_bounds__(kConvThreads)
+    conv2d_input_grad_kernel(Conv2dParams p, const float* w, const float* dy, float* dx) {
+  constexpr int P = kPixelsPerThread;
+  extern __shared__ float ws[];
+  const int C = static_cast<int>(p.c), H = static_cast<int>(p.h), W = static_cast<int>(p.w);
+  const int K = static_cast<int>(p.k), R = static_cast<int>(p.r), S = static_cast<int>(p.s);
+  const int OH = static_cast<int>(p.oh), OW = static_cast<int>(p.ow);
+  const int stride = static_cast<int>(p.stride), pad = static_cast<int>(p.padding);
+  const int c0 = static_cast<int>(blockIdx.y) * Channels;
+  const int cc = min(Channels, C - c0);
+  const int rs = R * S, krs = K * rs;
+  for (int i = threadIdx.x; i < krs * Channels; i += blockDim.x) {
+    const int t = i / Channels, j = i % Channels;  // t = (k * R + r) * S + s
+    ws[i] = j < cc ? w[(t / rs * C + c0 + j) * rs + t % rs] : 0.f;
+  }
+  __syncthreads();
+  const float4* ws4 = reinterpret_cast<const float4*>(ws);
+  const int tiles = (W + P - 1) / P;
+  const int items = static_cast<int>(p.n) * H * tiles;
+  for (int item = blockIdx.x * blockDim.x + threadIdx.x; item < items;
+       item += blockDim.x * gridDim.x) {
+    const int n = item / (H * tiles), ih = item / tiles % H, iw0 = item % tiles * P;
+    float acc[P][Channels] = {};
+    const float* grads = dy + n * K * OH * OW;
+    for (int r = 0; r < R; ++r) {
+      const int th = ih + pad - r;
+      if (th < 0 || th % stride != 0 || th / stride >= OH) continue;
+      const int oh = th / stride;
+      for (int s = 0; s < S; ++s) {
+        int ow[P];
+        bool valid[P];
+#pragma unroll
+        for (int q = 0; q < P; ++q) {
+          const int tw = iw0 + q + pad - s;
+          valid[q] = tw >= 0 && tw % stride == 0 && tw / stride < OW;
+          ow[q] = valid[q] ? tw / stride : 0;
+        }
+        for (int k = 0; k < K; ++k) {
+          const float* row = grads + (k * OH + oh) * OW;
+          float v[P];
+#pragma unroll
+          for (int q = 0; q < P; ++q) v[q] = valid[q] ? row[ow[q]] : 0.f;
+          fma_tile<Channels>(acc, v, ws4 + ((k * R + r) * S + s) * (Channels / 4));
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < Channels; ++j) {
+      if (j >= cc) continue;
+      float* out = dx + ((n * C + c0 + j) * H + ih) * W;
+#pragma unroll
+      for (int q = 0; q < P; ++q) {
+        if (iw0 + q < W) out[iw0 + q] = acc[q][j];
+      }
     }
   }
 }
@@ -208,6 +273,14 @@ __global__ void conv2d_bias_grad_kernel(Conv2dParams p,
   if (threadIdx.x == 0) out[blockIdx.y * p.k + k] = acc;
 }
 
+// Whether the tiled kernels' 32-bit indices cover every element of x, y and the weights (2^30:
+// a grid-stride step past the last item must not overflow either).
+bool fits_32_bits(const Conv2dParams& p) {
+  constexpr i64 kLimit = i64{1} << 30;
+  return p.n * p.c * p.h * p.w <= kLimit && p.n * p.k * p.oh * p.ow <= kLimit &&
+         p.k * p.c * p.r * p.s * kChannelsPerThread <= kLimit;
+}
+
 // Runs a split reduction: kernel(per_split, out) writes [splits, outputs] partials, then they are
 // added in order into `result` (directly when there is one split).
 template <class Launch>
@@ -228,13 +301,14 @@ void CudaBackend::conv2d_forward(
   const i64 pixels = p.n * p.oh * p.ow;
   if (pixels == 0 || p.k == 0) return;
   const i64 crs = p.c * p.r * p.s;
-  if (crs * kChannelsPerThread > kSharedFloats) {
+  if (crs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
     launch_map(stream(), "conv2d_forward", pixels * p.k, PlainForward{p, x, w, b, y});
     return;
   }
   // 8 channels a thread when the layer has no more (conv1's 6): no idle accumulators
   const int channels = p.k <= 8 ? 8 : kChannelsPerThread;
-  const dim3 grid(grid_for(pixels, kConvThreads),
+  const i64 items = p.n * p.oh * ((p.ow + kPixelsPerThread - 1) / kPixelsPerThread);
+  const dim3 grid(grid_for(items, kConvThreads),
                   static_cast<unsigned>((p.k + channels - 1) / channels));
   const std::size_t shared = static_cast<std::size_t>(channels * crs) * sizeof(float);
   if (channels == 8) {
@@ -258,11 +332,12 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
     const i64 pixels = p.n * p.h * p.w;
     if (positions == 0 || p.k == 0) {
       fill(dx, 0.f, pixels * p.c);
-    } else if (p.k * rs * kChannelsPerThread > kSharedFloats) {
+    } else if (p.k * rs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
       launch_map(stream(), "conv2d_backward dx", pixels * p.c, PlainInputGrad{p, w, dy, dx});
     } else if (pixels > 0 && p.c > 0) {
       const int channels = p.c <= 8 ? 8 : kChannelsPerThread;
-      const dim3 grid(grid_for(pixels, kConvThreads),
+      const i64 items = p.n * p.h * ((p.w + kPixelsPerThread - 1) / kPixelsPerThread);
+      const dim3 grid(grid_for(items, kConvThreads),
                       static_cast<unsigned>((p.c + channels - 1) / channels));
       const std::size_t shared = static_cast<std::size_t>(channels * p.k * rs) * sizeof(float);
       if (channels == 8) {

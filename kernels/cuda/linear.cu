@@ -1,8 +1,8 @@
 // linear as three calls of one tiled shared-memory matrix product C = A * B (+ bias per column):
 // forward y = x w^T, dx = dy w, dw = dy^T x; transposes are only strides. A 64x64 tile of C per
-// block, k in steps of 16 through shared memory, 4x4 outputs per thread. When the tiles are too
-// few to fill the GPU (small outputs, long k: dw over a batch of 10,000) k is split across blocks
-// and the partial products are added in a fixed order afterwards.
+// block, k in steps of 16 through shared memory, 4x4 adjacent outputs per thread (128-bit reads).
+// When the tiles are too few to fill the GPU (small outputs, long k: dw over a batch of 10,000) k
+// is split across blocks and the partial products are added in a fixed order afterwards.
 #include "kernels/cuda/cuda_backend.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/reduce.cuh"
@@ -28,42 +28,48 @@ struct GemmArgs {
   i64 split_stride;   // offset of split z's C (0 when not split)
 };
 
-__global__ void __launch_bounds__(kGemmThreads) gemm_kernel(GemmArgs g) {
-  // +4 keeps rows 16-byte aligned and spreads the transposed stores over the banks
-  __shared__ float as[kTileK][kTileM + 4];
-  __shared__ float bs[kTileK][kTileN + 4];
+// Index: int where every offset fits (the host checks), i64 otherwise. With int, 4 blocks of 256
+// threads fit a multiprocessor (64 registers a thread): half the threads it can hold.
+template <class Index>
+__global__ void __launch_bounds__(kGemmThreads, sizeof(Index) == 4 ? 4 : 2)
+    gemm_kernel(GemmArgs g) {
+  // +4 keeps rows 16-byte aligned (float4 reads) and spreads the transposed stores over the banks
+  __shared__ __align__(16) float as[kTileK][kTileM + 4];
+  __shared__ __align__(16) float bs[kTileK][kTileN + 4];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const i64 m0 = blockIdx.y * i64{kTileM}, n0 = blockIdx.x * i64{kTileN};
-  const i64 k_begin = blockIdx.z * g.k_per_split;
-  const i64 k_end = min(g.k, k_begin + g.k_per_split);
+  const Index m0 = blockIdx.y * Index{kTileM}, n0 = blockIdx.x * Index{kTileN};
+  const Index gm = static_cast<Index>(g.m), gn = static_cast<Index>(g.n);
+  const Index a_m = static_cast<Index>(g.a_m), a_k = static_cast<Index>(g.a_k);
+  const Index b_k = static_cast<Index>(g.b_k), b_n = static_cast<Index>(g.b_n);
+  const Index k_begin = blockIdx.z * static_cast<Index>(g.k_per_split);
+  const Index k_end = min(static_cast<Index>(g.k), k_begin + static_cast<Index>(g.k_per_split));
   // Let consecutive threads read consecutive addresses of whichever dim is contiguous.
-  const bool a_k_inner = g.a_k == 1, b_n_inner = g.b_n == 1;
+  const bool a_k_inner = a_k == 1, b_n_inner = b_n == 1;
   float acc[4][4] = {};
-  for (i64 k0 = k_begin; k0 < k_end; k0 += kTileK) {
+  for (Index k0 = k_begin; k0 < k_end; k0 += kTileK) {
 #pragma unroll
     for (int l = 0; l < kTileM * kTileK / kGemmThreads; ++l) {
       const int idx = tid + l * kGemmThreads;
       const int mm = a_k_inner ? idx / kTileK : idx % kTileM;
       const int kk = a_k_inner ? idx % kTileK : idx / kTileM;
-      const i64 m = m0 + mm, k = k0 + kk;
-      as[kk][mm] = (m < g.m && k < k_end) ? g.a[m * g.a_m + k * g.a_k] : 0.f;
+      const Index m = m0 + mm, k = k0 + kk;
+      as[kk][mm] = (m < gm && k < k_end) ? g.a[m * a_m + k * a_k] : 0.f;
     }
 #pragma unroll
     for (int l = 0; l < kTileN * kTileK / kGemmThreads; ++l) {
       const int idx = tid + l * kGemmThreads;
       const int nn = b_n_inner ? idx % kTileN : idx / kTileK;
       const int kk = b_n_inner ? idx / kTileN : idx % kTileK;
-      const i64 n = n0 + nn, k = k0 + kk;
-      bs[kk][nn] = (n < g.n && k < k_end) ? g.b[k * g.b_k + n * g.b_n] : 0.f;
+      const Index n = n0 + nn, k = k0 + kk;
+      bs[kk][nn] = (n < gn && k < k_end) ? g.b[k * b_k + n * b_n] : 0.f;
     }
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kTileK; ++kk) {
-      float av[4], bv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) av[i] = as[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = bs[kk][tx + 16 * j];
+      // One 128-bit load each for the thread's 4 rows of A and 4 columns of B: 16 FMAs per 2.
+      const float4 a4 = *reinterpret_cast<const float4*>(&as[kk][4 * ty]);
+      const float4 b4 = *reinterpret_cast<const float4*>(&bs[kk][4 * tx]);
+      const float av[4] = {a4.x, a4.y, a4.z, a4.w}, bv[4] = {b4.x, b4.y, b4.z, b4.w};
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
 #pragma unroll
@@ -72,16 +78,34 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_kernel(GemmArgs g) {
     }
     __syncthreads();
   }
-  float* c = g.c + blockIdx.z * g.split_stride;
+  float* c = g.c + blockIdx.z * static_cast<Index>(g.split_stride);
+  const Index ldc = static_cast<Index>(g.ldc);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const i64 m = m0 + ty + 16 * i;
-    if (m >= g.m) continue;
+    const Index m = m0 + 4 * ty + i;
+    if (m >= gm) continue;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const i64 n = n0 + tx + 16 * j;
-      if (n < g.n) c[m * g.ldc + n] = acc[i][j] + (g.bias != nullptr ? g.bias[n] : 0.f);
+      const Index n = n0 + 4 * tx + j;
+      if (n < gn) c[m * ldc + n] = acc[i][j] + (g.bias != nullptr ? g.bias[n] : 0.f);
     }
+  }
+}
+
+// Whether every offset gemm_kernel<int> computes fits (2^30: room for one tile past the end).
+bool fits_32_bits(const GemmArgs& g, i64 splits) {
+  constexpr i64 kLimit = i64{1} << 30;
+  const i64 m = g.m + kTileM, n = g.n + kTileN, k = g.k + kTileK;
+  return m * g.a_m + k * g.a_k < kLimit && k * g.b_k + n * g.b_n < kLimit &&
+         m * g.ldc + n + splits * g.split_stride < kLimit && splits * g.k_per_split < kLimit;
+}
+
+// One launch of the kernel with the narrowest index that fits.
+void launch_gemm(cudaStream_t stream, dim3 grid, const GemmArgs& g, i64 splits) {
+  if (fits_32_bits(g, splits)) {
+    gemm_kernel<int><<<grid, kGemmThreads, 0, stream>>>(g);
+  } else {
+    gemm_kernel<i64><<<grid, kGemmThreads, 0, stream>>>(g);
   }
 }
 
@@ -104,7 +128,7 @@ void gemm(CudaBackend& backend, GemmArgs g, const char* op) {
   if (splits == 1 || g.k == 0) {
     g.k_per_split = std::max<i64>(g.k, 1);
     g.split_stride = 0;
-    gemm_kernel<<<dim3(grid.x, grid.y, 1), kGemmThreads, 0, stream>>>(g);
+    launch_gemm(stream, dim3(grid.x, grid.y, 1), g, 1);
     check_launch(stream, op, {g.m, g.n, g.k});
     return;
   }
@@ -118,7 +142,7 @@ void gemm(CudaBackend& backend, GemmArgs g, const char* op) {
   s.k_per_split = per_split;
   s.split_stride = g.m * g.n;
   const unsigned used = static_cast<unsigned>((g.k + per_split - 1) / per_split);
-  gemm_kernel<<<dim3(grid.x, grid.y, used), kGemmThreads, 0, stream>>>(s);
+  launch_gemm(stream, dim3(grid.x, grid.y, used), s, used);
   check_launch(stream, op, {g.m, g.n, g.k, splits});
   if (g.ldc == g.n) {
     launch_sum_dim(stream, s.c, 1, used, g.m * g.n, g.c);

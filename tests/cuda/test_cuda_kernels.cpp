@@ -570,7 +570,8 @@ TEST_F(CudaKernels, LinearForward) {
                                                     {3, 1, 1, true},
                                                     {64, 84, 10, true},
                                                     {33, 129, 65, false},
-                                                    {1000, 120, 84, true}}) {
+                                                    {1000, 120, 84, true},
+                                                    {100000, 84, 10, true}}) {  // 100,000 rows
     if (!suite_fits(c.n * c.in)) continue;
     const Twin t = run_twin({{uniform(c.n * c.in, 20),
                               uniform(c.out * c.in, 21),
@@ -604,7 +605,9 @@ TEST_F(CudaKernels, LinearBackwardWithNullOutputs) {
                                                     {7, 13, 5, true},
                                                     {64, 84, 10, true},
                                                     {3, 1, 1, true},
-                                                    {33, 129, 65, true}}) {
+                                                    {33, 129, 65, true},
+                                                    {100000, 84, 10, true}}) {
+    if (!suite_fits(c.n * c.in)) continue;  // the 100,000 rows: dw is a split-k reduction
     // bits: dx, dw, db wanted; 7 = training, 1 = attribution (input grad only), 6 = first layer
     for (int mask : {7, 1, 6, 4, 2}) {
       const Arrays in{{uniform(c.n * c.in, 26),
@@ -664,6 +667,11 @@ const std::vector<ConvCase> kConvCases = {
     {conv(1, 2, 5, 5, 3, 5, 5, 1, 0), true},     // kernel covers the image: 1x1 output
     {conv(2, 5, 7, 13, 5, 3, 3, 2, 1), false},   // stride 2, pad 1, square kernel
     {conv(64, 6, 14, 14, 16, 5, 5, 1, 0), true},
+    {conv(2, 3, 10, 11, 40, 3, 3, 1, 1), true},  // 3 blocks of 16 output channels, odd width
+    {conv(2, 20, 6, 7, 9, 3, 3, 1, 0), true},    // 2 blocks of input channels (dx); 9 of 16
+    {conv(2, 7, 9, 10, 5, 3, 2, 2, 0), true},    // stride 2, widths not a multiple of 4
+    {conv(1, 64, 8, 8, 4, 5, 5, 1, 2), false},   // forward weights too big: the plain kernel
+    {conv(1, 4, 6, 6, 40, 7, 7, 1, 3), true},    // dx weights too big: the plain kernel
 };
 
 TEST_F(CudaKernels, Conv2dForward) {
