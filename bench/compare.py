@@ -40,6 +40,13 @@ TARGETS = {  # issue targets per benchmark program: our speed / theirs
 }
 
 
+def ours_from_json(path):
+    """Our figures from a Google Benchmark JSON file written earlier in the same run."""
+    with open(path) as f:
+        return {b["name"].removesuffix("/real_time").removesuffix("/manual_time"):
+                b["items_per_second"] for b in json.load(f)["benchmarks"] if "items_per_second" in b}
+
+
 def ours(build, bench, threads, min_time):
     env = dict(os.environ, GRADLENS_NUM_THREADS=str(threads))
     out = subprocess.run(
@@ -83,6 +90,8 @@ def main():
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         help="where the torch script runs (default: cuda for bench_cuda, else cpu)")
+    parser.add_argument("--ours-json", help="take our figures from this benchmark JSON instead "
+                        "of running the benchmark again (gpu_check.sh: the GPU time is short)")
     parser.add_argument("--tf32", action="store_true",
                         help="(cuda) let PyTorch use TF32 tensor cores; ours stay float32")
     args = parser.parse_args()
@@ -90,7 +99,8 @@ def main():
 
     mine, torch_runs = [], []
     for _ in range(args.repeats):  # interleaved, so a slow spell hits both sides
-        mine.append(ours(args.build, args.bench, args.threads, args.min_time))
+        mine.append(ours_from_json(args.ours_json) if args.ours_json else
+                    ours(args.build, args.bench, args.threads, args.min_time))
         torch_runs.append(theirs(args.torch_script, args.threads, args.min_time, device,
                                  ["--tf32"] if args.tf32 else []))
     meta = {k: v for run in torch_runs for k, v in run.items() if k.startswith("_")}

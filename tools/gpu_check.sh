@@ -124,8 +124,9 @@ step bench_cuda 70 "$B/bench/bench_cuda" --benchmark_min_time=0.1 \
 if timeout 60 python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
   2>/dev/null; then
   [[ -d "$B/captum" ]] && export PYTHONPATH=$B/captum${PYTHONPATH:+:$PYTHONPATH}
-  TAIL=25 step yardstick 50 python3 bench/compare.py --build "$B" --bench bench_cuda \
-    --device cuda --threads "$JOBS" --min-time 0.2 --repeats 1 --json "$OUT/compare_cuda.json"
+  TAIL=25 step yardstick 60 python3 bench/compare.py --build "$B" --bench bench_cuda \
+    --ours-json "$OUT/bench_cuda.json" --device cuda --threads "$JOBS" --min-time 0.2 \
+    --repeats 1 --json "$OUT/compare_cuda.json"
 else
   echo "=== yardstick: skipped, python3 has no torch with CUDA"
 fi
@@ -155,10 +156,10 @@ elif [[ -n "$SANITIZER" ]]; then
     --out "$WORK/ig.safetensors")
   training=(train --device cuda --limit 64 --epochs 1 --batch-size 16 --log-every 2
     --data "$B/data/cifar10" --out "$WORK/model.safetensors")
-  sanitize memcheck memcheck_attr 30 "${attribution[@]}"
-  sanitize memcheck memcheck_train 40 "${training[@]}"
-  sanitize racecheck racecheck_attr 30 "${attribution[@]}"
-  sanitize initcheck initcheck_attr 25 "${attribution[@]}"
+  sanitize memcheck memcheck_attr 25 "${attribution[@]}"
+  sanitize memcheck memcheck_train 35 "${training[@]}"
+  sanitize racecheck racecheck_attr 25 "${attribution[@]}"
+  sanitize initcheck initcheck_attr 20 "${attribution[@]}"
   sanitize racecheck racecheck_train 25 "${training[@]}"
   rm -rf "$WORK"
 else
@@ -166,8 +167,8 @@ else
 fi
 
 if [[ -n "${RC[yardstick]:-}" ]]; then
-  TAIL=25 step yardstick_tf32 50 python3 bench/compare.py --build "$B" --bench bench_cuda \
-    --device cuda --tf32 --threads "$JOBS" --min-time 0.2 --repeats 1 \
-    --json "$OUT/compare_cuda_tf32.json"
+  TAIL=25 step yardstick_tf32 60 python3 bench/compare.py --build "$B" --bench bench_cuda \
+    --ours-json "$OUT/bench_cuda.json" --device cuda --tf32 --threads "$JOBS" --min-time 0.2 \
+    --repeats 1 --json "$OUT/compare_cuda_tf32.json"
 fi
 summary
