@@ -29,6 +29,23 @@ __device__ inline i64 y_at(const Conv2dParams& p, i64 n, i64 k, i64 h, i64 w) {
 // Consecutive output columns of one row that a thread of the tiled kernels computes.
 constexpr int kPixelsPerThread = 4;
 
+// The sizes as 32-bit ints (the tiled kernels' index type).
+struct Dims32 {
+  int c, h, w, k, r, s, oh, ow, stride, pad;
+};
+__device__ inline Dims32 dims32(const Conv2dParams& p) {
+  return {static_cast<int>(p.c),
+          static_cast<int>(p.h),
+          static_cast<int>(p.w),
+          static_cast<int>(p.k),
+          static_cast<int>(p.r),
+          static_cast<int>(p.s),
+          static_cast<int>(p.oh),
+          static_cast<int>(p.ow),
+          static_cast<int>(p.stride),
+          static_cast<int>(p.padding)};
+}
+
 // acc[q][4 * j4 + e] += v[q] * weights (e = x, y, z, w) for the q-th pixel: one float4 of weights
 // feeds 4 x kPixelsPerThread FMAs.
 template <int Channels>
@@ -58,10 +75,7 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
     Conv2dParams p, const float* x, const float* w, const float* b, float* y) {
   constexpr int P = kPixelsPerThread;
   extern __shared__ float ws[];
-  const int C = static_cast<int>(p.c), H = static_cast<int>(p.h), W = static_cast<int>(p.w);
-  const int K = static_cast<int>(p.k), R = static_cast<int>(p.r), S = static_cast<int>(p.s);
-  const int OH = static_cast<int>(p.oh), OW = static_cast<int>(p.ow);
-  const int stride = static_cast<int>(p.stride), pad = static_cast<int>(p.padding);
+  const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
   const int k0 = static_cast<int>(blockIdx.y) * Channels;
   const int kc = min(Channels, K - k0);
   const int crs = C * R * S;
@@ -121,10 +135,7 @@ __global__ void __launch_bounds__(kConvThreads)
     conv2d_input_grad_kernel(Conv2dParams p, const float* w, const float* dy, float* dx) {
   constexpr int P = kPixelsPerThread;
   extern __shared__ float ws[];
-  const int C = static_cast<int>(p.c), H = static_cast<int>(p.h), W = static_cast<int>(p.w);
-  const int K = static_cast<int>(p.k), R = static_cast<int>(p.r), S = static_cast<int>(p.s);
-  const int OH = static_cast<int>(p.oh), OW = static_cast<int>(p.ow);
-  const int stride = static_cast<int>(p.stride), pad = static_cast<int>(p.padding);
+  const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
   const int c0 = static_cast<int>(blockIdx.y) * Channels;
   const int cc = min(Channels, C - c0);
   const int rs = R * S, krs = K * rs;
