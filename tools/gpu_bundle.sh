@@ -6,7 +6,8 @@
 #   bash tools/gpu_bundle.sh [--captum DIR] [--rehearse]
 #
 # .gpu-bundle/ mirrors a build folder, so every tool that takes --build takes it:
-#   gradlens, tests/gradlens_gpu_tests, bench/bench_cuda   wrappers: each runs its program through
+#   gradlens, tests/gradlens_gpu_tests, bench/bench_cuda (and tests/gradlens_tests,
+#   bench/bench_cpu_variants for the host CPU's variants)   wrappers: each runs its program through
 #       the carried dynamic loader with only the bundle's libraries (and the GPU driver's)
 #   programs.tar.gz  .bin/ (the programs: Release, sm_90, portable CPU code (no -march), warnings
 #              not errors) and .lib/ (every shared library ldd finds for them, glibc and its loader
@@ -43,14 +44,18 @@ command -v nvcc >/dev/null || { echo "gpu_bundle: nvcc not found" >&2; exit 1; }
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADLENS_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DGRADLENS_NATIVE=OFF -DGRADLENS_WERROR=OFF \
   -DGRADLENS_SANITIZE=OFF -DGRADLENS_BUILD_TESTS=ON -DGRADLENS_BUILD_BENCH=ON >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target gradlens_cli gradlens_gpu_tests bench_cuda
+cmake --build "$BUILD" -j"$(nproc)" --target gradlens_cli gradlens_gpu_tests bench_cuda \
+  gradlens_tests bench_cpu_variants
 
 rm -rf "$BUNDLE"
 mkdir -p "$BUNDLE/.bin" "$BUNDLE/.lib" "$BUNDLE/tests" "$BUNDLE/bench" \
   "$BUNDLE/data/reference" "$BUNDLE/data/cifar10"
 grep -qx "/$BUNDLE/" .git/info/exclude 2>/dev/null || echo "/$BUNDLE/" >>.git/info/exclude
 
-programs=("$BUILD/gradlens" "$BUILD/tests/gradlens_gpu_tests" "$BUILD/bench/bench_cuda")
+# The CPU kernel tests and benchmark too: the device's host CPU is likely to have AVX-512, which
+# the developer machines may lack (gpu_check.sh's cpu_variants step).
+programs=("$BUILD/gradlens" "$BUILD/tests/gradlens_gpu_tests" "$BUILD/bench/bench_cuda"
+  "$BUILD/tests/gradlens_tests" "$BUILD/bench/bench_cpu_variants")
 for p in "${programs[@]}"; do
   cp "$p" "$BUNDLE/.bin/"
   strip --strip-unneeded "$BUNDLE/.bin/$(basename "$p")"

@@ -10,11 +10,13 @@
 # of importance: the gpu tests (4 shards in parallel), the GPU benchmarks (training at batch 4, 64
 # and 256, inference at 1,000 and 10,000, IG and NoiseTunnel over IG for 1, 16 and 1,000 images),
 # the yardstick (PyTorch + cuDNN on the same GPU, through Captum where the bundle carries it, with
-# TF32 off, then on), and compute-sanitizer memcheck, racecheck and initcheck on a short
+# TF32 off, then on), compute-sanitizer memcheck, racecheck and initcheck on a short
 # attribution run (conv input gradient, max-pool backward, IG) and a short training run ("Device
-# not supported", as on gVisor, counts as skipped). $OUT gets at most 8 files: gpu_check.log,
-# summary.txt, nvidia-smi.txt, bench_cuda.json, compare_cuda.json, compare_cuda_tf32.json and
-# logs.tar.gz (every step's full log and the tests' junit XML).
+# not supported", as on gVisor, counts as skipped), and the host CPU's kernel variants (tests and
+# bench_cpu_variants: these hosts likely have the AVX-512 the developer machines may lack).
+# $OUT gets at most 8 files: gpu_check.log, summary.txt, nvidia-smi.txt, bench_cuda.json,
+# compare_cuda.json, compare_cuda_tf32.json and logs.tar.gz (every step's full log, the tests'
+# junit XML and bench_cpu_variants.json).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -165,6 +167,13 @@ elif [[ -n "$SANITIZER" ]]; then
 else
   echo "=== sanitizers: skipped, no compute-sanitizer found"
 fi
+
+# The host CPU: every ISA variant of the CPU kernels it runs, tested and timed (developer machines
+# may lack AVX-512; these hosts likely have it). Output in logs.tar.gz.
+TAIL=12 step cpu_variants 40 bash -c "\"$B/tests/gradlens_tests\" --gtest_brief=1 \
+  --gtest_filter='*CpuKernels*:*CpuVariants*:CpuDispatch*' && \"$B/bench/bench_cpu_variants\" \
+  --benchmark_min_time=0.05 --benchmark_filter='/(64|1000)/' \
+  --benchmark_out=$LOGS/bench_cpu_variants.json --benchmark_out_format=json"
 
 if [[ -n "${RC[yardstick]:-}" ]]; then
   TAIL=25 step yardstick_tf32 60 python3 bench/compare.py --build "$B" --bench bench_cuda \

@@ -34,3 +34,24 @@ function(gradlens_cuda_emu_objects)
   target_compile_options(gradlens_cuda_emu PRIVATE -Wno-unused-parameter -ffp-contract=off)
   set_target_properties(gradlens_cuda_emu PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()
+
+# cuda_emu_selftest: kernels that break the emulator's checks on purpose (tools/cuda_emu/selftest.cu),
+# run through the same rewrite, to show each check catches its bug.
+function(gradlens_cuda_emu_selftest)
+  set(emu_dir ${PROJECT_BINARY_DIR}/cuda_emu_selftest)
+  add_custom_command(
+    OUTPUT ${emu_dir}/tools/cuda_emu/selftest.cpp
+    COMMAND Python3::Interpreter ${PROJECT_SOURCE_DIR}/tools/cuda_emu/transform.py ${emu_dir}
+            ${PROJECT_SOURCE_DIR} tools/cuda_emu/selftest.cu
+    DEPENDS ${PROJECT_SOURCE_DIR}/tools/cuda_emu/transform.py
+            ${PROJECT_SOURCE_DIR}/tools/cuda_emu/selftest.cu
+    COMMENT "Rewriting the emulator's self-test kernels")
+  add_executable(cuda_emu_selftest ${emu_dir}/tools/cuda_emu/selftest.cpp
+                                   ${PROJECT_SOURCE_DIR}/tools/cuda_emu/emulator.cpp)
+  target_include_directories(cuda_emu_selftest BEFORE PRIVATE ${PROJECT_SOURCE_DIR}/tools/cuda_emu)
+  target_compile_options(cuda_emu_selftest PRIVATE -ffp-contract=off)
+  add_test(NAME cuda_emu_selftest COMMAND cuda_emu_selftest)
+  add_test(NAME cuda_emu_selftest_in_order COMMAND cuda_emu_selftest)
+  set_tests_properties(cuda_emu_selftest cuda_emu_selftest_in_order PROPERTIES LABELS cpu)
+  set_tests_properties(cuda_emu_selftest_in_order PROPERTIES ENVIRONMENT GRADLENS_EMU_SEED=0)
+endfunction()
