@@ -236,8 +236,9 @@ struct PlainInputGrad {
   }
 };
 
-// dw[k, c, taps t0..t0+32) over positions (n, oh, ow) in this block's share (blockIdx.z); one
-// (k, c) pair per blockIdx.x. out [split][k][c][r*s].
+// The dw fallback (strides above 1, kernels wider than 8): dw[k, c, taps t0..t0+32) over
+// positions (n, oh, ow) in this block's share (blockIdx.z); one (k, c) pair per blockIdx.x.
+// out [split][k][c][r*s].
 __global__ void __launch_bounds__(kThreads) conv2d_weight_grad_kernel(
     Conv2dParams p, const float* x, const float* dy, i64 per_split, float* out) {
   __shared__ float shared[kWarp];
@@ -265,6 +266,67 @@ __global__ void __launch_bounds__(kThreads) conv2d_weight_grad_kernel(
     if (t >= taps) break;
     const float total = block_sum(acc[t], shared);
     if (threadIdx.x == 0) o[t] = total;
+  }
+}
+
+constexpr int kDwChannels = 8;  // output channels a thread of the tiled dw kernel accumulates
+constexpr int kDwMaxWidth = 8;  // kernel widths it takes (the window lives in registers)
+
+// dw[k0, k0 + 8)[c][r][0, S) over this block's share of the output positions, stride 1: a thread
+// takes kPixelsPerThread consecutive output columns at a time, loads the P + S - 1 input values
+// they share (a sliding window) and 8 dy values per column, and does 8 x S FMAs per column. One
+// (c, r, block of 8 k) per blockIdx.x, the share of positions per blockIdx.y; out
+// [split][k][c][r*s].
+__global__ void __launch_bounds__(kThreads) conv2d_weight_grad_tiled_kernel(
+    Conv2dParams p, const float* x, const float* dy, int per_split, float* out) {
+  constexpr int P = kPixelsPerThread, KB = kDwChannels, SM = kDwMaxWidth;
+  __shared__ float shared[kWarp];
+  const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
+  const int k_blocks = (K + KB - 1) / KB;
+  const int kb = static_cast<int>(blockIdx.x) % k_blocks;
+  const int r = static_cast<int>(blockIdx.x) / k_blocks % R;
+  const int c = static_cast<int>(blockIdx.x) / (k_blocks * R);
+  const int k0 = kb * KB, kc = min(KB, K - k0);
+  const int tiles = (OW + P - 1) / P;
+  const int items = static_cast<int>(p.n) * OH * tiles;
+  const int begin = static_cast<int>(blockIdx.y) * per_split;
+  const int end = min(items, begin + per_split);
+  float acc[KB][SM] = {};
+  for (int item = begin + threadIdx.x; item < end; item += blockDim.x) {
+    const int n = item / (OH * tiles), oh = item / tiles % OH, ow0 = item % tiles * P;
+    const int ih = oh * stride - pad + r;
+    if (ih < 0 || ih >= H) continue;
+    const float* row = x + ((n * C + c) * H + ih) * W;
+    float window[P + SM - 1];
+#pragma unroll
+    for (int j = 0; j < P + SM - 1; ++j) {
+      const int iw = ow0 - pad + j;
+      window[j] = (j < P + S - 1 && iw >= 0 && iw < W) ? row[iw] : 0.f;
+    }
+    const float* grads = dy + ((n * K + k0) * OH + oh) * OW + ow0;
+#pragma unroll
+    for (int q = 0; q < P; ++q) {
+      if (ow0 + q >= OW) continue;  // not break: a fully unrolled loop keeps acc in registers
+      float d[KB];
+#pragma unroll
+      for (int j = 0; j < KB; ++j) d[j] = j < kc ? grads[j * OH * OW + q] : 0.f;
+#pragma unroll
+      for (int s = 0; s < SM; ++s) {
+        if (s >= S) continue;
+#pragma unroll
+        for (int j = 0; j < KB; ++j) acc[j][s] = fmaf(d[j], window[q + s], acc[j][s]);
+      }
+    }
+  }
+  float* o = out + blockIdx.y * (K * C * R * S);
+#pragma unroll
+  for (int j = 0; j < KB; ++j) {
+#pragma unroll
+    for (int s = 0; s < SM; ++s) {
+      if (j >= kc || s >= S) continue;  // the same for the whole block: block_sum may sync
+      const float total = block_sum(acc[j][s], shared);
+      if (threadIdx.x == 0) o[((k0 + j) * C + c) * R * S + r * S + s] = total;
+    }
   }
 }
 
@@ -360,7 +422,19 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
       check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     }
   }
-  if (dw != nullptr && p.k * p.c * rs > 0) {
+  if (dw != nullptr && p.k * p.c * rs > 0 && p.stride == 1 && p.s <= kDwMaxWidth &&
+      fits_32_bits(p)) {
+    const i64 blocks = (p.k + kDwChannels - 1) / kDwChannels * p.c * p.r;
+    const i64 items = p.n * p.oh * ((p.ow + kPixelsPerThread - 1) / kPixelsPerThread);
+    const i64 splits = choose_splits(blocks, items, /*min_per_split=*/512);
+    const i64 per_split = std::max<i64>((items + splits - 1) / splits, 1);
+    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));
+    split_reduce(*this, splits, p.k * p.c * rs, dw, [&](float* out) {
+      conv2d_weight_grad_tiled_kernel<<<grid, kThreads, 0, stream()>>>(
+          p, x, dy, static_cast<int>(per_split), out);
+      check_launch(stream(), "conv2d_backward dw", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
+    });
+  } else if (dw != nullptr && p.k * p.c * rs > 0) {  // strides > 1, kernels wider than 8
     const i64 tap_blocks = (rs + kTapsPerBlock - 1) / kTapsPerBlock;
     const i64 splits = choose_splits(p.k * p.c * tap_blocks, positions, /*min_per_split=*/2048);
     const i64 per_split = std::max<i64>((positions + splits - 1) / splits, 1);
