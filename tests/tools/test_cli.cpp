@@ -160,7 +160,9 @@ TEST(Cli, EveryRunnableCpuVariantEvaluatesThePretrainedNetAlike) {
   GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
   GRADLENS_SHARED_FILE(data, "cifar10/test_batch.bin");
   const std::string data_dir = fs::path(data).parent_path().string();
-  std::string first;
+  // Correct predictions per variant: the variants round differently, so an image whose top two
+  // logits tie to within float rounding may flip; more than 2 of 10,000 would be a bug.
+  int first = -1;
   for (gradlens::cpu::Isa isa : gradlens::cpu::kAllIsas) {
     if (!gradlens::cpu::isa_supported(isa)) continue;
     const std::string name(gradlens::cpu::isa_name(isa));
@@ -168,10 +170,10 @@ TEST(Cli, EveryRunnableCpuVariantEvaluatesThePretrainedNetAlike) {
     const gradlens::testing::CliRun r =
         run_gradlens("eval --model " + model + " --data " + data_dir + " --batch-size 2000");
     ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
-    const auto at = r.out.find("Accuracy");
+    const auto at = r.out.find("% (");
     ASSERT_NE(at, std::string::npos) << r.out;
-    const std::string accuracy = r.out.substr(at, r.out.find('\n', at) - at);
-    if (first.empty()) first = accuracy;
-    EXPECT_EQ(accuracy, first) << name;
+    const int correct = std::stoi(r.out.substr(at + 3));
+    if (first < 0) first = correct;
+    EXPECT_LE(std::abs(correct - first), 2) << name << ":\n" << r.out;
   }
 }
