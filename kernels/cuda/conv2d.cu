@@ -28,6 +28,8 @@ __device__ inline i64 y_at(const Conv2dParams& p, i64 n, i64 k, i64 h, i64 w) {
 
 // Consecutive output columns of one row that a thread of the tiled kernels computes.
 constexpr int kPixelsPerThread = 4;
+// The widest kernel the sliding-window kernels take (their window of a row lives in registers).
+constexpr int kMaxWindowWidth = 8;
 
 // The sizes as 32-bit ints (the tiled kernels' index type).
 struct Dims32 {
@@ -186,6 +188,71 @@ __global__ void __launch_bounds__(kConvThreads)
   }
 }
 
+// dx for inputs of at most 4 channels (the image: conv1's input gradient, which every attribution
+// row needs), stride 1, kernels up to kMaxWindowWidth wide: 4 columns x 4 channels a thread; per
+// (r, k) the P + S - 1 values of one dy row that the columns' S taps share are loaded once (a
+// sliding window), then S float4s of weights. The 8/16-channel kernel would leave 5 or 13 of its
+// accumulators idle here. Weights in shared memory as [k][r][s][4].
+__global__ void __launch_bounds__(kConvThreads)
+    conv2d_input_grad_narrow_kernel(Conv2dParams p, const float* w, const float* dy, float* dx) {
+  constexpr int P = kPixelsPerThread, CH = 4, SM = kMaxWindowWidth;
+  extern __shared__ float ws[];
+  const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
+  const int rs = R * S, krs = K * rs;
+  for (int i = threadIdx.x; i < krs * CH; i += blockDim.x) {
+    const int t = i / CH, j = i % CH;  // t = (k * R + r) * S + s
+    ws[i] = j < C ? w[(t / rs * C + j) * rs + t % rs] : 0.f;
+  }
+  __syncthreads();
+  const float4* ws4 = reinterpret_cast<const float4*>(ws);
+  const int tiles = (W + P - 1) / P;
+  const int items = static_cast<int>(p.n) * H * tiles;
+  for (int item = blockIdx.x * blockDim.x + threadIdx.x; item < items;
+       item += blockDim.x * gridDim.x) {
+    const int n = item / (H * tiles), ih = item / tiles % H, iw0 = item % tiles * P;
+    float acc[P][CH] = {};
+    const float* grads = dy + n * K * OH * OW;
+    for (int r = 0; r < R; ++r) {
+      const int oh = ih + pad - r;  // stride 1
+      if (oh < 0 || oh >= OH) continue;
+      for (int k = 0; k < K; ++k) {
+        const float* row = grads + (k * OH + oh) * OW;
+        // window[j] = dy at column iw0 + pad - (SM - 1) + j: column q's tap s is j = q - s + SM -
+        // 1, so only j >= SM - S is ever used.
+        float window[P + SM - 1];
+#pragma unroll
+        for (int j = 0; j < P + SM - 1; ++j) {
+          const int ow = iw0 + pad - (SM - 1) + j;
+          window[j] = (j >= SM - S && ow >= 0 && ow < OW) ? row[ow] : 0.f;
+        }
+        const float4* taps = ws4 + (k * R + r) * S;
+#pragma unroll
+        for (int s = 0; s < SM; ++s) {
+          if (s >= S) continue;
+          const float4 wv = taps[s];
+#pragma unroll
+          for (int q = 0; q < P; ++q) {
+            const float v = window[q - s + SM - 1];
+            acc[q][0] = fmaf(v, wv.x, acc[q][0]);
+            acc[q][1] = fmaf(v, wv.y, acc[q][1]);
+            acc[q][2] = fmaf(v, wv.z, acc[q][2]);
+            acc[q][3] = fmaf(v, wv.w, acc[q][3]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < CH; ++j) {
+      if (j >= C) continue;
+      float* out = dx + ((n * C + j) * H + ih) * W;
+#pragma unroll
+      for (int q = 0; q < P; ++q) {
+        if (iw0 + q < W) out[iw0 + q] = acc[q][j];
+      }
+    }
+  }
+}
+
 // Any shape, one y element per thread, weights read from global memory.
 struct PlainForward {
   Conv2dParams p;
@@ -270,7 +337,6 @@ __global__ void __launch_bounds__(kThreads) conv2d_weight_grad_kernel(
 }
 
 constexpr int kDwChannels = 8;  // output channels a thread of the tiled dw kernel accumulates
-constexpr int kDwMaxWidth = 8;  // kernel widths it takes (the window lives in registers)
 
 // dw[k0, k0 + 8)[c][r][0, S) over this block's share of the output positions, stride 1: a thread
 // takes kPixelsPerThread consecutive output columns at a time, loads the P + S - 1 input values
@@ -279,7 +345,7 @@ constexpr int kDwMaxWidth = 8;  // kernel widths it takes (the window lives in r
 // [split][k][c][r*s].
 __global__ void __launch_bounds__(kThreads) conv2d_weight_grad_tiled_kernel(
     Conv2dParams p, const float* x, const float* dy, int per_split, float* out) {
-  constexpr int P = kPixelsPerThread, KB = kDwChannels, SM = kDwMaxWidth;
+  constexpr int P = kPixelsPerThread, KB = kDwChannels, SM = kMaxWindowWidth;
   __shared__ float shared[kWarp];
   const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
   const int k_blocks = (K + KB - 1) / KB;
@@ -407,6 +473,14 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
       fill(dx, 0.f, pixels * p.c);
     } else if (p.k * rs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
       launch_map(stream(), "conv2d_backward dx", pixels * p.c, PlainInputGrad{p, w, dy, dx});
+    } else if (pixels > 0 && p.c <= 4 && p.stride == 1 && p.s <= kMaxWindowWidth) {
+      const i64 items = p.n * p.h * ((p.w + kPixelsPerThread - 1) / kPixelsPerThread);
+      const std::size_t shared = static_cast<std::size_t>(4 * p.k * rs) * sizeof(float);
+      conv2d_input_grad_narrow_kernel<<<grid_for(items, kConvThreads),
+                                        kConvThreads,
+                                        shared,
+                                        stream()>>>(p, w, dy, dx);
+      check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     } else if (pixels > 0 && p.c > 0) {
       const int channels = p.c <= 8 ? 8 : kChannelsPerThread;
       const i64 items = p.n * p.h * ((p.w + kPixelsPerThread - 1) / kPixelsPerThread);
@@ -422,7 +496,7 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
       check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     }
   }
-  if (dw != nullptr && p.k * p.c * rs > 0 && p.stride == 1 && p.s <= kDwMaxWidth &&
+  if (dw != nullptr && p.k * p.c * rs > 0 && p.stride == 1 && p.s <= kMaxWindowWidth &&
       fits_32_bits(p)) {
     const i64 blocks = (p.k + kDwChannels - 1) / kDwChannels * p.c * p.r;
     const i64 items = p.n * p.oh * ((p.ow + kPixelsPerThread - 1) / kPixelsPerThread);
