@@ -8,6 +8,7 @@
 # templates each copy instantiates (std::fill, Eigen's GEMM) are weak symbols of the same name, and
 # the linker keeps one copy for the whole program: generic code could end up calling an AVX-512
 # std::fill and die with an illegal instruction on an older CPU. Sets <ISA>_OBJECT in the caller.
+
 # GNU ld for the partial link whatever the compiler (lld 14, Clang's choice, has no
 # --force-group-allocation); Debian's binutils come with every compiler.
 find_program(GRADLENS_PARTIAL_LINKER NAMES ld.bfd ld)
@@ -28,7 +29,7 @@ set(GRADLENS_CPU_FLAGS_avx2 -mavx2 -mfma)
 set(GRADLENS_CPU_FLAGS_avx512 -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma)
 # GCC 12 bug 105593: the AVX-512 intrinsics' `__m512 __Y = __Y;` (_mm512_undefined_ps) is reported
 # as (maybe-)uninitialized once inlined into Eigen's and our kernels; fixed in GCC 13. Only the
-# AVX-512 copies, only GCC 12: the generic and AVX2 copies of the same code keep the warning.
+# AVX-512 copies, only GCC before 13: the generic and AVX2 copies of the same code keep the warning.
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
   list(APPEND GRADLENS_CPU_FLAGS_avx512 -Wno-maybe-uninitialized -Wno-uninitialized)
 endif()
