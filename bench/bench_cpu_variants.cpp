@@ -6,10 +6,10 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench/workloads.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/common/isa.h"
 
@@ -19,12 +19,9 @@ using gradlens::Backend;
 using gradlens::i64;
 using Floats = std::vector<float>;
 
+// bench::random_images' values, flattened: the kernels take raw buffers.
 Floats random_floats(i64 n, std::uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  Floats v(static_cast<std::size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
+  return gradlens::bench::random_images(0, seed, gradlens::kCPU, {n}).to_vector();
 }
 
 struct ConvShape {

@@ -47,8 +47,8 @@ def ours_from_json(path):
                 b["items_per_second"] for b in json.load(f)["benchmarks"] if "items_per_second" in b}
 
 
-def ours(build, bench, threads, min_time):
-    env = dict(os.environ, GRADLENS_NUM_THREADS=str(threads))
+def ours(build, bench, threads, min_time, extra_env=None):
+    env = dict(os.environ, GRADLENS_NUM_THREADS=str(threads), **(extra_env or {}))
     out = subprocess.run(
         [os.path.join(build, "bench", bench), "--benchmark_format=json",
          f"--benchmark_min_time={min_time}"],

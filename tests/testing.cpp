@@ -34,6 +34,14 @@ std::string env_or(const char* name, const char* fallback) {
 
 }  // namespace
 
+std::vector<float> random_vector(std::int64_t n, std::uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
 Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo, float hi) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<float> dist(lo, hi);

@@ -15,6 +15,13 @@
 
 namespace gradlens::testing {
 
+/// n uniform random floats in [lo, hi) from a fixed seed (std::mt19937), for kernel tests that
+/// call a Backend directly.
+std::vector<float> random_vector(std::int64_t n,
+                                 std::uint32_t seed,
+                                 float lo = -1.f,
+                                 float hi = 1.f);
+
 /// Uniform random tensor in [lo, hi) from a fixed seed.
 Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.f, float hi = 1.f);
 

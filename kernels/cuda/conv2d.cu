@@ -67,11 +67,42 @@ __device__ inline void fma_tile(float (&acc)[kPixelsPerThread][Channels],
   }
 }
 
+// w [K, C, R, S] channels [c0, c0 + cc) -> ws [k][r][s][Channels] (zeros past cc): the layout
+// of the input-gradient kernels, so one tap's channels are Channels / 4 aligned float4s.
+template <int Channels>
+__device__ inline void stage_weights_by_input_channel(
+    const float* w, int K, int C, int rs, int c0, int cc, float* ws) {
+  for (int i = threadIdx.x; i < K * rs * Channels; i += blockDim.x) {
+    const int t = i / Channels, j = i % Channels;  // t = (k * R + r) * S + s
+    ws[i] = j < cc ? w[(t / rs * C + c0 + j) * rs + t % rs] : 0.f;
+  }
+}
+
+// Writes a thread's tile: channel j's kPixelsPerThread columns from col0 of one row, where
+// channel j's row starts at row + j * plane; channels past `count`, columns past `cols` are
+// padding.
+template <int Channels>
+__device__ inline void store_tile(const float (&acc)[kPixelsPerThread][Channels],
+                                  float* row,
+                                  int plane,
+                                  int count,
+                                  int col0,
+                                  int cols) {
+#pragma unroll
+  for (int j = 0; j < Channels; ++j) {
+    if (j >= count) continue;
+#pragma unroll
+    for (int q = 0; q < kPixelsPerThread; ++q) {
+      if (col0 + q < cols) row[j * plane + col0 + q] = acc[q][j];
+    }
+  }
+}
+
 // y for output channels [k0, k0 + Channels) at kPixelsPerThread consecutive columns of one output
 // row per thread, any stride and padding: each input value loaded feeds Channels FMAs and each
 // float4 of weights 4 x kPixelsPerThread. Weights sit in shared memory as [c][r][s][Channels]
 // (zeros past p.k), so a tap's weights are Channels / 4 aligned 128-bit loads. 32-bit indices:
-// the host sends tensors of 2^31 elements or more to the plain kernels.
+// the host sends tensors past 2^30 elements to the plain kernels (fits_32_bits).
 template <int Channels>
 __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
     Conv2dParams p, const float* x, const float* w, const float* b, float* y) {
@@ -117,15 +148,7 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
         }
       }
     }
-#pragma unroll
-    for (int j = 0; j < Channels; ++j) {
-      if (j >= kc) continue;
-      float* out = y + ((n * K + k0 + j) * OH + oh) * OW;
-#pragma unroll
-      for (int q = 0; q < P; ++q) {
-        if (ow0 + q < OW) out[ow0 + q] = acc[q][j];
-      }
-    }
+    store_tile<Channels>(acc, y + ((n * K + k0) * OH + oh) * OW, OH * OW, kc, ow0, OW);
   }
 }
 
@@ -140,11 +163,7 @@ __global__ void __launch_bounds__(kConvThreads)
   const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
   const int c0 = static_cast<int>(blockIdx.y) * Channels;
   const int cc = min(Channels, C - c0);
-  const int rs = R * S, krs = K * rs;
-  for (int i = threadIdx.x; i < krs * Channels; i += blockDim.x) {
-    const int t = i / Channels, j = i % Channels;  // t = (k * R + r) * S + s
-    ws[i] = j < cc ? w[(t / rs * C + c0 + j) * rs + t % rs] : 0.f;
-  }
+  stage_weights_by_input_channel<Channels>(w, K, C, R * S, c0, cc, ws);
   __syncthreads();
   const float4* ws4 = reinterpret_cast<const float4*>(ws);
   const int tiles = (W + P - 1) / P;
@@ -176,15 +195,7 @@ __global__ void __launch_bounds__(kConvThreads)
         }
       }
     }
-#pragma unroll
-    for (int j = 0; j < Channels; ++j) {
-      if (j >= cc) continue;
-      float* out = dx + ((n * C + c0 + j) * H + ih) * W;
-#pragma unroll
-      for (int q = 0; q < P; ++q) {
-        if (iw0 + q < W) out[iw0 + q] = acc[q][j];
-      }
-    }
+    store_tile<Channels>(acc, dx + ((n * C + c0) * H + ih) * W, H * W, cc, iw0, W);
   }
 }
 
@@ -198,11 +209,7 @@ __global__ void __launch_bounds__(kConvThreads)
   constexpr int P = kPixelsPerThread, CH = 4, SM = kMaxWindowWidth;
   extern __shared__ float ws[];
   const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
-  const int rs = R * S, krs = K * rs;
-  for (int i = threadIdx.x; i < krs * CH; i += blockDim.x) {
-    const int t = i / CH, j = i % CH;  // t = (k * R + r) * S + s
-    ws[i] = j < C ? w[(t / rs * C + j) * rs + t % rs] : 0.f;
-  }
+  stage_weights_by_input_channel<CH>(w, K, C, R * S, 0, C, ws);
   __syncthreads();
   const float4* ws4 = reinterpret_cast<const float4*>(ws);
   const int tiles = (W + P - 1) / P;
@@ -241,15 +248,7 @@ __global__ void __launch_bounds__(kConvThreads)
         }
       }
     }
-#pragma unroll
-    for (int j = 0; j < CH; ++j) {
-      if (j >= C) continue;
-      float* out = dx + ((n * C + j) * H + ih) * W;
-#pragma unroll
-      for (int q = 0; q < P; ++q) {
-        if (iw0 + q < W) out[iw0 + q] = acc[q][j];
-      }
-    }
+    store_tile<CH>(acc, dx + (n * C * H + ih) * W, H * W, C, iw0, W);
   }
 }
 
@@ -412,6 +411,11 @@ __global__ void conv2d_bias_grad_kernel(Conv2dParams p,
   if (threadIdx.x == 0) out[blockIdx.y * p.k + k] = acc;
 }
 
+// Work items of the tiled kernels: kPixelsPerThread columns of one row of one image each.
+i64 tile_items(i64 n, i64 rows, i64 cols) {
+  return n * rows * ((cols + kPixelsPerThread - 1) / kPixelsPerThread);
+}
+
 // Whether the tiled kernels' 32-bit indices cover every element of x, y and the weights (2^30:
 // a grid-stride step past the last item must not overflow either).
 bool fits_32_bits(const Conv2dParams& p) {
@@ -446,7 +450,7 @@ void CudaBackend::conv2d_forward(
   }
   // 8 channels a thread when the layer has no more (conv1's 6): no idle accumulators
   const int channels = p.k <= 8 ? 8 : kChannelsPerThread;
-  const i64 items = p.n * p.oh * ((p.ow + kPixelsPerThread - 1) / kPixelsPerThread);
+  const i64 items = tile_items(p.n, p.oh, p.ow);
   const dim3 grid(grid_for(items, kConvThreads),
                   static_cast<unsigned>((p.k + channels - 1) / channels));
   const std::size_t shared = static_cast<std::size_t>(channels * crs) * sizeof(float);
@@ -474,7 +478,7 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
     } else if (p.k * rs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
       launch_map(stream(), "conv2d_backward dx", pixels * p.c, PlainInputGrad{p, w, dy, dx});
     } else if (pixels > 0 && p.c <= 4 && p.stride == 1 && p.s <= kMaxWindowWidth) {
-      const i64 items = p.n * p.h * ((p.w + kPixelsPerThread - 1) / kPixelsPerThread);
+      const i64 items = tile_items(p.n, p.h, p.w);
       const std::size_t shared = static_cast<std::size_t>(4 * p.k * rs) * sizeof(float);
       conv2d_input_grad_narrow_kernel<<<grid_for(items, kConvThreads),
                                         kConvThreads,
@@ -483,7 +487,7 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
       check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     } else if (pixels > 0 && p.c > 0) {
       const int channels = p.c <= 8 ? 8 : kChannelsPerThread;
-      const i64 items = p.n * p.h * ((p.w + kPixelsPerThread - 1) / kPixelsPerThread);
+      const i64 items = tile_items(p.n, p.h, p.w);
       const dim3 grid(grid_for(items, kConvThreads),
                       static_cast<unsigned>((p.c + channels - 1) / channels));
       const std::size_t shared = static_cast<std::size_t>(channels * p.k * rs) * sizeof(float);
@@ -499,7 +503,7 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
   if (dw != nullptr && p.k * p.c * rs > 0 && p.stride == 1 && p.s <= kMaxWindowWidth &&
       fits_32_bits(p)) {
     const i64 blocks = (p.k + kDwChannels - 1) / kDwChannels * p.c * p.r;
-    const i64 items = p.n * p.oh * ((p.ow + kPixelsPerThread - 1) / kPixelsPerThread);
+    const i64 items = tile_items(p.n, p.oh, p.ow);
     const i64 splits = choose_splits(blocks, items, /*min_per_split=*/512);
     const i64 per_split = std::max<i64>((items + splits - 1) / splits, 1);
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(splits));

@@ -44,13 +44,7 @@ INSTANTIATE_TEST_SUITE_P(Variants,
                          ::testing::ValuesIn(gradlens::testing::cpu_variant_names()),
                          [](const auto& info) { return info.param; });
 
-std::vector<float> random_vector(i64 n, std::uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
+using gradlens::testing::random_vector;
 
 // |actual - expected| <= rtol * |expected| + atol * max(1, max |expected|), reporting the worst.
 ::testing::AssertionResult close(const std::vector<float>& actual,

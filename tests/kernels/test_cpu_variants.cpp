@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -25,13 +24,7 @@ using gradlens::i64;
 using gradlens::Pool2dParams;
 using Floats = std::vector<float>;
 
-Floats random_floats(i64 n, std::uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  Floats v(static_cast<std::size_t>(n));
-  for (float& x : v) x = dist(gen);
-  return v;
-}
+using gradlens::testing::random_vector;
 
 // Every output of one variant's kernels on the Net's layers, in a fixed order.
 struct Outputs {
@@ -52,8 +45,8 @@ void add_conv(Backend& be, Outputs& out, i64 n, i64 c, i64 k, i64 hw) {
                        .oh = hw - 4,
                        .ow = hw - 4};
   const auto seed = static_cast<std::uint32_t>(n * 100 + c);
-  const Floats x = random_floats(n * c * hw * hw, seed), w = random_floats(k * c * 25, seed + 1);
-  const Floats b = random_floats(k, seed + 2), dy = random_floats(n * k * p.oh * p.ow, seed + 3);
+  const Floats x = random_vector(n * c * hw * hw, seed), w = random_vector(k * c * 25, seed + 1);
+  const Floats b = random_vector(k, seed + 2), dy = random_vector(n * k * p.oh * p.ow, seed + 3);
   Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
   be.conv2d_forward(p, x.data(), w.data(), b.data(), y.data());
   be.conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
@@ -67,8 +60,8 @@ void add_conv(Backend& be, Outputs& out, i64 n, i64 c, i64 k, i64 hw) {
 
 void add_linear(Backend& be, Outputs& out, i64 n, i64 in, i64 features) {
   const auto seed = static_cast<std::uint32_t>(n * 1000 + in);
-  const Floats x = random_floats(n * in, seed), w = random_floats(features * in, seed + 1);
-  const Floats b = random_floats(features, seed + 2), dy = random_floats(n * features, seed + 3);
+  const Floats x = random_vector(n * in, seed), w = random_vector(features * in, seed + 1);
+  const Floats b = random_vector(features, seed + 2), dy = random_vector(n * features, seed + 3);
   Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
   be.linear_forward(x.data(), w.data(), b.data(), y.data(), n, in, features);
   be.linear_backward(
@@ -95,11 +88,11 @@ Outputs run_net_layers(Backend& be) {
   // ReLU at +-0, NaN and the smallest values either side of 0.
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float tiny = std::numeric_limits<float>::denorm_min();
-  Floats x = random_floats(1001, 7);
+  Floats x = random_vector(1001, 7);
   const Floats specials = {0.f, -0.f, nan, tiny, -tiny, 1.f, -1.f};
   for (std::size_t i = 0; i < specials.size(); ++i) x[i * 97] = specials[i];
   Floats y(x.size()), dx(x.size());
-  const Floats dy = random_floats(1001, 8);
+  const Floats dy = random_vector(1001, 8);
   be.relu_forward(x.data(), y.data(), static_cast<i64>(x.size()));
   be.relu_backward(x.data(), dy.data(), dx.data(), static_cast<i64>(x.size()));
   out.tensors.push_back({"relu y", y});
@@ -107,11 +100,11 @@ Outputs run_net_layers(Backend& be) {
   // 2x2 max-pool over values with many exact ties (multiples of 0.5) and a NaN.
   const Pool2dParams p{
       .n = 3, .c = 6, .h = 28, .w = 28, .kernel = 2, .stride = 2, .padding = 0, .oh = 14, .ow = 14};
-  Floats px = random_floats(3 * 6 * 28 * 28, 9);
+  Floats px = random_vector(3 * 6 * 28 * 28, 9);
   for (float& v : px) v = std::round(v * 2.f) / 2.f;
   px[123] = nan;
   Floats py(3 * 6 * 14 * 14), pdx(px.size());
-  const Floats pdy = random_floats(static_cast<i64>(py.size()), 10);
+  const Floats pdy = random_vector(static_cast<i64>(py.size()), 10);
   out.pool_indices.resize(py.size());
   be.max_pool2d_forward(p, px.data(), py.data(), out.pool_indices.data());
   be.max_pool2d_backward(p, pdy.data(), out.pool_indices.data(), pdx.data());

@@ -3,9 +3,11 @@
 // exports.
 #include "kernels/cpu/common/isa.h"
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 
 #include "kernels/cpu/common/thread_pool.h"
@@ -30,21 +32,25 @@ namespace gradlens {
 namespace cpu {
 namespace {
 
-struct Features {
-  bool sse2 = false, sse42 = false, avx = false, fma = false, avx2 = false;
-  bool avx512f = false, avx512bw = false, avx512vl = false;
-};
+// The features the variants need, in the order `gradlens info` lists them.
+enum Feature { kSse2, kSse42, kAvx, kAvx2, kFma, kAvx512f, kAvx512bw, kAvx512vl, kFeatureCount };
+constexpr const char* kFeatureNames[kFeatureCount] = {
+    "sse2", "sse4.2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl"};
+using Features = std::array<bool, kFeatureCount>;
+
+// What each variant needs, indexed by Isa.
+constexpr std::initializer_list<Feature> kNeeds[] = {
+    {}, {kAvx2, kFma}, {kAvx512f, kAvx512bw, kAvx512vl, kAvx2, kFma}};
+constexpr std::string_view kIsaNames[] = {"generic", "avx2", "avx512"};
 
 Features detect() {
-  Features f;
+  Features f{};
 #if GRADLENS_X86
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid(1, &a, &b, &c, &d) == 0) return f;
-  f.sse2 = (d >> 26) & 1;
-  f.sse42 = (c >> 20) & 1;
+  f[kSse2] = (d >> 26) & 1;
+  f[kSse42] = (c >> 20) & 1;
   const bool osxsave = (c >> 27) & 1;
-  const bool avx = (c >> 28) & 1;
-  const bool fma = (c >> 12) & 1;
   std::uint64_t xcr0 = 0;
   if (osxsave) {
     unsigned lo = 0, hi = 0;
@@ -54,16 +60,27 @@ Features detect() {
   // XCR0: bits 1-2 SSE and AVX state; 5-7 the AVX-512 opmask and upper ZMM state.
   const bool os_avx = (xcr0 & 0x6) == 0x6;
   const bool os_avx512 = os_avx && (xcr0 & 0xe0) == 0xe0;
-  f.avx = avx && os_avx;
-  f.fma = fma && os_avx;
+  f[kAvx] = os_avx && ((c >> 28) & 1);
+  f[kFma] = os_avx && ((c >> 12) & 1);
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d) != 0) {
-    f.avx2 = f.avx && ((b >> 5) & 1);
-    f.avx512f = os_avx512 && ((b >> 16) & 1);
-    f.avx512bw = os_avx512 && ((b >> 30) & 1);
-    f.avx512vl = os_avx512 && ((b >> 31) & 1);
+    f[kAvx2] = f[kAvx] && ((b >> 5) & 1);
+    f[kAvx512f] = os_avx512 && ((b >> 16) & 1);
+    f[kAvx512bw] = os_avx512 && ((b >> 30) & 1);
+    f[kAvx512vl] = os_avx512 && ((b >> 31) & 1);
   }
 #endif
   return f;
+}
+
+// The names of the features in `list` whose presence equals `present`, space-separated.
+std::string feature_names(std::initializer_list<Feature> list, const Features& f, bool present) {
+  std::string out;
+  for (Feature feature : list) {
+    if (f[feature] != present) continue;
+    if (!out.empty()) out += ' ';
+    out += kFeatureNames[feature];
+  }
+  return out;
 }
 
 const Features& features() {
@@ -120,44 +137,14 @@ Isa choose() {
 
 }  // namespace
 
-std::string_view isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::generic:
-      return "generic";
-    case Isa::avx2:
-      return "avx2";
-    case Isa::avx512:
-      return "avx512";
-  }
-  return "unknown";
-}
+std::string_view isa_name(Isa isa) { return kIsaNames[static_cast<int>(isa)]; }
 
 bool isa_compiled(Isa isa) { return compiled_backend(isa) != nullptr; }
 
 bool isa_supported(Isa isa) { return missing_features(isa).empty(); }
 
 std::string missing_features(Isa isa) {
-  const Features& f = features();
-  std::string missing;
-  auto need = [&](bool present, const char* name) {
-    if (present) return;
-    if (!missing.empty()) missing += ' ';
-    missing += name;
-  };
-  switch (isa) {
-    case Isa::generic:
-      break;
-    case Isa::avx512:
-      need(f.avx512f, "avx512f");
-      need(f.avx512bw, "avx512bw");
-      need(f.avx512vl, "avx512vl");
-      [[fallthrough]];
-    case Isa::avx2:
-      need(f.avx2, "avx2");
-      need(f.fma, "fma");
-      break;
-  }
-  return missing;
+  return feature_names(kNeeds[static_cast<int>(isa)], features(), /*present=*/false);
 }
 
 Isa active_isa() {
@@ -195,21 +182,8 @@ std::string cpu_brand() {
 }
 
 std::string cpu_features() {
-  const Features& f = features();
-  std::string out;
-  auto add = [&](bool present, const char* name) {
-    if (!present) return;
-    if (!out.empty()) out += ' ';
-    out += name;
-  };
-  add(f.sse2, "sse2");
-  add(f.sse42, "sse4.2");
-  add(f.avx, "avx");
-  add(f.avx2, "avx2");
-  add(f.fma, "fma");
-  add(f.avx512f, "avx512f");
-  add(f.avx512bw, "avx512bw");
-  add(f.avx512vl, "avx512vl");
+  const std::string out = feature_names(
+      {kSse2, kSse42, kAvx, kAvx2, kFma, kAvx512f, kAvx512bw, kAvx512vl}, features(), true);
   return out.empty() ? "none" : out;
 }
 
