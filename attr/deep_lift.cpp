@@ -120,6 +120,17 @@ PairGradients doubled_pass(const ForwardFn& forward,
   std::vector<std::int64_t> both_targets(targets.begin(), targets.end());
   both_targets.insert(both_targets.end(), targets.begin(), targets.end());
 
+  // The rules are set before the forward so that a model sees them and keeps relu a separate op
+  // on the tape (the max-pool rule routes to the relu that feeds it).
+  RescaleRules rules(eps);
+  BackwardOverrideGuard relu_rule(
+      kRelu, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
+        return rules.relu(node, g, needs);
+      });
+  BackwardOverrideGuard pool_rule(
+      kMaxPool, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
+        return rules.max_pool(node, g, needs);
+      });
   EnableGradGuard grad_on;
   Tensor both = cat({inputs.detach(), baselines.detach()});
   both.set_requires_grad(true);
@@ -130,16 +141,6 @@ PairGradients doubled_pass(const ForwardFn& forward,
                  " for input ",
                  shape_str(both.shape()));
   const Tensor selected = pick(logits, both_targets);
-
-  RescaleRules rules(eps);
-  BackwardOverrideGuard relu_rule(
-      kRelu, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
-        return rules.relu(node, g, needs);
-      });
-  BackwardOverrideGuard pool_rule(
-      kMaxPool, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
-        return rules.max_pool(node, g, needs);
-      });
   const Tensor g = grad({sum(selected)}, {both})[0];
 
   NoGradGuard no_grad;

@@ -54,6 +54,17 @@ Attributions LRP::attribute(const Tensor& inputs,
   };
   std::vector<Tensor> relevance, outputs;
   for_each_chunk(n, rows, [&](std::int64_t b, std::int64_t e) {
+    // Rules first: a model that sees them keeps its ops separate on the tape (no fused
+    // conv2d_relu).
+    BackwardOverrideGuard conv_rule("conv2d", rule);
+    BackwardOverrideGuard linear_rule("linear", rule);
+    BackwardOverrideGuard pool_rule("max_pool2d", rule);
+    BackwardOverrideGuard relu_pass("relu",
+                                    [](Node& node, const Tensor& g, const std::vector<bool>&) {
+                                      std::vector<Tensor> out(node.inputs.size());
+                                      out[0] = g;
+                                      return out;
+                                    });
     EnableGradGuard grad_on;
     Tensor x = slice(inputs, b, e).detach();
     x.set_requires_grad(true);
@@ -65,15 +76,6 @@ Attributions LRP::attribute(const Tensor& inputs,
                    shape_str(x.shape()));
     const Tensor selected = pick(
         logits, std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)));
-    BackwardOverrideGuard conv_rule("conv2d", rule);
-    BackwardOverrideGuard linear_rule("linear", rule);
-    BackwardOverrideGuard pool_rule("max_pool2d", rule);
-    BackwardOverrideGuard relu_pass("relu",
-                                    [](Node& node, const Tensor& g, const std::vector<bool>&) {
-                                      std::vector<Tensor> out(node.inputs.size());
-                                      out[0] = g;
-                                      return out;
-                                    });
     const Tensor normalized = grad({sum(selected)}, {x})[0];
     NoGradGuard no_grad_inner;
     const Tensor f = selected.detach();

@@ -30,4 +30,6 @@ const BackwardRule* find_backward_override(std::string_view op_name) {
   return nullptr;
 }
 
+bool any_backward_override() { return !active_rules.empty(); }
+
 }  // namespace gradlens

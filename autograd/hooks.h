@@ -28,5 +28,8 @@ class BackwardOverrideGuard {
 
 /// The innermost active rule for `op_name` on this thread, or null.
 const BackwardRule* find_backward_override(std::string_view op_name);
+/// Whether any rule is active on this thread: a model fuses ops (conv2d + relu) only when none is,
+/// since a rule may look for the separate ops on the tape.
+bool any_backward_override();
 
 }  // namespace gradlens

@@ -67,6 +67,13 @@ Tensor conv2d(const Tensor& x,
               const Tensor& bias = {},
               std::int64_t stride = 1,
               std::int64_t padding = 0);
+// relu(conv2d(...)) in one op (the ReLU in the kernels' epilogue and its mask in the backward's
+// prologue); recorded as "conv2d_relu", so use it only when no backward rule is active.
+Tensor conv2d_relu(const Tensor& x,
+                   const Tensor& weight,
+                   const Tensor& bias = {},
+                   std::int64_t stride = 1,
+                   std::int64_t padding = 0);
 // x [N, C, H, W] -> [N, C, OH, OW]; stride defaults to kernel; first maximum wins (PyTorch)
 Tensor max_pool2d(const Tensor& x,
                   std::int64_t kernel,

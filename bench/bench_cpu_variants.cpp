@@ -44,7 +44,8 @@ void conv(benchmark::State& state, Backend* be, ConvShape s, i64 n, bool backwar
   Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
   for (auto _ : state) {
     if (backward) {
-      be->conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+      be->conv2d_backward(
+          p, x.data(), w.data(), nullptr, dy.data(), dx.data(), dw.data(), db.data());
     } else {
       be->conv2d_forward(p, x.data(), w.data(), b.data(), y.data());
     }

@@ -3,7 +3,8 @@
 // tutorial's NoiseTunnel(IG) for one image. Named BM_<Workload>_Cuda/<batch>, items are images.
 // NOTE: kernels run asynchronously, so each iteration ends with synchronize(): wall-clock time
 // (UseRealTime) then covers the GPU work, not just the launches. bench/torch_bench.py --device cuda
-// runs PyTorch + cuDNN's twin of each.
+// runs PyTorch + cuDNN's twin of each. The _Tf32 variants run conv2d and linear on the TF32 tensor
+// cores (--precision tf32); compare.py --tf32 sets them against PyTorch with TF32 on.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "autograd/storage.h"
 #include "bench/workloads.h"
 #include "kernels/backend.h"
+#include "kernels/precision.h"
 #include "nn/lenet.h"
 #include "nn/loss.h"
 #include "nn/optim/sgd.h"
@@ -161,6 +163,35 @@ BENCHMARK(BM_NoiseTunnelIG_Cuda)
     ->Arg(1)
     ->Arg(16)
     ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// A benchmark body with --precision tf32. The bodies catch their own errors, so the reset runs.
+template <void (*Body)(benchmark::State&)>
+void with_tf32(benchmark::State& state) {
+  set_matmul_precision(MatmulPrecision::TF32);
+  Body(state);
+  set_matmul_precision(MatmulPrecision::Float32);
+}
+BENCHMARK(with_tf32<BM_TrainStep_Cuda>)
+    ->Name("BM_TrainStep_Cuda_Tf32")
+    ->Arg(64)
+    ->Arg(256)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(with_tf32<BM_Inference_Cuda>)
+    ->Name("BM_Inference_Cuda_Tf32")
+    ->Arg(10000)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(with_tf32<BM_IntegratedGradients_Cuda>)
+    ->Name("BM_IntegratedGradients_Cuda_Tf32")
+    ->Arg(1000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(with_tf32<BM_NoiseTunnelIG_Cuda>)
+    ->Name("BM_NoiseTunnelIG_Cuda_Tf32")
+    ->Arg(16)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

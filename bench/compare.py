@@ -93,7 +93,8 @@ def main():
     parser.add_argument("--ours-json", help="take our figures from this benchmark JSON instead "
                         "of running the benchmark again (gpu_check.sh: the GPU time is short)")
     parser.add_argument("--tf32", action="store_true",
-                        help="(cuda) let PyTorch use TF32 tensor cores; ours stay float32")
+                        help="(cuda) let PyTorch use TF32 tensor cores, and take our _Tf32 "
+                        "figures (--precision tf32) where the benchmark has them")
     args = parser.parse_args()
     device = args.device or ("cuda" if args.bench == "bench_cuda" else "cpu")
 
@@ -106,6 +107,9 @@ def main():
     meta = {k: v for run in torch_runs for k, v in run.items() if k.startswith("_")}
     torch_runs = [{k: v for k, v in run.items() if not k.startswith("_")} for run in torch_runs]
     mine, torch_side = best(mine), best(torch_runs)
+    if args.tf32:  # BM_X_Cuda_Tf32/N stands in for BM_X_Cuda/N; rows without one stay float32
+        mine.update({k.replace("_Tf32", ""): v for k, v in mine.items() if "_Tf32" in k})
+    mine = {k: v for k, v in mine.items() if "_Tf32" not in k}
     targets = dict(TARGETS.get(args.bench, {}), **meta.get("_targets", {}))
 
     rows, failed = [], []

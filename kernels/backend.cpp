@@ -1,8 +1,11 @@
 // backend_for(): dispatch from a Device to its kernel table; Device parsing and printing.
 #include "kernels/backend.h"
 
+#include <atomic>
 #include <stdexcept>
+#include <string>
 
+#include "kernels/precision.h"
 #include "kernels/registry.h"
 
 namespace gradlens {
@@ -30,5 +33,19 @@ Backend& backend_for(Device device) {
 }
 
 bool cuda_is_available() { return detail::cuda_device_present(); }
+
+namespace {
+std::atomic<MatmulPrecision> current_precision{MatmulPrecision::Float32};
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision precision) { current_precision = precision; }
+MatmulPrecision matmul_precision() { return current_precision; }
+
+MatmulPrecision parse_matmul_precision(std::string_view text) {
+  if (text == "float32" || text == "fp32") return MatmulPrecision::Float32;
+  if (text == "tf32") return MatmulPrecision::TF32;
+  throw std::invalid_argument("[precision] unknown precision '" + std::string(text) +
+                              "' (expected float32 or tf32)");
+}
 
 }  // namespace gradlens

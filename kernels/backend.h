@@ -83,12 +83,14 @@ class Backend {
                                i64 in,
                                i64 out) = 0;
 
-  // conv2d (params.h); b, dx, dw, db may be null; outputs overwritten
+  // conv2d (params.h); b, dx, dw, db may be null; outputs overwritten. y is the forward's output,
+  // read only when p.relu (then dy is masked by y > 0).
   virtual void conv2d_forward(
       const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) = 0;
   virtual void conv2d_backward(const Conv2dParams& p,
                                const float* x,
                                const float* w,
+                               const float* y,
                                const float* dy,
                                float* dx,
                                float* dw,

@@ -12,6 +12,9 @@ struct Conv2dParams {
   std::int64_t k, r, s;     // output channels, kernel height and width
   std::int64_t stride, padding;
   std::int64_t oh, ow;  // output height and width
+  // A ReLU fused in: the forward writes relu(y) (from its registers, no second pass), and the
+  // backward's dy is the gradient of relu(y), masked by y > 0 as it is read.
+  bool relu = false;
 };
 
 // max_pool2d: x [n, c, h, w] -> y [n, c, oh, ow]; indices hold the flat h*w position of each

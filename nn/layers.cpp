@@ -1,5 +1,6 @@
 #include "nn/layers.h"
 
+#include "autograd/hooks.h"
 #include "autograd/ops.h"
 
 namespace gradlens::nn {
@@ -30,5 +31,12 @@ Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
 Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel, stride); }
 
 Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+
+Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x) {
+  if (conv_layer.has_forward_hooks() || relu_layer.has_forward_hooks() || any_backward_override()) {
+    return relu_layer(conv_layer(x));
+  }
+  return conv2d_relu(x, conv_layer.weight, conv_layer.bias, conv_layer.stride, conv_layer.padding);
+}
 
 }  // namespace gradlens::nn

@@ -41,4 +41,8 @@ class ReLU : public Module {
   Tensor forward(const Tensor& x) override;
 };
 
+/// relu(conv(x)) as one fused op (autograd's conv2d_relu) when nothing can see the pre-ReLU
+/// output: no forward hook on either module and no backward rule active; else the two modules.
+Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x);
+
 }  // namespace gradlens::nn

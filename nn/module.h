@@ -29,6 +29,7 @@ class Module {
   using ForwardHook = std::function<Tensor(const Tensor& input, const Tensor& output)>;
   int add_forward_hook(ForwardHook hook);
   void remove_forward_hook(int id);
+  bool has_forward_hooks() const { return !hooks_.empty(); }
 
   /// The submodule at a dotted path ("conv2", "block.fc"), or null.
   Module* find(const std::string& path);

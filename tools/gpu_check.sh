@@ -13,10 +13,11 @@
 # TF32 off, then on), compute-sanitizer memcheck, racecheck and initcheck on a short
 # attribution run (conv input gradient, max-pool backward, IG) and a short training run ("Device
 # not supported", as on gVisor, counts as skipped), and the host CPU's kernel variants (tests and
-# bench_cpu_variants: these hosts likely have the AVX-512 the developer machines may lack).
+# bench_cpu_variants: these hosts likely have the AVX-512 the developer machines may lack), then
+# --precision tf32 against float32 (bench/tf32_diff.py: attribution differences, accuracy).
 # $OUT gets at most 8 files: gpu_check.log, summary.txt, nvidia-smi.txt, bench_cuda.json,
-# compare_cuda.json, compare_cuda_tf32.json and logs.tar.gz (every step's full log, the tests'
-# junit XML and bench_cpu_variants.json).
+# compare_cuda.json, compare_cuda_tf32.json, tf32_diff.json and logs.tar.gz (every step's full
+# log, the tests' junit XML and bench_cpu_variants.json).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -119,7 +120,7 @@ export -f gpu_tests
 export B LOGS JOBS
 TAIL=30 step gpu_tests 120 bash -c gpu_tests
 
-step bench_cuda 70 "$B/bench/bench_cuda" --benchmark_min_time=0.1 \
+step bench_cuda 80 "$B/bench/bench_cuda" --benchmark_min_time=0.1 \
   --benchmark_out="$OUT/bench_cuda.json" --benchmark_out_format=json
 
 # The yardstick: the image's python3 and its PyTorch; Captum from the bundle when it carries one.
@@ -174,6 +175,13 @@ TAIL=12 step cpu_variants 40 bash -c "\"$B/tests/gradlens_tests\" --gtest_brief=
   --gtest_filter='*CpuKernels*:*CpuVariants*:CpuDispatch*' && \"$B/bench/bench_cpu_variants\" \
   --benchmark_min_time=0.05 --benchmark_filter='/(64|1000)/' \
   --benchmark_out=$LOGS/bench_cpu_variants.json --benchmark_out_format=json"
+
+# --precision tf32 against float32 on the same images: the attribution differences it costs.
+if ((HAVE_GPU)); then
+  TAIL=10 step tf32_diff 40 python3 bench/tf32_diff.py --gradlens "$B/gradlens" \
+    --model "$B/data/reference/cifar_net.safetensors" --data "$B/data/cifar10" \
+    --json "$OUT/tf32_diff.json"
+fi
 
 if [[ -n "${RC[yardstick]:-}" ]]; then
   TAIL=25 step yardstick_tf32 60 python3 bench/compare.py --build "$B" --bench bench_cuda \

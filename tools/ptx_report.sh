@@ -2,7 +2,8 @@
 # A look at the CUDA kernels that needs no GPU: compiles kernels/cuda/*.cu for sm_90, reads
 # `ptxas -v` (registers, spills, shared memory per kernel) and, in the PTX, each kernel's hottest
 # inner loop (the innermost loop with the most FMAs): its FMAs per shared or global load
-# instruction (a 128-bit load counts once). Conv and GEMM kernels need 4 or more FMAs per load to
+# instruction (a 128-bit load counts once; an m16n8k8 mma.sync counts as its 32 FMAs per lane).
+# Conv and GEMM kernels need 4 or more FMAs per load to
 # come near the float32 peak: one load per FMA caps a kernel at the load units' rate.
 #
 #   bash tools/ptx_report.sh [--check] [--out DIR]
@@ -105,6 +106,8 @@ def hottest_loop(lines):
             continue  # not innermost
         body = lines[start:end + 1]
         fmas = sum(1 for l in body if re.search(r"\bfma\.rn\.f32\b", l))
+        # A tensor-core m16n8k8 is 16 * 8 * 8 multiply-adds, 32 for each lane of the warp.
+        fmas += 32 * sum(1 for l in body if re.search(r"\bmma\.sync\.aligned\.m16n8k8\b", l))
         loads = sum(1 for l in body if re.search(r"\bld\.(shared|global)(\.nc)?\.", l))
         if fmas > best[0]:
             best = (fmas, loads)

@@ -246,6 +246,19 @@ void input_grad_direct(const Conv2dParams& p,
 
 bool use_direct(const Conv2dParams& p) { return p.stride == 1; }
 
+// The fused ReLU's forward epilogue on one image's output, still in cache: x < 0 ? 0 : x, so NaN
+// propagates as in the separate relu.
+void relu_in_place(float* y, i64 n) {
+  for (i64 i = 0; i < n; ++i) y[i] = y[i] < 0.f ? 0.f : y[i];
+}
+
+// The fused ReLU's backward prologue on one image: dy where the output is positive, else 0 (the
+// separate relu's rule, as y > 0 exactly where its input is).
+const float* relu_masked(const float* y, const float* dy, i64 n, float* out) {
+  for (i64 i = 0; i < n; ++i) out[i] = y[i] > 0.f ? dy[i] : 0.f;
+  return out;
+}
+
 }  // namespace
 
 void CpuBackend::conv2d_forward(
@@ -258,6 +271,7 @@ void CpuBackend::conv2d_forward(
     thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
       for (i64 img = lo; img < hi; ++img) {
         forward_direct(p, plan, x + img * p.c * p.h * p.w, b, y + img * p.k * plane);
+        if (p.relu) relu_in_place(y + img * p.k * plane, p.k * plane);
       }
     });
     return;
@@ -277,6 +291,7 @@ void CpuBackend::conv2d_forward(
       } else {
         out.noalias() = weight * cols;
       }
+      if (p.relu) relu_in_place(out.data(), p.k * plane);
     }
   });
 }
@@ -284,6 +299,7 @@ void CpuBackend::conv2d_forward(
 void CpuBackend::conv2d_backward(const Conv2dParams& p,
                                  const float* x,
                                  const float* w,
+                                 const float* y,
                                  const float* dy,
                                  float* dx,
                                  float* dw,
@@ -309,8 +325,9 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
   if (direct_path) plan = make_plan(p, w, /*forward_weights=*/false, /*dx_weights=*/dx != nullptr);
 
   pool.parallel_chunks(0, p.n, grain, [&](int chunk, i64 lo, i64 hi) {
-    thread_local ScratchBuffer scratch;
+    thread_local ScratchBuffer scratch, masked_scratch;
     float* col = pointwise || direct_path ? nullptr : scratch.get(crs * plane);
+    float* masked = p.relu ? masked_scratch.get(p.k * plane) : nullptr;
     float* dw_chunk = nullptr;
     if (dw != nullptr) {
       dw_chunk = chunk == 0 ? dw : dw_partials + (chunk - 1) * p.k * crs;
@@ -321,6 +338,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
 
     for (i64 img = lo; img < hi; ++img) {
       const float* grad_out = dy + img * p.k * plane;
+      if (p.relu) grad_out = relu_masked(y + img * p.k * plane, grad_out, p.k * plane, masked);
       const float* image = x != nullptr ? x + img * image_size : nullptr;
       float* grad_image = dx != nullptr ? dx + img * image_size : nullptr;
       if (db_chunk != nullptr) {

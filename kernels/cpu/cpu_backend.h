@@ -75,6 +75,7 @@ class CpuBackend final : public Backend {
   void conv2d_backward(const Conv2dParams& p,
                        const float* x,
                        const float* w,
+                       const float* y,
                        const float* dy,
                        float* dx,
                        float* dw,

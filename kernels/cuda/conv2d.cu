@@ -5,10 +5,15 @@
 // tap for all its channels and each float4 of weights once for 4 pixels. dw and db are long
 // reductions over the batch and the pixels: blocks take a share of the positions and the shares are
 // added in a fixed order. Shapes whose weights do not fit in shared memory take a plain kernel with
-// one output per thread.
+// one output per thread. With TF32 on (kernels/precision.h) the three products are implicit GEMMs
+// on the tensor cores instead (tf32_gemm.cuh; the operands below say how each gathers its values).
+#include <optional>
+
 #include "kernels/cuda/cuda_backend.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/reduce.cuh"
+#include "kernels/cuda/tf32_gemm.cuh"
+#include "kernels/precision.h"
 
 namespace gradlens::cuda {
 
@@ -26,6 +31,20 @@ __device__ inline i64 y_at(const Conv2dParams& p, i64 n, i64 k, i64 h, i64 w) {
   return ((n * p.k + k) * p.oh + h) * p.ow + w;
 }
 
+// The fused ReLU (Conv2dParams::relu). Forward: x < 0 ? 0 : x, so NaN propagates as in the
+// separate relu. Backward: dy at i where the output y is positive, else 0; y_row is null when no
+// ReLU is fused (y_row and dy_row point at the same element of their tensors).
+__device__ inline float relu_if(bool relu, float v) { return relu && v < 0.f ? 0.f : v; }
+template <class Index>
+__device__ inline float masked_grad(const float* dy_row, const float* y_row, Index i) {
+  const float d = dy_row[i];
+  return y_row == nullptr || y_row[i] > 0.f ? d : 0.f;
+}
+// The row of y that matches dy_row, or null without a fused ReLU.
+__device__ inline const float* mask_row(const float* y, const float* dy, const float* dy_row) {
+  return y != nullptr ? y + (dy_row - dy) : nullptr;
+}
+
 // Consecutive output columns of one row that a thread of the tiled kernels computes.
 constexpr int kPixelsPerThread = 4;
 // The widest kernel the sliding-window kernels take (their window of a row lives in registers).
@@ -35,7 +54,7 @@ constexpr int kMaxWindowWidth = 8;
 struct Dims32 {
   int c, h, w, k, r, s, oh, ow, stride, pad;
 };
-__device__ inline Dims32 dims32(const Conv2dParams& p) {
+__host__ __device__ inline Dims32 dims32(const Conv2dParams& p) {
   return {static_cast<int>(p.c),
           static_cast<int>(p.h),
           static_cast<int>(p.w),
@@ -80,20 +99,21 @@ __device__ inline void stage_weights_by_input_channel(
 
 // Writes a thread's tile: channel j's kPixelsPerThread columns from col0 of one row, where
 // channel j's row starts at row + j * plane; channels past `count`, columns past `cols` are
-// padding.
+// padding. `relu`: the fused ReLU's epilogue.
 template <int Channels>
 __device__ inline void store_tile(const float (&acc)[kPixelsPerThread][Channels],
                                   float* row,
                                   int plane,
                                   int count,
                                   int col0,
-                                  int cols) {
+                                  int cols,
+                                  bool relu = false) {
 #pragma unroll
   for (int j = 0; j < Channels; ++j) {
     if (j >= count) continue;
 #pragma unroll
     for (int q = 0; q < kPixelsPerThread; ++q) {
-      if (col0 + q < cols) row[j * plane + col0 + q] = acc[q][j];
+      if (col0 + q < cols) row[j * plane + col0 + q] = relu_if(relu, acc[q][j]);
     }
   }
 }
@@ -148,16 +168,17 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_forward_kernel(
         }
       }
     }
-    store_tile<Channels>(acc, y + ((n * K + k0) * OH + oh) * OW, OH * OW, kc, ow0, OW);
+    store_tile<Channels>(acc, y + ((n * K + k0) * OH + oh) * OW, OH * OW, kc, ow0, OW, p.relu);
   }
 }
 
 // dx for input channels [c0, c0 + Channels) at kPixelsPerThread consecutive columns of one input
 // row per thread: the sum over the outputs whose window covers each pixel (oh * stride = ih +
-// padding - r), in the order r, s, k. Weights in shared memory as [k][r][s][Channels].
+// padding - r), in the order r, s, k. Weights in shared memory as [k][r][s][Channels]. y: the
+// fused ReLU's output (masks dy), or null.
 template <int Channels>
-__global__ void __launch_bounds__(kConvThreads)
-    conv2d_input_grad_kernel(Conv2dParams p, const float* w, const float* dy, float* dx) {
+__global__ void __launch_bounds__(kConvThreads) conv2d_input_grad_kernel(
+    Conv2dParams p, const float* w, const float* y, const float* dy, float* dx) {
   constexpr int P = kPixelsPerThread;
   extern __shared__ float ws[];
   const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
@@ -188,9 +209,10 @@ __global__ void __launch_bounds__(kConvThreads)
         }
         for (int k = 0; k < K; ++k) {
           const float* row = grads + (k * OH + oh) * OW;
+          const float* y_row = mask_row(y, dy, row);
           float v[P];
 #pragma unroll
-          for (int q = 0; q < P; ++q) v[q] = valid[q] ? row[ow[q]] : 0.f;
+          for (int q = 0; q < P; ++q) v[q] = valid[q] ? masked_grad(row, y_row, ow[q]) : 0.f;
           fma_tile<Channels>(acc, v, ws4 + ((k * R + r) * S + s) * (Channels / 4));
         }
       }
@@ -204,8 +226,8 @@ __global__ void __launch_bounds__(kConvThreads)
 // (r, k) the P + S - 1 values of one dy row that the columns' S taps share are loaded once (a
 // sliding window), then S float4s of weights. The 8/16-channel kernel would leave 5 or 13 of its
 // accumulators idle here. Weights in shared memory as [k][r][s][4].
-__global__ void __launch_bounds__(kConvThreads)
-    conv2d_input_grad_narrow_kernel(Conv2dParams p, const float* w, const float* dy, float* dx) {
+__global__ void __launch_bounds__(kConvThreads) conv2d_input_grad_narrow_kernel(
+    Conv2dParams p, const float* w, const float* y, const float* dy, float* dx) {
   constexpr int P = kPixelsPerThread, CH = 4, SM = kMaxWindowWidth;
   extern __shared__ float ws[];
   const auto [C, H, W, K, R, S, OH, OW, stride, pad] = dims32(p);
@@ -224,13 +246,14 @@ __global__ void __launch_bounds__(kConvThreads)
       if (oh < 0 || oh >= OH) continue;
       for (int k = 0; k < K; ++k) {
         const float* row = grads + (k * OH + oh) * OW;
+        const float* y_row = mask_row(y, dy, row);
         // window[j] = dy at column iw0 + pad - (SM - 1) + j: column q's tap s is j = q - s + SM -
         // 1, so only j >= SM - S is ever used.
         float window[P + SM - 1];
 #pragma unroll
         for (int j = 0; j < P + SM - 1; ++j) {
           const int ow = iw0 + pad - (SM - 1) + j;
-          window[j] = (j >= SM - S && ow >= 0 && ow < OW) ? row[ow] : 0.f;
+          window[j] = (j >= SM - S && ow >= 0 && ow < OW) ? masked_grad(row, y_row, ow) : 0.f;
         }
         const float4* taps = ws4 + (k * R + r) * S;
 #pragma unroll
@@ -272,14 +295,14 @@ struct PlainForward {
         }
       }
     }
-    y[i] = acc;
+    y[i] = relu_if(p.relu, acc);
   }
 };
 
 // Any shape, one dx element per thread.
 struct PlainInputGrad {
   Conv2dParams p;
-  const float *w, *dy;
+  const float *w, *y, *dy;  // y: the fused ReLU's output, or null
   float* dx;
   __device__ void operator()(i64 i) const {
     const i64 iw = i % p.w, ih = i / p.w % p.h, c = i / (p.w * p.h) % p.c,
@@ -292,7 +315,7 @@ struct PlainInputGrad {
         for (i64 s = 0; s < p.s; ++s) {
           const i64 tw = iw + p.padding - s;
           if (tw < 0 || tw % p.stride != 0 || tw / p.stride >= p.ow) continue;
-          acc = fmaf(dy[y_at(p, n, k, th / p.stride, tw / p.stride)],
+          acc = fmaf(masked_grad(dy, y, y_at(p, n, k, th / p.stride, tw / p.stride)),
                      w[((k * p.c + c) * p.r + r) * p.s + s],
                      acc);
         }
@@ -411,6 +434,76 @@ __global__ void conv2d_bias_grad_kernel(Conv2dParams p,
   if (threadIdx.x == 0) out[blockIdx.y * p.k + k] = acc;
 }
 
+// The TF32 implicit GEMMs' operands (32-bit indices: fits_32_bits holds).
+// Forward: C(pixel (n, oh, ow), k) = sum over (c, r, s) of x at the tap * w[k][c][r][s].
+struct ForwardOperands {
+  Dims32 d;
+  const float *x, *w, *bias;
+  float* y;
+  bool relu;
+  __device__ float a(int m, int k) const {
+    const int plane = d.oh * d.ow, img = m / plane, oh = m % plane / d.ow, ow = m % d.ow;
+    const int rs = d.r * d.s, c = k / rs, r = k % rs / d.s, s = k % d.s;
+    const int ih = oh * d.stride - d.pad + r, iw = ow * d.stride - d.pad + s;
+    return ih >= 0 && ih < d.h && iw >= 0 && iw < d.w ? x[((img * d.c + c) * d.h + ih) * d.w + iw]
+                                                      : 0.f;
+  }
+  __device__ float b(int k, int n) const { return w[n * d.c * d.r * d.s + k]; }
+  __device__ void store(int m, int n, int, float v) const {
+    const int plane = d.oh * d.ow;
+    y[(m / plane * d.k + n) * plane + m % plane] =
+        relu_if(relu, v + (bias != nullptr ? bias[n] : 0.f));
+  }
+};
+
+// Input gradient: C(pixel (n, ih, iw), c) = sum over (k, r, s) of dy at the output whose window
+// puts tap (r, s) on the pixel (masked by the fused ReLU's y when there is one) * w[k][c][r][s].
+struct InputGradOperands {
+  Dims32 d;
+  const float *w, *y, *dy;
+  float* dx;
+  __device__ float a(int m, int k) const {
+    const int plane = d.h * d.w, img = m / plane, ih = m % plane / d.w, iw = m % d.w;
+    const int rs = d.r * d.s, ko = k / rs, r = k % rs / d.s, s = k % d.s;
+    const int th = ih + d.pad - r, tw = iw + d.pad - s;
+    if (th < 0 || tw < 0 || th % d.stride != 0 || tw % d.stride != 0) return 0.f;
+    const int oh = th / d.stride, ow = tw / d.stride;
+    if (oh >= d.oh || ow >= d.ow) return 0.f;
+    return masked_grad(dy, y, ((img * d.k + ko) * d.oh + oh) * d.ow + ow);
+  }
+  __device__ float b(int k, int n) const {
+    const int rs = d.r * d.s;
+    return w[(k / rs * d.c + n) * rs + k % rs];
+  }
+  __device__ void store(int m, int n, int, float v) const {
+    const int plane = d.h * d.w;
+    dx[(m / plane * d.c + n) * plane + m % plane] = v;
+  }
+};
+
+// Weight gradient: C(k, (c, r, s)) = sum over output positions (n, oh, ow) of dy * x at the tap;
+// split z writes its share to out [z][k][c * r * s].
+struct WeightGradOperands {
+  Dims32 d;
+  const float *x, *dy;
+  float* out;
+  __device__ float a(int m, int k) const {
+    const int plane = d.oh * d.ow;
+    return dy[(k / plane * d.k + m) * plane + k % plane];
+  }
+  __device__ float b(int k, int n) const {
+    const int plane = d.oh * d.ow, img = k / plane, oh = k % plane / d.ow, ow = k % d.ow;
+    const int rs = d.r * d.s, c = n / rs, r = n % rs / d.s, s = n % d.s;
+    const int ih = oh * d.stride - d.pad + r, iw = ow * d.stride - d.pad + s;
+    return ih >= 0 && ih < d.h && iw >= 0 && iw < d.w ? x[((img * d.c + c) * d.h + ih) * d.w + iw]
+                                                      : 0.f;
+  }
+  __device__ void store(int m, int n, int split, float v) const {
+    const int crs = d.c * d.r * d.s;
+    out[(split * d.k + m) * crs + n] = v;
+  }
+};
+
 // Work items of the tiled kernels: kPixelsPerThread columns of one row of one image each.
 i64 tile_items(i64 n, i64 rows, i64 cols) {
   return n * rows * ((cols + kPixelsPerThread - 1) / kPixelsPerThread);
@@ -422,6 +515,12 @@ bool fits_32_bits(const Conv2dParams& p) {
   constexpr i64 kLimit = i64{1} << 30;
   return p.n * p.c * p.h * p.w <= kLimit && p.n * p.k * p.oh * p.ow <= kLimit &&
          p.k * p.c * p.r * p.s * kChannelsPerThread <= kLimit;
+}
+
+// Whether this call takes the TF32 tensor-core path: asked for, and the 32-bit indices fit.
+bool use_tf32(const Conv2dParams& p) {
+  // Every GEMM size is at most a tensor's element count, which fits_32_bits bounds by 2^30.
+  return matmul_precision() == MatmulPrecision::TF32 && fits_32_bits(p);
 }
 
 // Runs a split reduction: kernel(per_split, out) writes [splits, outputs] partials, then they are
@@ -444,6 +543,12 @@ void CudaBackend::conv2d_forward(
   const i64 pixels = p.n * p.oh * p.ow;
   if (pixels == 0 || p.k == 0) return;
   const i64 crs = p.c * p.r * p.s;
+  if (use_tf32(p)) {
+    launch_tf32_gemm(
+        stream(), ForwardOperands{dims32(p), x, w, b, y, p.relu}, pixels, p.k, crs, 1, crs);
+    check_launch(stream(), "conv2d_forward tf32", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
+    return;
+  }
   if (crs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
     launch_map(stream(), "conv2d_forward", pixels * p.k, PlainForward{p, x, w, b, y});
     return;
@@ -466,24 +571,47 @@ void CudaBackend::conv2d_forward(
 void CudaBackend::conv2d_backward(const Conv2dParams& p,
                                   const float* x,
                                   const float* w,
+                                  const float* y,
                                   const float* dy,
                                   float* dx,
                                   float* dw,
                                   float* db) {
   const i64 positions = p.n * p.oh * p.ow, rs = p.r * p.s;
+  // The fused ReLU: when only dx is wanted (attribution), its kernels mask dy as they read it.
+  // dw and db read each dy value only a few times per thread (a masked load would halve their
+  // FMAs per load), so training masks dy once into scratch, as the separate relu would.
+  const float* mask = nullptr;
+  std::optional<DeviceScratch> masked;
+  if (p.relu && dw == nullptr && db == nullptr) {
+    mask = y;
+  } else if (p.relu) {
+    masked.emplace(*this, static_cast<std::size_t>(positions * p.k) * sizeof(float));
+    relu_backward(y, dy, masked->as<float>(), positions * p.k);
+    dy = masked->as<float>();
+  }
+  const bool tf32 = use_tf32(p);
   if (dx != nullptr) {
     const i64 pixels = p.n * p.h * p.w;
     if (positions == 0 || p.k == 0) {
       fill(dx, 0.f, pixels * p.c);
+    } else if (tf32 && pixels > 0 && p.c > 0) {
+      launch_tf32_gemm(stream(),
+                       InputGradOperands{dims32(p), w, mask, dy, dx},
+                       pixels,
+                       p.c,
+                       p.k * rs,
+                       1,
+                       p.k * rs);
+      check_launch(stream(), "conv2d_backward dx tf32", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     } else if (p.k * rs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
-      launch_map(stream(), "conv2d_backward dx", pixels * p.c, PlainInputGrad{p, w, dy, dx});
+      launch_map(stream(), "conv2d_backward dx", pixels * p.c, PlainInputGrad{p, w, mask, dy, dx});
     } else if (pixels > 0 && p.c <= 4 && p.stride == 1 && p.s <= kMaxWindowWidth) {
       const i64 items = tile_items(p.n, p.h, p.w);
       const std::size_t shared = static_cast<std::size_t>(4 * p.k * rs) * sizeof(float);
       conv2d_input_grad_narrow_kernel<<<grid_for(items, kConvThreads),
                                         kConvThreads,
                                         shared,
-                                        stream()>>>(p, w, dy, dx);
+                                        stream()>>>(p, w, mask, dy, dx);
       check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     } else if (pixels > 0 && p.c > 0) {
       const int channels = p.c <= 8 ? 8 : kChannelsPerThread;
@@ -492,16 +620,33 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
                       static_cast<unsigned>((p.c + channels - 1) / channels));
       const std::size_t shared = static_cast<std::size_t>(channels * p.k * rs) * sizeof(float);
       if (channels == 8) {
-        conv2d_input_grad_kernel<8><<<grid, kConvThreads, shared, stream()>>>(p, w, dy, dx);
+        conv2d_input_grad_kernel<8><<<grid, kConvThreads, shared, stream()>>>(p, w, mask, dy, dx);
       } else {
         conv2d_input_grad_kernel<kChannelsPerThread>
-            <<<grid, kConvThreads, shared, stream()>>>(p, w, dy, dx);
+            <<<grid, kConvThreads, shared, stream()>>>(p, w, mask, dy, dx);
       }
       check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     }
   }
-  if (dw != nullptr && p.k * p.c * rs > 0 && p.stride == 1 && p.s <= kMaxWindowWidth &&
-      fits_32_bits(p)) {
+  if (dw != nullptr && p.k * p.c * rs > 0 && tf32) {
+    const i64 crs = p.c * rs;
+    const i64 tiles = (p.k + kMmaTileM - 1) / kMmaTileM * ((crs + kMmaTileN - 1) / kMmaTileN);
+    const i64 splits = choose_splits(tiles, positions, /*min_per_split=*/256);
+    const i64 per_split = std::max<i64>(
+        ((positions + splits - 1) / splits + kMmaTileK - 1) / kMmaTileK * kMmaTileK, kMmaTileK);
+    const i64 used = std::max<i64>((positions + per_split - 1) / per_split, 1);
+    split_reduce(*this, used, p.k * crs, dw, [&](float* out) {
+      launch_tf32_gemm(stream(),
+                       WeightGradOperands{dims32(p), x, dy, out},
+                       p.k,
+                       crs,
+                       positions,
+                       used,
+                       per_split);
+      check_launch(stream(), "conv2d_backward dw tf32", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
+    });
+  } else if (dw != nullptr && p.k * p.c * rs > 0 && p.stride == 1 && p.s <= kMaxWindowWidth &&
+             fits_32_bits(p)) {
     const i64 blocks = (p.k + kDwChannels - 1) / kDwChannels * p.c * p.r;
     const i64 items = tile_items(p.n, p.oh, p.ow);
     const i64 splits = choose_splits(blocks, items, /*min_per_split=*/512);

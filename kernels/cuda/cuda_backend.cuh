@@ -73,6 +73,7 @@ class CudaBackend final : public Backend {
   void conv2d_backward(const Conv2dParams& p,
                        const float* x,
                        const float* w,
+                       const float* y,
                        const float* dy,
                        float* dx,
                        float* dw,

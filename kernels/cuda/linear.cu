@@ -2,10 +2,13 @@
 // forward y = x w^T, dx = dy w, dw = dy^T x; transposes are only strides. A 64x64 tile of C per
 // block, k in steps of 16 through shared memory, 4x4 adjacent outputs per thread (128-bit reads).
 // When the tiles are too few to fill the GPU (small outputs, long k: dw over a batch of 10,000) k
-// is split across blocks and the partial products are added in a fixed order afterwards.
+// is split across blocks and the partial products are added in a fixed order afterwards. With TF32
+// on (kernels/precision.h) the same products go through tf32_gemm.cuh's tensor-core kernel.
 #include "kernels/cuda/cuda_backend.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/reduce.cuh"
+#include "kernels/cuda/tf32_gemm.cuh"
+#include "kernels/precision.h"
 
 namespace gradlens::cuda {
 
@@ -100,8 +103,40 @@ bool fits_32_bits(const GemmArgs& g, i64 splits) {
          m * g.ldc + n + splits * g.split_stride < kLimit && splits * g.k_per_split < kLimit;
 }
 
-// One launch of the kernel with the narrowest index that fits.
+// GemmArgs as the TF32 kernel's operands (int offsets: fits_32_bits holds).
+struct StridedOperands {
+  const float* a_data;
+  int a_m, a_k;
+  const float* b_data;
+  int b_k, b_n;
+  float* c;
+  int ldc;
+  const float* bias;
+  int split_stride;
+  __device__ float a(int m, int k) const { return a_data[m * a_m + k * a_k]; }
+  __device__ float b(int k, int n) const { return b_data[k * b_k + n * b_n]; }
+  __device__ void store(int m, int n, int split, float v) const {
+    c[split * split_stride + m * ldc + n] = v + (bias != nullptr ? bias[n] : 0.f);
+  }
+};
+
+// One launch of the kernel with the narrowest index that fits; TF32 when asked for and it fits.
 void launch_gemm(cudaStream_t stream, dim3 grid, const GemmArgs& g, i64 splits) {
+  if (matmul_precision() == MatmulPrecision::TF32 && fits_32_bits(g, splits)) {
+    auto i32 = [](i64 v) { return static_cast<int>(v); };
+    const StridedOperands ops{g.a,
+                              i32(g.a_m),
+                              i32(g.a_k),
+                              g.b,
+                              i32(g.b_k),
+                              i32(g.b_n),
+                              g.c,
+                              i32(g.ldc),
+                              g.bias,
+                              i32(g.split_stride)};
+    launch_tf32_gemm(stream, ops, g.m, g.n, g.k, splits, g.k_per_split);
+    return;
+  }
   if (fits_32_bits(g, splits)) {
     gemm_kernel<int><<<grid, kGemmThreads, 0, stream>>>(g);
   } else {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/precision.h"
 #include "tests/cuda/cuda_testing.h"
 #include "tests/testing.h"
 
@@ -700,11 +702,49 @@ TEST_F(CudaKernels, Conv2dBackwardWithNullOutputs) {
                        (mask & 2) ? garbage(p.k * p.c * p.r * p.s) : Floats{},
                        (mask & 4) ? garbage(p.k) : Floats{}}};
       const Twin t = run_twin(in, [&](Backend& be, DeviceArrays& d) {
-        be.conv2d_backward(p, d.f[0], d.f[1], d.f[2], d.f[3], d.f[4], d.f[5]);
+        be.conv2d_backward(p, d.f[0], d.f[1], nullptr, d.f[2], d.f[3], d.f[4], d.f[5]);
       });
       const std::string what = conv_text(p) + " mask " + std::to_string(mask);
       expect_close(t, {3}, reduction(p.k * p.r * p.s), what + " dx");
       expect_close(t, {4, 5}, reduction(p.n * p.oh * p.ow), what + " dw/db");
+    }
+  }
+}
+
+TEST_F(CudaKernels, Conv2dWithFusedRelu) {
+  // The epilogue and the masked prologue of every kernel (tiled, narrow, plain, both dw kernels,
+  // db) against the CPU twin; y holds exact zeros and both signs, so the mask matters.
+  for (const ConvCase& c : kConvCases) {
+    Conv2dParams p = c.p;
+    p.relu = true;
+    const Twin fwd = run_twin({{uniform(p.n * p.c * p.h * p.w, 42),
+                                uniform(p.k * p.c * p.r * p.s, 43),
+                                c.bias ? uniform(p.k, 44) : Floats{},
+                                garbage(p.n * p.k * p.oh * p.ow)}},
+                              [&](Backend& be, DeviceArrays& d) {
+                                be.conv2d_forward(p, d.f[0], d.f[1], d.f[2], d.f[3]);
+                              });
+    expect_close(fwd, {3}, reduction(p.c * p.r * p.s + 1), conv_text(p) + " relu forward");
+    Floats y = uniform(p.n * p.k * p.oh * p.ow, 45);
+    for (std::size_t i = 0; i < y.size(); i += 7) y[i] = 0.f;
+    // dx alone (attribution: the kernels mask dy as they read it), then all three (training: dy
+    // masked once into scratch)
+    for (const bool weights : {false, true}) {
+      const Twin bwd =
+          run_twin({{uniform(p.n * p.c * p.h * p.w, 46),
+                     uniform(p.k * p.c * p.r * p.s, 47),
+                     y,
+                     uniform(p.n * p.k * p.oh * p.ow, 48),
+                     garbage(p.n * p.c * p.h * p.w),
+                     weights ? garbage(p.k * p.c * p.r * p.s) : Floats{},
+                     weights ? garbage(p.k) : Floats{}}},
+                   [&](Backend& be, DeviceArrays& d) {
+                     be.conv2d_backward(p, d.f[0], d.f[1], d.f[2], d.f[3], d.f[4], d.f[5], d.f[6]);
+                   });
+      expect_close(bwd, {4}, reduction(p.k * p.r * p.s), conv_text(p) + " relu dx");
+      if (weights) {
+        expect_close(bwd, {5, 6}, reduction(p.n * p.oh * p.ow), conv_text(p) + " relu dw/db");
+      }
     }
   }
 }
@@ -722,9 +762,127 @@ TEST_F(CudaKernels, Conv2dOnTheWholeTestSet) {
   const Twin bwd =
       run_twin({{x, w, dyadic(p.n * p.k * p.oh * p.ow, 41), {}, garbage(w.size()), garbage(p.k)}},
                [&](Backend& be, DeviceArrays& d) {
-                 be.conv2d_backward(p, d.f[0], d.f[1], d.f[2], d.f[3], d.f[4], d.f[5]);
+                 be.conv2d_backward(p, d.f[0], d.f[1], nullptr, d.f[2], d.f[3], d.f[4], d.f[5]);
                });
   expect_close(bwd, {4, 5}, kExact, "backward " + conv_text(p));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The TF32 tensor-core path (--precision tf32): on inputs that are already TF32 values the products
+// are exact, so the CPU's float32 twin is the reference up to the order of the additions; on other
+// inputs it must differ (the path is taken) by no more than TF32's rounding allows.
+
+struct Tf32Guard {
+  Tf32Guard() { gradlens::set_matmul_precision(gradlens::MatmulPrecision::TF32); }
+  ~Tf32Guard() { gradlens::set_matmul_precision(gradlens::MatmulPrecision::Float32); }
+};
+
+// cvt.rna.tf32.f32 on the host: nearest, ties away from zero, 10 mantissa bits kept.
+Floats tf32_values(Floats v) {
+  for (float& f : v) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    u = (u + 0x1000u) & 0xffffe000u;
+    std::memcpy(&f, &u, sizeof u);
+  }
+  return v;
+}
+
+// Few and small: the emulator runs each mma.sync as 32 warp shuffles.
+const std::vector<ConvCase> kTf32ConvCases = {
+    {conv(2, 3, 12, 12, 6, 5, 5, 1, 0), true},  // conv1's shape class: 3 input channels
+    {conv(1, 6, 7, 7, 70, 3, 3, 1, 1), true},   // two column tiles of output channels, padding
+    {conv(2, 5, 7, 13, 3, 3, 2, 2, 1), false},  // stride 2, odd sizes, no bias
+    {conv(1, 20, 5, 6, 9, 3, 3, 1, 0), true},   // k of dx = 9 * 3 * 3, not a multiple of 16
+};
+
+TEST_F(CudaKernels, Tf32ConvolutionsAreImplicitGemmsOnTensorCores) {
+  const Tf32Guard tf32;
+  for (const ConvCase& c : kTf32ConvCases) {
+    for (const bool relu : {false, true}) {
+      Conv2dParams p = c.p;
+      p.relu = relu;
+      const std::string what = conv_text(p) + (relu ? " relu" : "") + " tf32";
+      const Floats x = tf32_values(uniform(p.n * p.c * p.h * p.w, 50));
+      const Floats w = tf32_values(uniform(p.k * p.c * p.r * p.s, 51));
+      const Floats dy = tf32_values(uniform(p.n * p.k * p.oh * p.ow, 52));
+      const Twin fwd = run_twin({{x, w, c.bias ? uniform(p.k, 53) : Floats{}, garbage(dy.size())}},
+                                [&](Backend& be, DeviceArrays& d) {
+                                  be.conv2d_forward(p, d.f[0], d.f[1], d.f[2], d.f[3]);
+                                });
+      expect_close(fwd, {3}, reduction(p.c * p.r * p.s + 1), what + " forward");
+      Floats y = uniform(dy.size(), 54);
+      for (std::size_t i = 0; i < y.size(); i += 5) y[i] = 0.f;
+      for (const bool weights : {false, true}) {
+        const Twin bwd = run_twin({{x,
+                                    w,
+                                    y,
+                                    dy,
+                                    garbage(x.size()),
+                                    weights ? garbage(w.size()) : Floats{},
+                                    weights ? garbage(p.k) : Floats{}}},
+                                  [&](Backend& be, DeviceArrays& d) {
+                                    be.conv2d_backward(
+                                        p, d.f[0], d.f[1], d.f[2], d.f[3], d.f[4], d.f[5], d.f[6]);
+                                  });
+        expect_close(bwd, {4}, reduction(p.k * p.r * p.s), what + " dx");
+        if (weights) expect_close(bwd, {5, 6}, reduction(p.n * p.oh * p.ow), what + " dw/db");
+      }
+    }
+  }
+}
+
+TEST_F(CudaKernels, Tf32LinearIncludingSplitK) {
+  const Tf32Guard tf32;
+  for (const LinearCase c : std::vector<LinearCase>{{1, 400, 120, true},
+                                                    {7, 13, 5, false},
+                                                    {33, 129, 65, true},
+                                                    {5000, 84, 10, true}}) {  // dw split over k
+    const std::string what = "n " + std::to_string(c.n) + " in " + std::to_string(c.in) + " out " +
+                             std::to_string(c.out) + " tf32";
+    const Floats x = tf32_values(uniform(c.n * c.in, 55));
+    const Floats w = tf32_values(uniform(c.out * c.in, 56));
+    const Floats dy = tf32_values(uniform(c.n * c.out, 57));
+    const Twin fwd =
+        run_twin({{x, w, c.bias ? uniform(c.out, 58) : Floats{}, garbage(c.n * c.out)}},
+                 [=](Backend& be, DeviceArrays& d) {
+                   be.linear_forward(d.f[0], d.f[1], d.f[2], d.f[3], c.n, c.in, c.out);
+                 });
+    expect_close(fwd, {3}, reduction(c.in + 1), what + " forward");
+    const Twin bwd = run_twin(
+        {{x, w, dy, garbage(x.size()), garbage(w.size()), garbage(c.out)}},
+        [=](Backend& be, DeviceArrays& d) {
+          be.linear_backward(d.f[0], d.f[1], d.f[2], d.f[3], d.f[4], d.f[5], c.n, c.in, c.out);
+        });
+    expect_close(bwd, {3}, reduction(c.out), what + " dx");
+    expect_close(bwd, {4, 5}, reduction(c.n), what + " dw/db");
+  }
+}
+
+TEST_F(CudaKernels, Tf32RoundsItsInputs) {
+  // Unrounded inputs: the result moves off float32's by TF32's rounding (2^-11 relative per
+  // input), which shows the tensor-core path ran, and by no more than that.
+  const Conv2dParams p = conv(4, 3, 32, 32, 6, 5, 5, 1, 0);
+  const Arrays in{{uniform(p.n * p.c * p.h * p.w, 59),
+                   uniform(p.k * p.c * p.r * p.s, 60),
+                   Floats{},
+                   garbage(p.n * p.k * p.oh * p.ow)}};
+  auto forward = [&](Backend& be, DeviceArrays& d) {
+    be.conv2d_forward(p, d.f[0], d.f[1], d.f[2], d.f[3]);
+  };
+  Twin t;
+  {
+    const Tf32Guard tf32;
+    t = run_twin(in, forward);
+  }
+  double worst = 0;
+  for (std::size_t i = 0; i < t.cpu.f[3].size(); ++i) {
+    worst = std::max(worst, std::fabs(double{t.cuda.f[3][i]} - t.cpu.f[3][i]));
+  }
+  EXPECT_GT(worst, 1e-5) << "TF32 results equal float32's: the tensor-core path did not run";
+  expect_close(t, {3}, {0, 2.0 * p.c * p.r * p.s * std::ldexp(1.0, -10)}, "tf32 rounding");
+  const Twin float32 = run_twin(in, forward);  // the guard is gone: float32 again
+  expect_close(float32, {3}, reduction(p.c * p.r * p.s), "float32 after tf32");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -531,7 +531,8 @@ TEST_P(CpuKernels, Conv2dMatchesReference) {
     std::vector<float> y(ref.y.size(), 9.f), dx(x.size(), 9.f), dw(w.size(), 9.f),
         db(b.size(), 9.f);
     cpu().conv2d_forward(p, x.data(), w.data(), b.data(), y.data());
-    cpu().conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    cpu().conv2d_backward(
+        p, x.data(), w.data(), nullptr, dy.data(), dx.data(), dw.data(), db.data());
     EXPECT_TRUE(close(y, ref.y)) << name;
     EXPECT_TRUE(close(dx, ref.dx)) << name;
     EXPECT_TRUE(close(dw, ref.dw)) << name;
@@ -546,12 +547,50 @@ TEST_P(CpuKernels, Conv2dMatchesReference) {
     cpu().conv2d_forward(p, x.data(), w.data(), nullptr, y.data());
     EXPECT_TRUE(close(y, y_nobias)) << name;
     std::vector<float> dx_only(dx.size(), 7.f), dw_only(dw.size(), 7.f), db_only(db.size(), 7.f);
-    cpu().conv2d_backward(p, nullptr, w.data(), dy.data(), dx_only.data(), nullptr, nullptr);
+    cpu().conv2d_backward(
+        p, nullptr, w.data(), nullptr, dy.data(), dx_only.data(), nullptr, nullptr);
     EXPECT_TRUE(close(dx_only, ref.dx)) << name;
-    cpu().conv2d_backward(p, x.data(), w.data(), dy.data(), nullptr, dw_only.data(), nullptr);
+    cpu().conv2d_backward(
+        p, x.data(), w.data(), nullptr, dy.data(), nullptr, dw_only.data(), nullptr);
     EXPECT_TRUE(close(dw_only, ref.dw)) << name;
-    cpu().conv2d_backward(p, x.data(), w.data(), dy.data(), nullptr, nullptr, db_only.data());
+    cpu().conv2d_backward(
+        p, x.data(), w.data(), nullptr, dy.data(), nullptr, nullptr, db_only.data());
     EXPECT_TRUE(close(db_only, ref.db)) << name;
+  }
+}
+
+TEST_P(CpuKernels, Conv2dWithFusedReluEqualsConvThenRelu) {
+  // The fused epilogue and prologue compute exactly what the separate relu does, bit for bit.
+  for (const auto& [name, p] : conv_cases()) {
+    const std::vector<float> x = random_vector(p.n * p.c * p.h * p.w, 30);
+    const std::vector<float> w = random_vector(p.k * p.c * p.r * p.s, 31);
+    const std::vector<float> b = random_vector(p.k, 32);
+    const std::vector<float> dy = random_vector(p.n * p.k * p.oh * p.ow, 33);
+    std::vector<float> z(dy.size()), y(dy.size()), masked(dy.size());
+    std::vector<float> dx(x.size()), dw(w.size()), db(b.size());
+    cpu().conv2d_forward(p, x.data(), w.data(), b.data(), z.data());
+    cpu().relu_forward(z.data(), y.data(), static_cast<i64>(z.size()));
+    cpu().relu_backward(z.data(), dy.data(), masked.data(), static_cast<i64>(z.size()));
+    cpu().conv2d_backward(
+        p, x.data(), w.data(), nullptr, masked.data(), dx.data(), dw.data(), db.data());
+
+    Conv2dParams fused = p;
+    fused.relu = true;
+    std::vector<float> y_fused(dy.size(), 9.f), dx_fused(x.size(), 9.f), dw_fused(w.size(), 9.f),
+        db_fused(b.size(), 9.f);
+    cpu().conv2d_forward(fused, x.data(), w.data(), b.data(), y_fused.data());
+    cpu().conv2d_backward(fused,
+                          x.data(),
+                          w.data(),
+                          y_fused.data(),
+                          dy.data(),
+                          dx_fused.data(),
+                          dw_fused.data(),
+                          db_fused.data());
+    EXPECT_EQ(y_fused, y) << name;
+    EXPECT_EQ(dx_fused, dx) << name;
+    EXPECT_EQ(dw_fused, dw) << name;
+    EXPECT_EQ(db_fused, db) << name;
   }
 }
 
@@ -565,8 +604,10 @@ TEST_P(CpuKernels, Conv2dIsReproducibleAndThreadCountIndependentUpToRounding) {
     ThreadCount guard(threads);
     EXPECT_EQ(gradlens::num_threads(), threads);
     std::vector<float> dw1(w.size()), dw2(w.size()), dx(x.size());
-    cpu().conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw1.data(), nullptr);
-    cpu().conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw2.data(), nullptr);
+    cpu().conv2d_backward(
+        p, x.data(), w.data(), nullptr, dy.data(), dx.data(), dw1.data(), nullptr);
+    cpu().conv2d_backward(
+        p, x.data(), w.data(), nullptr, dy.data(), dx.data(), dw2.data(), nullptr);
     EXPECT_EQ(dw1, dw2) << threads << " threads";  // bitwise, for a given thread count
     dws.push_back(dw1);
   }

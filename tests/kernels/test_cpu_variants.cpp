@@ -49,7 +49,7 @@ void add_conv(Backend& be, Outputs& out, i64 n, i64 c, i64 k, i64 hw) {
   const Floats b = random_vector(k, seed + 2), dy = random_vector(n * k * p.oh * p.ow, seed + 3);
   Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
   be.conv2d_forward(p, x.data(), w.data(), b.data(), y.data());
-  be.conv2d_backward(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+  be.conv2d_backward(p, x.data(), w.data(), nullptr, dy.data(), dx.data(), dw.data(), db.data());
   const std::string name =
       "conv " + std::to_string(c) + "->" + std::to_string(k) + " batch " + std::to_string(n);
   out.tensors.push_back({name + " y", y});

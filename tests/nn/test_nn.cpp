@@ -2,7 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 
+#include "autograd/engine.h"
+#include "autograd/hooks.h"
 #include "autograd/ops.h"
 #include "nn/lenet.h"
 #include "nn/loss.h"
@@ -93,6 +96,41 @@ TEST(Net, RejectsImagesOfTheWrongShape) {
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("[2, 1, 32, 32]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Net, FusedConvReluGivesTheSameLogitsAndGradientsAsSeparateOps) {
+  nn::Net net(7);
+  const Tensor images = gradlens::testing::random_tensor({3, 3, 32, 32}, 8);
+  auto logits_and_grad = [&](bool hooked) {
+    // An identity hook on conv1 is something that sees the pre-ReLU output: no fusion there.
+    std::optional<nn::ForwardHookGuard> hook;
+    if (hooked) hook.emplace(*net.conv1, [](const Tensor&, const Tensor& out) { return out; });
+    Tensor x = images.detach();
+    x.set_requires_grad(true);
+    const Tensor logits = net(x);
+    const Tensor g = grad({sum(logits)}, {x})[0];
+    return std::make_pair(logits.to_vector(), g.to_vector());
+  };
+  const auto fused = logits_and_grad(false);
+  const auto separate = logits_and_grad(true);
+  EXPECT_EQ(fused.first, separate.first);
+  EXPECT_EQ(fused.second, separate.second);
+}
+
+TEST(Net, ABackwardRuleSetAfterAFusedForwardIsAnErrorNotASilentSkip) {
+  nn::Net net(7);
+  Tensor x = gradlens::testing::random_tensor({1, 3, 32, 32}, 9);
+  x.set_requires_grad(true);
+  const Tensor logits = net(x);  // no rule active: conv2d + relu fused
+  BackwardOverrideGuard rule("relu", [](Node& node, const Tensor& g, const std::vector<bool>& n) {
+    return node.backward(g, n);
+  });
+  try {
+    grad({sum(logits)}, {x});
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("before the forward"), std::string::npos) << e.what();
   }
 }
 

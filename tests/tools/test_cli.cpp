@@ -41,6 +41,17 @@ TEST(Cli, BadNumbersAreRejected) {
   EXPECT_NE(r.err.find("tpu"), std::string::npos) << r.err;
 }
 
+TEST(Cli, PrecisionIsFloat32OrTf32AndTf32AsksForCuda) {
+  const gradlens::testing::CliRun bad = run_gradlens("eval --precision fp16");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(count_lines(bad.err), 1) << bad.err;
+  EXPECT_NE(bad.err.find("fp16"), std::string::npos) << bad.err;
+  const gradlens::testing::CliRun cpu = run_gradlens("eval --precision tf32 --device cpu");
+  EXPECT_NE(cpu.exit_code, 0);
+  EXPECT_EQ(count_lines(cpu.err), 1) << cpu.err;
+  EXPECT_NE(cpu.err.find("--device cuda"), std::string::npos) << cpu.err;
+}
+
 TEST(Cli, ModelOfTheWrongShapeIsOneLine) {
   const fs::path dir = fresh_temp_dir("gradlens_cli");
   gradlens::nn::SafetensorsWriter w;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 
 struct dim3 {
@@ -121,6 +122,17 @@ inline float __shfl_down_sync(unsigned, float v, int offset) {
 }
 inline float __shfl_xor_sync(unsigned, float v, int mask) {
   return ::emu::shfl(v, ::emu::lane() ^ mask);
+}
+inline float __shfl_sync(unsigned, float v, int src_lane) { return ::emu::shfl(v, src_lane & 31); }
+inline unsigned __float_as_uint(float v) {
+  unsigned u;
+  std::memcpy(&u, &v, sizeof u);
+  return u;
+}
+inline float __uint_as_float(unsigned u) {
+  float v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
 }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }

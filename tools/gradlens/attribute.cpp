@@ -39,6 +39,7 @@ struct AttributeOptions {
   std::string sliding_window_shapes = "3,8,8";
   std::string strides = "3,4,4";
   std::string device = "cpu";
+  std::string precision = "float32";
   int threads = 0;
   std::string out;
 };
@@ -172,6 +173,7 @@ std::string join_ints(const std::vector<std::int64_t>& v, std::size_t max_items 
 void run_attribute(AttributeOptions& o) {
   MethodConfig& c = o.config;
   const Device device = Device::parse(o.device);
+  apply_precision(o.precision, device);
   apply_threads(o.threads);
   if (!o.memory_budget.empty()) c.memory_budget = parse_bytes(o.memory_budget, "--memory-budget");
   c.sliding_window_shapes = parse_shape(o.sliding_window_shapes, "--sliding-window-shapes");
@@ -360,6 +362,10 @@ void add_attribute_command(CLI::App& app) {
       ->capture_default_str();
 
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+
+  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
+
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
   cmd->add_option("--out", o->out, "write 'attributions' (and 'delta') here (safetensors)");
   cmd->callback([o] { run_attribute(*o); });

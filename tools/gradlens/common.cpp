@@ -10,6 +10,7 @@
 #include "autograd/grad_mode.h"
 #include "data/transforms.h"
 #include "kernels/backend.h"
+#include "kernels/precision.h"
 #include "nn/safetensors.h"
 
 namespace gradlens::cli {
@@ -64,6 +65,16 @@ void load_model(nn::Net& net, const std::string& path) {
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
+}
+
+void apply_precision(const std::string& precision, Device device) {
+  const MatmulPrecision p = parse_matmul_precision(precision);
+  if (p == MatmulPrecision::TF32 && device.is_cpu()) {
+    throw std::runtime_error(
+        "--precision tf32 needs --device cuda (TF32 is a tensor-core format; the CPU computes in "
+        "float32)");
+  }
+  set_matmul_precision(p);
 }
 
 void apply_threads(int threads) {

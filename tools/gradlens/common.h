@@ -28,5 +28,7 @@ void print_accuracy(const EvalResult& result);
 void load_model(nn::Net& net, const std::string& path);
 /// 0 means every core.
 void apply_threads(int threads);
+/// --precision float32|tf32 (kernels/precision.h); tf32 asks for CUDA, where the tensor cores are.
+void apply_precision(const std::string& precision, Device device);
 
 }  // namespace gradlens::cli

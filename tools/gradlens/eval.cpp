@@ -13,6 +13,7 @@ struct EvalOptions {
   std::string model = "cifar_net.safetensors";
   std::string data_dir = ".data/cifar10";
   std::string device = "cpu";
+  std::string precision = "float32";
   std::int64_t batch_size = 1000;
   int threads = 0;
 };
@@ -20,6 +21,7 @@ struct EvalOptions {
 void run_eval(const EvalOptions& o) {
   if (o.batch_size < 1) throw std::runtime_error("--batch-size must be >= 1");
   const Device device = Device::parse(o.device);
+  apply_precision(o.precision, device);
   apply_threads(o.threads);
   nn::Net net;
   load_model(net, o.model);
@@ -47,6 +49,8 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
+      ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "images per forward pass")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
   cmd->callback([o] { run_eval(*o); });

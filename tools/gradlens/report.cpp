@@ -43,6 +43,7 @@ struct ReportOptions {
   std::string methods = "all";
   std::string target = "label";
   std::string device = "cpu";
+  std::string precision = "float32";
   int nt_samples = 100;
   float stdevs = 0.2f;
   int n_steps = 50;
@@ -247,6 +248,7 @@ window.addEventListener('load', function () {
 void run_report(const ReportOptions& o) {
   const auto start = Clock::now();
   const Device device = Device::parse(o.device);
+  apply_precision(o.precision, device);
   apply_threads(o.threads);
   if (o.scale < 1 || o.scale > 32) fail("--scale must be in 1..32, got " + std::to_string(o.scale));
   if (o.nt_samples < 1) fail("--nt-samples must be >= 1, got " + std::to_string(o.nt_samples));
@@ -583,6 +585,8 @@ void add_report_command(CLI::App& app) {
   cmd->add_option("--scale", o->scale, "pixels per image pixel in the PNGs")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random draws")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
   cmd->callback([o] { run_report(*o); });
 }

@@ -26,6 +26,7 @@ struct TrainOptions {
   std::uint64_t seed = 0;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "float32";
   std::string out = "cifar_net.safetensors";
   std::int64_t log_every = 2000;
   std::int64_t limit = 0;  // train on the first `limit` shuffled images per epoch (0 = all)
@@ -44,6 +45,7 @@ void run_train(const TrainOptions& o) {
   if (o.batch_size < 1) throw std::runtime_error("--batch-size must be >= 1");
   if (o.log_every < 1) throw std::runtime_error("--log-every must be >= 1");
   const Device device = Device::parse(o.device);
+  apply_precision(o.precision, device);
   apply_threads(o.threads);
 
   const data::CifarSplit train = data::load_cifar10(o.data_dir, true);
@@ -136,6 +138,8 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
+      ->capture_default_str();
   cmd->add_option("--out", o->out, "where to write the model (safetensors)")->capture_default_str();
   cmd->add_option("--log-every", o->log_every, "print the running loss every N mini-batches")
       ->capture_default_str();
