@@ -70,6 +70,8 @@ __device__ inline void mma_tf32(float (&d)[4], const float (&a)[4], const float 
 // Operands: a(m, k), b(k, n) read one element each (0 outside the operand is the caller's
 // business: the kernel only asks for m < m_size, n < n_size, k < k_size), store(m, n, split, v)
 // writes one result. blockIdx.z takes k in [z * k_per_split, (z + 1) * k_per_split).
+// Up to 128 registers a thread (4 blocks, 16 warps a multiprocessor): asking for 6 or 8 blocks
+// spills the 32 accumulators (ptx_report), and 8 mma per fragment load keep the tensor cores fed.
 template <class Operands>
 __global__ void __launch_bounds__(kMmaThreads)
     tf32_gemm_kernel(Operands ops, int m_size, int n_size, int k_size, int k_per_split) {
