@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "attr/gradient.h"
@@ -13,7 +12,7 @@
 #include "autograd/error.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
-#include "nn/init.h"
+#include "kernels/philox.h"
 
 namespace gradlens::attr {
 
@@ -57,18 +56,27 @@ Attributions GradientShap::attribute(const Tensor& inputs,
   Shape expanded = row_shape;
   expanded.insert(expanded.begin(), rows);
   const RandomDraws* draws = options_.draws;
-  nn::Generator gen(options_.seed);
+  const std::vector<std::int64_t> streams = image_streams(options_.image_ids, n, name());
 
-  // (1) baseline rows
-  const std::vector<std::int64_t> index = baseline_rows(draws, rows, k, gen, name());
-  // (2) noise on the inputs
-  Tensor noise;
+  // (1) baseline rows; sample s of image i takes draw s of the image's streams (draws.h)
+  const std::vector<std::int64_t> index =
+      baseline_rows(draws, streams, ns, k, options_.seed, name());
+  // (2) noise on the inputs, made on their device
+  // NOTE: stdevs 0 (the default) draws nothing: Captum draws zeros, but our stream is not torch's.
+  const Tensor repeated = repeat_interleave(inputs, ns);
+  Tensor xn = repeated;
   if (const Tensor* given = given_noise(draws, expanded, name())) {
-    noise = given->to(inputs.device());
+    xn = add(repeated, given->to(inputs.device()));
   } else if (options_.stdevs > 0.f) {
-    noise = normal_noise(expanded, options_.stdevs, gen, inputs.device());
-  }  // NOTE: stdevs 0 (the default) draws nothing: Captum draws zeros, but our stream is not
-     // torch's anyway, and the draw cost as much as the gradients.
+    std::vector<std::int64_t> samples(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) samples[static_cast<std::size_t>(r)] = r % ns;
+    xn = normal_noise(repeated,
+                      repeat_interleave(streams, ns),
+                      samples,
+                      options_.stdevs,
+                      options_.seed,
+                      philox::kNoise);
+  }
   // (3) interpolation points, drawn in double and used as float32 (Captum's numpy -> float32)
   std::vector<float> alphas;
   if (draws && !draws->alphas.empty()) {
@@ -79,14 +87,10 @@ Attributions GradientShap::attribute(const Tensor& inputs,
                    rows);
     alphas = draws->alphas;
   } else {
-    std::uniform_real_distribution<double> uniform(0.0, 1.0);
-    alphas.resize(static_cast<std::size_t>(rows));
-    for (float& a : alphas) a = static_cast<float>(uniform(gen.engine()));
+    alphas = alpha_rows(streams, ns, options_.seed);
   }
 
   const auto t = repeat_interleave(expand_targets(targets, n), ns);
-  const Tensor repeated = repeat_interleave(inputs, ns);
-  const Tensor xn = noise.defined() ? add(repeated, noise) : repeated;
   const Tensor b = index_rows(baselines, index);
   Shape alpha_shape(expanded.size(), 1);
   alpha_shape[0] = rows;

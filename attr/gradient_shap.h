@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "attr/attribution.h"
 #include "attr/draws.h"
@@ -16,7 +17,8 @@ struct GradientShapOptions {
   int n_samples = 5;
   float stdevs = 0.f;  // noise added to the inputs (Captum's default: none)
   bool multiply_by_inputs = true;
-  std::uint64_t seed = 0;              // nn::Generator seed of the draws, fixed per call
+  std::uint64_t seed = 0;                    // seed of the draws (draws.h), fixed per call
+  std::vector<std::int64_t> image_ids = {};  // per input row: its stream of draws; empty = 0 .. N-1
   const RandomDraws* draws = nullptr;  // baseline_index / noise / alphas to use instead of drawing
   // Per-sample completeness gaps cost two more forward passes over N * n_samples rows; Captum
   // computes them only when asked (return_convergence_delta), and so do we.
@@ -31,8 +33,8 @@ class GradientShap : public Attribution {
 
   std::string_view name() const override { return "gradient_shap"; }
   /// baselines: the reference distribution [K, ...] (required). Draws, when not handed in, come
-  /// from nn::Generator(seed) in Captum's order: baseline rows, noise (even when stdevs = 0),
-  /// alphas. delta [N * n_samples]: per sample row, sum(attr_r) - (f_t(xn_r) - f_t(b_r)).
+  /// from each image's streams (draws.h): baseline rows, noise (only when stdevs > 0), alphas.
+  /// delta [N * n_samples]: per sample row, sum(attr_r) - (f_t(xn_r) - f_t(b_r)).
   Attributions attribute(const Tensor& inputs,
                          std::span<const std::int64_t> targets,
                          const Tensor& baselines) override;

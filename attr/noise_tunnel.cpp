@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <utility>
 
 #include "autograd/error.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "kernels/philox.h"
 
 namespace gradlens::attr {
 
@@ -45,19 +45,6 @@ std::vector<std::int64_t> repeat_interleave(std::span<const std::int64_t> values
   std::vector<std::int64_t> out;
   out.reserve(values.size() * static_cast<std::size_t>(samples));
   for (const std::int64_t v : values) out.insert(out.end(), static_cast<std::size_t>(samples), v);
-  return out;
-}
-
-Tensor normal_noise(const Shape& shape, float stdev, nn::Generator& gen, Device device) {
-  std::vector<float> values(static_cast<std::size_t>(shape_numel(shape)));
-  for (float& v : values) v = stdev * gen.normal(0.f, 1.f);
-  return Tensor::from_vector(values, shape).to(device);
-}
-
-std::vector<std::int64_t> random_indices(std::int64_t count, std::int64_t k, nn::Generator& gen) {
-  std::uniform_int_distribution<std::int64_t> pick_row(0, k - 1);
-  std::vector<std::int64_t> out(static_cast<std::size_t>(count));
-  for (auto& v : out) v = pick_row(gen.engine());
   return out;
 }
 
@@ -101,12 +88,12 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   expanded[0] = rows;
   const auto t = expand_targets(targets, n);
   const RandomDraws* draws = options_.draws;
-  nn::Generator gen(options_.seed);
+  const std::vector<std::int64_t> streams = image_streams(options_.image_ids, n, name());
 
-  // Draws, in Captum's order: baseline rows (draw_baseline_from_distrib), then the noise. Both are
-  // made for every sample row at once, indexed by row i * nt + s.
-  // NOTE: Captum draws per partition and reuses one set of baseline rows for all full partitions;
-  // drawing per row up front instead keeps results independent of nt_samples_batch_size.
+  // Draws: sample s of image i takes draw s of the image's streams (draws.h), so the result does
+  // not depend on nt_samples_batch_size, the batch or the device. The noise is made on the
+  // device, one partition at a time, unless it is handed in.
+  // NOTE: Captum draws per partition and reuses one set of baseline rows for all full partitions.
   std::vector<std::int64_t> sample_baselines;
   if (options_.draw_baseline_from_distrib) {
     GRADLENS_CHECK(
@@ -119,14 +106,9 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
         " for inputs ",
         shape_str(inputs.shape()));
     const std::int64_t k = baselines.size(0);
-    sample_baselines = baseline_rows(draws, rows, k, gen, name());
+    sample_baselines = baseline_rows(draws, streams, nt, k, options_.seed, name());
   }
-  Tensor noise;
-  if (const Tensor* given = given_noise(draws, expanded, name())) {
-    noise = *given;
-  } else {
-    noise = normal_noise(expanded, options_.stdevs, gen);  // on the CPU; moved per partition
-  }
+  const Tensor* given = given_noise(draws, expanded, name());
 
   // Partitions of samples: nt / k of k samples, then the remainder (Captum's order).
   const std::int64_t per_call = options_.nt_samples_batch_size == 0
@@ -146,18 +128,25 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   bool has_delta = false;
   for (const auto& [s0, s1] : partitions) {
     const std::int64_t m = s1 - s0;
-    std::vector<std::int64_t> image_of_row, sample_row, row_targets;
-    image_of_row.reserve(static_cast<std::size_t>(n * m));
-    sample_row.reserve(static_cast<std::size_t>(n * m));
+    std::vector<std::int64_t> image_of_row, sample_row, row_targets, stream_of_row, sample_of_row;
     for (std::int64_t i = 0; i < n; ++i) {
       for (std::int64_t s = s0; s < s1; ++s) {
         image_of_row.push_back(i);
         sample_row.push_back(i * nt + s);
         row_targets.push_back(t[static_cast<std::size_t>(i)]);
+        stream_of_row.push_back(streams[static_cast<std::size_t>(i)]);
+        sample_of_row.push_back(s);
       }
     }
-    const Tensor noisy =
-        add(index_rows(inputs, image_of_row), index_rows(noise, sample_row).to(inputs.device()));
+    const Tensor repeated = index_rows(inputs, image_of_row);
+    const Tensor noisy = given != nullptr
+                             ? add(repeated, index_rows(*given, sample_row).to(inputs.device()))
+                             : normal_noise(repeated,
+                                            stream_of_row,
+                                            sample_of_row,
+                                            options_.stdevs,
+                                            options_.seed,
+                                            philox::kNoise);
     Tensor part_baselines = baselines;
     if (options_.draw_baseline_from_distrib) {
       std::vector<std::int64_t> picked;

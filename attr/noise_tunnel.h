@@ -12,7 +12,6 @@
 
 #include "attr/attribution.h"
 #include "attr/draws.h"
-#include "nn/init.h"
 
 namespace gradlens::attr {
 
@@ -25,11 +24,12 @@ NoiseTunnelType parse_noise_tunnel_type(std::string_view name);
 struct NoiseTunnelOptions {
   NoiseTunnelType type = NoiseTunnelType::SmoothGrad;
   int nt_samples = 5;
-  int nt_samples_batch_size = 0;            // samples per base call; 0 = all at once
-  float stdevs = 1.0f;                      // noise standard deviation (Captum's default)
-  std::uint64_t seed = 0;                   // nn::Generator seed of the draws, fixed per call
-  const RandomDraws* draws = nullptr;       // noise / baseline_index to use instead of drawing
-  bool draw_baseline_from_distrib = false;  // baselines [K, ...]: one random row per sample
+  int nt_samples_batch_size = 0;             // samples per base call; 0 = all at once
+  float stdevs = 1.0f;                       // noise standard deviation (Captum's default)
+  std::uint64_t seed = 0;                    // seed of the draws (draws.h), fixed per call
+  std::vector<std::int64_t> image_ids = {};  // per input row: its stream of draws; empty = 0 .. N-1
+  const RandomDraws* draws = nullptr;        // noise / baseline_index to use instead of drawing
+  bool draw_baseline_from_distrib = false;   // baselines [K, ...]: one random row per sample
 };
 
 class NoiseTunnel : public Attribution {
@@ -61,12 +61,5 @@ class NoiseTunnel : public Attribution {
 Tensor repeat_interleave(const Tensor& x, std::int64_t samples);
 std::vector<std::int64_t> repeat_interleave(std::span<const std::int64_t> values,
                                             std::int64_t samples);
-
-/// N(0, stdev^2) noise of `shape`, drawn as stdev * standard normal on the CPU from `gen` (so
-/// stdev 0 gives zeros and still consumes the draws), then moved to `device`.
-Tensor normal_noise(const Shape& shape, float stdev, nn::Generator& gen, Device device = {});
-
-/// `count` indices uniform in [0, k) from `gen` (a baseline row per sample).
-std::vector<std::int64_t> random_indices(std::int64_t count, std::int64_t k, nn::Generator& gen);
 
 }  // namespace gradlens::attr

@@ -52,6 +52,15 @@ inline Tensor view(const Tensor& x, Shape shape) { return reshape(x, std::move(s
 Tensor slice(const Tensor& x, std::int64_t start, std::int64_t end);
 // along dim 0: [N1, ...] ++ [N2, ...] -> [N1+N2, ...]
 Tensor cat(const std::vector<Tensor>& xs);
+// x [N, ...] + stdev * z, z the standard normal draws of kernels/philox.h: row r gets draws
+// samples[r] * row_size + j of stream (seed, streams[r], purpose), made on x's device. Not
+// recorded.
+Tensor normal_noise(const Tensor& x,
+                    std::span<const std::int64_t> streams,
+                    std::span<const std::int64_t> samples,
+                    float stdev,
+                    std::uint64_t seed,
+                    std::uint32_t purpose);
 // x [N, ...], rows picked by index (repeats allowed) -> [index.size(), ...]
 Tensor index_rows(const Tensor& x, std::span<const std::int64_t> index);
 // x [N, C] -> [N]: x[i, index[i]] (attribution targets)

@@ -64,6 +64,11 @@ class Backend {
   virtual void relu_forward(const float* x, float* y, i64 n) = 0;
   virtual void relu_backward(const float* x, const float* dy, float* dx, i64 n) = 0;
 
+  // Gaussian noise from the counter-based generator (params.h); stream and sample [p.rows] are
+  // indices on this device; y may be x.
+  virtual void normal_noise(
+      const NoiseParams& p, const i64* stream, const i64* sample, const float* x, float* y) = 0;
+
   // Reductions: y[0] = sum(x [n]) (accumulated in double on the CPU)
   virtual void sum(const float* x, i64 n, float* y) = 0;
   // y[o, i] = sum_d x[o, d, i] for x [outer, size, inner]

@@ -17,6 +17,15 @@ struct Conv2dParams {
   bool relu = false;
 };
 
+// normal_noise: y[r, j] = x[r, j] + stdev * z, z = philox::normal(seed, stream[r], purpose,
+// sample[r] * row_size + j) (kernels/philox.h): row r is sample `sample[r]` of stream `stream[r]`.
+struct NoiseParams {
+  std::uint64_t seed;
+  std::uint32_t purpose;
+  std::int64_t rows, row_size;
+  float stdev;
+};
+
 // max_pool2d: x [n, c, h, w] -> y [n, c, oh, ow]; indices hold the flat h*w position of each
 // maximum.
 struct Pool2dParams {

@@ -15,6 +15,18 @@
 
 namespace gradlens::testing {
 
+// RAII thread count for tests that compare thread counts.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int threads) : saved_(num_threads()) { set_num_threads(threads); }
+  ~ThreadCount() { set_num_threads(saved_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
+
 /// n uniform random floats in [lo, hi) from a fixed seed (std::mt19937), for kernel tests that
 /// call a Backend directly.
 std::vector<float> random_vector(std::int64_t n,

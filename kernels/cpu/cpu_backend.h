@@ -55,6 +55,11 @@ class CpuBackend final : public Backend {
                        float* db) override;
   void relu_forward(const float* x, float* y, i64 n) override;
   void relu_backward(const float* x, const float* dy, float* dx, i64 n) override;
+  void normal_noise(const NoiseParams& p,
+                    const i64* stream,
+                    const i64* sample,
+                    const float* x,
+                    float* y) override;
 
   void sum(const float* x, i64 n, float* y) override;
 

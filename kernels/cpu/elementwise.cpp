@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "kernels/broadcast.h"
+#include "kernels/cpu/common/normal_noise.h"
 #include "kernels/cpu/common/scratch.h"
 #include "kernels/cpu/common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -227,6 +228,12 @@ void CpuBackend::relu_backward(const float* x, const float* dy, float* dx, i64 n
     float* __restrict dxr = dx;
     for (i64 i = begin; i < end; ++i) dxr[i] = xr[i] > 0.f ? dyr[i] : 0.f;
   });
+}
+
+void CpuBackend::normal_noise(
+    const NoiseParams& p, const i64* stream, const i64* sample, const float* x, float* y) {
+  ::gradlens::cpu::normal_noise(
+      p, stream, sample, x, y);  // one copy for every variant: the same draws
 }
 
 }  // namespace gradlens::cpu::GRADLENS_CPU_ISA

@@ -14,7 +14,9 @@
 #include "attr/saliency.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "nn/lenet.h"
 #include "tests/attr/reference.h"
+#include "tests/testing.h"
 
 using namespace gradlens;
 using gradlens::testing::allclose;
@@ -292,8 +294,7 @@ TEST(NoiseTunnel, PartitionsAndChunksDoNotChangeTheResult) {
   // IG base: partitions (2 + 2 + 1 samples) and IG's own chunking; deltas keep row i * nt + s and
   // equal IG's deltas on the whole expanded batch.
   attr::RandomDraws draws;
-  nn::Generator gen(11);
-  draws.noise = attr::normal_noise({15, 3, 32, 32}, 0.2f, gen);
+  draws.noise = gradlens::testing::random_tensor({15, 3, 32, 32}, 11, -0.4f, 0.4f);
   attr::IntegratedGradients ig(set->forward, {.n_steps = 10});
   attr::NoiseTunnel whole(
       ig, {.type = attr::NoiseTunnelType::SmoothGradSq, .nt_samples = 5, .draws = &draws});
@@ -317,8 +318,7 @@ TEST(NoiseTunnel, PartitionsAndChunksDoNotChangeTheResult) {
 TEST(NoiseTunnel, OneBatchEqualsSingleImageCallsWithTheirNoise) {
   GRADLENS_PUBLIC_SET(set);
   attr::RandomDraws draws;
-  nn::Generator gen(99);
-  draws.noise = attr::normal_noise({16 * 4, 3, 32, 32}, 0.25f, gen);
+  draws.noise = gradlens::testing::random_tensor({16 * 4, 3, 32, 32}, 99, -0.5f, 0.5f);
   attr::Saliency saliency(set->forward);
   attr::NoiseTunnel nt(saliency,
                        {.type = attr::NoiseTunnelType::VarGrad, .nt_samples = 4, .draws = &draws});
@@ -396,4 +396,50 @@ TEST(NoiseTunnel, RejectsBadOptionsAndDraws) {
   attr::NoiseTunnel nt(saliency);
   EXPECT_EQ(nt.name(), "noise_tunnel");
   EXPECT_EQ(&nt.base(), &saliency);
+}
+
+TEST(SamplingDraws, NoiseTunnelAndGradientShapDoNotDependOnTheChunking) {
+  // Each image's draws come from its own streams, keyed by its index in the data set: 100 images in
+  // one call, in chunks of 7 and one at a time give the same attributions.
+  nn::Net net(3);
+  const attr::ForwardFn forward = [&net](const Tensor& x) { return net(x); };
+  const std::int64_t n = 100;
+  const Tensor x = gradlens::testing::random_tensor({n, 3, 32, 32}, 4);
+  const Tensor baselines = gradlens::testing::random_tensor({5, 3, 32, 32}, 6, -0.2f, 0.2f);
+  std::vector<std::int64_t> targets(static_cast<std::size_t>(n)), ids(targets.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    targets[static_cast<std::size_t>(i)] = i % 10;
+    ids[static_cast<std::size_t>(i)] = 1000 + 3 * i;
+  }
+  const auto run = [&](std::int64_t per_chunk, bool shap) {
+    std::vector<Tensor> parts;
+    for (std::int64_t b = 0; b < n; b += per_chunk) {
+      const std::int64_t e = std::min(n, b + per_chunk);
+      const std::vector<std::int64_t> chunk_ids(ids.begin() + b, ids.begin() + e);
+      const std::span<const std::int64_t> chunk_targets(targets.data() + b,
+                                                        static_cast<std::size_t>(e - b));
+      if (shap) {
+        attr::GradientShap gs(forward,
+                              {.n_samples = 3, .stdevs = 0.1f, .seed = 9, .image_ids = chunk_ids});
+        parts.push_back(gs.attribute(slice(x, b, e), chunk_targets, baselines).values);
+      } else {
+        attr::Saliency saliency(forward);
+        attr::NoiseTunnel nt(saliency,
+                             {.type = attr::NoiseTunnelType::VarGrad,
+                              .nt_samples = 3,
+                              .stdevs = 0.2f,
+                              .seed = 9,
+                              .image_ids = chunk_ids});
+        parts.push_back(nt.attribute(slice(x, b, e), chunk_targets).values);
+      }
+    }
+    return cat(parts);
+  };
+  for (const bool shap : {false, true}) {
+    const Tensor whole = run(n, shap);
+    for (const std::int64_t per_chunk : {1, 7}) {
+      EXPECT_TRUE(allclose(run(per_chunk, shap), whole, 0, 1e-6))
+          << (shap ? "gradient_shap" : "noise_tunnel") << ", " << per_chunk << " per chunk";
+    }
+  }
 }

@@ -768,6 +768,20 @@ TEST_F(CudaKernels, Conv2dOnTheWholeTestSet) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Counter-based noise: the same draws bit for bit (the emulator uses the host's libm; on a GPU the
+// double log/sin/cos may move a float by one rounding step in about one value in 10^8).
+
+TEST_F(CudaKernels, NormalNoiseDrawsTheCpusNoise) {
+  const gradlens::NoiseParams p{42, 1, 7, 75, 0.25f};  // rows of 75: Philox blocks straddle rows
+  const Arrays in{{uniform(p.rows * p.row_size, 61), garbage(p.rows * p.row_size)},
+                  {Indices{5, 5, 9, 0, 123456789012, 9, 3}, Indices{0, 1, 7, 3, 2, 0, 100000}}};
+  const Twin t = run_twin(in, [&](Backend& be, DeviceArrays& d) {
+    be.normal_noise(p, d.idx[0], d.idx[1], d.f[0], d.f[1]);
+  });
+  expect_close(t, {1}, kExact, "normal_noise");
+}
+
+// ---------------------------------------------------------------------------------------------
 // The TF32 tensor-core path (--precision tf32): on inputs that are already TF32 values the products
 // are exact, so the CPU's float32 twin is the reference up to the order of the additions; on other
 // inputs it must differ (the path is taken) by no more than TF32's rounding allows.

@@ -260,8 +260,8 @@ TEST_F(CudaAttr, NoiseTunnelIntegratedGradientsMatchesTheCpu) {
   const attr::ForwardFn forward = [&net](const Tensor& x) { return net(x); };
   const Tensor image = slice(set->inputs, 0, 1);
   const std::vector<std::int64_t> target = {set->labels[0]};
-  // The tutorial's smoothgrad_sq with stdev 0.2, fewer samples. The noise is drawn on the CPU from
-  // the seed and moved, so both sides see the same noisy images.
+  // The tutorial's smoothgrad_sq with stdev 0.2, fewer samples. Each side draws the noise on its
+  // own device from the image's Philox stream: the same noisy images (normal_noise's twin test).
   attr::NoiseTunnelOptions options;
   options.type = attr::NoiseTunnelType::SmoothGradSq;
   options.nt_samples = 10;

@@ -78,17 +78,7 @@ using gradlens::testing::random_vector;
 
 std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
-// RAII thread count for tests that compare thread counts.
-class ThreadCount {
- public:
-  explicit ThreadCount(int threads) : saved_(gradlens::num_threads()) {
-    gradlens::set_num_threads(threads);
-  }
-  ~ThreadCount() { gradlens::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using gradlens::testing::ThreadCount;
 
 // ---------------------------------------------------------------------------------------------
 // Memory and simple elementwise kernels

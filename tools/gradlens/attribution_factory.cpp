@@ -112,6 +112,7 @@ std::unique_ptr<attr::Attribution> make_base(const MethodConfig& c,
                                 .stdevs = c.gs_stdevs,
                                 .multiply_by_inputs = c.multiply_by_inputs,
                                 .seed = c.seed,
+                                .image_ids = {},
                                 .draws = c.noise_tunnel.empty() ? draws : nullptr,
                                 .return_convergence_delta = c.gs_return_delta};
     return std::make_unique<attr::GradientShap>(forward, std::move(o));
@@ -237,6 +238,7 @@ BuiltMethod make_attribution(const MethodConfig& c, nn::Module& model) {
                                  .nt_samples_batch_size = static_cast<int>(c.nt_samples_batch_size),
                                  .stdevs = c.stdevs,
                                  .seed = c.seed,
+                                 .image_ids = {},
                                  .draws = has_draws ? draws.get() : nullptr});
     tunnel->batching().set_max_rows(c.internal_batch_size);
     tunnel->batching().set_memory_budget(c.memory_budget);
