@@ -152,3 +152,59 @@ TEST(AttributeCli, UnknownFlagIsAnErrorNotACrash) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("no-such-flag"), std::string::npos) << r.err;
 }
+
+TEST(AttributeCli, FourShardJobsMergeIntoTheOneRunResult) {
+  // NoiseTunnel over Saliency draws its noise per image from the image's own stream, so four
+  // separate processes, each with its slice of the images and a shard of 4 at a time, then merged,
+  // give what one run over all of them gives.
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
+  const std::string data = fs::path(test_batch).parent_path().string();
+  const fs::path dir = gradlens::testing::fresh_temp_dir("gradlens_shards");
+  const std::string method =
+      "saliency --noise-tunnel vargrad --nt-samples 3 --stdevs 0.2 "
+      "--indices 0:24 --model " +
+      model + " --data " + data;
+  const std::string shards = (dir / "shards").string() + "/";
+  for (int k = 0; k < 4; ++k) {
+    const auto r = run(method + " --images-per-shard 4 --out " + shards + " --shard " +
+                       std::to_string(k) + "/4");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("6/6 images"), std::string::npos) << r.err;  // progress on stderr
+  }
+  const std::string merged = (dir / "merged.safetensors").string();
+  auto merge = [&] {
+    return gradlens::testing::run_gradlens("shards merge " + shards + " --out " + merged);
+  };
+  ASSERT_EQ(merge().exit_code, 0);
+  const std::string single = (dir / "single.safetensors").string();
+  ASSERT_EQ(run(method + " --out " + single).exit_code, 0);
+  const auto a = SafetensorsFile::load(merged), b = SafetensorsFile::load(single);
+  EXPECT_EQ(a.shape("attributions"), b.shape("attributions"));
+  EXPECT_TRUE(
+      gradlens::testing::allclose(a.tensor("attributions"), b.tensor("attributions"), 0, 1e-6));
+  EXPECT_EQ(a.int64s("targets"), b.int64s("targets"));
+  std::vector<std::int64_t> expected_ids(24);
+  for (int i = 0; i < 24; ++i) expected_ids[static_cast<std::size_t>(i)] = i;
+  EXPECT_EQ(a.int64s("indices"), expected_ids);
+
+  // A job run again without --resume refuses to overwrite; with another configuration, the
+  // manifest refuses; a missing shard fails the merge, naming the images, until --resume redoes it.
+  expect_one_line_error(method + " --images-per-shard 4 --out " + shards + " --shard 1/4",
+                        "--resume");
+  expect_one_line_error(
+      "saliency --noise-tunnel vargrad --nt-samples 3 --stdevs 0.3 --indices 0:24 --model " +
+          model + " --data " + data + " --images-per-shard 4 --resume --out " + shards,
+      "manifest.json");
+  fs::remove(fs::path(shards) / "shard-00000006-000004.safetensors");
+  const auto broken = merge();
+  EXPECT_NE(broken.exit_code, 0);
+  EXPECT_NE(broken.err.find("images 6 7 8 9"), std::string::npos) << broken.err;
+  const auto resumed =
+      run(method + " --images-per-shard 4 --out " + shards + " --shard 1/4 --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("2 already written"), std::string::npos) << resumed.out;
+  ASSERT_EQ(merge().exit_code, 0);
+  EXPECT_TRUE(gradlens::testing::allclose(
+      SafetensorsFile::load(merged).tensor("attributions"), b.tensor("attributions"), 0, 1e-6));
+}

@@ -1,6 +1,8 @@
-// gradlens attribute METHOD: explains the Net's predictions on CIFAR-10 test images (or tensors
-// from a file) with any attribution method, optionally inside a NoiseTunnel; prints what it did
-// and how long it took, and writes the attributions (and convergence deltas) as safetensors.
+// gradlens attribute METHOD: explains the Net's predictions on CIFAR-10 images (or tensors from a
+// file) with any attribution method, optionally inside a NoiseTunnel; prints what it did and how
+// long it took, and writes the attributions (and convergence deltas) as safetensors. With
+// --out DIR/ it streams the chosen images of a split through the method a shard at a time and
+// writes each shard as it finishes (shards.h): resumable, and sliced across jobs with --shard K/N.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,12 +15,15 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "data/cifar10.h"
+#include "data/fetch.h"
 #include "data/transforms.h"
 #include "kernels/backend.h"
+#include "kernels/build_info.h"
 #include "nn/safetensors.h"
 #include "tools/gradlens/attribution_factory.h"
 #include "tools/gradlens/commands.h"
 #include "tools/gradlens/common.h"
+#include "tools/gradlens/shards.h"
 
 namespace gradlens::cli {
 
@@ -42,6 +47,10 @@ struct AttributeOptions {
   std::string precision = "float32";
   int threads = 0;
   std::string out;
+  std::string split = "test";
+  std::string shard;  // "K/N", or "" = all
+  bool resume = false;
+  std::int64_t images_per_shard = 256;
 };
 
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
@@ -49,6 +58,12 @@ struct AttributeOptions {
 nn::SafetensorsFile open_file(const std::string& path, const std::string& flag) {
   if (!std::filesystem::exists(path)) fail(flag + ": file not found: " + path);
   return nn::SafetensorsFile::load(path);
+}
+
+bool is_train_split(const std::string& split) {
+  if (split != "test" && split != "train")
+    fail("--split: expected test or train, got '" + split + "'");
+  return split == "train";
 }
 
 // The images to explain, their labels (-1 when unknown) and where they came from.
@@ -87,11 +102,11 @@ Inputs load_inputs(const AttributeOptions& o) {
     in.source = o.inputs_file;
     return in;
   }
-  const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
-  in.ids = parse_indices(o.indices.empty() ? "3" : o.indices, test.size(), "--indices");
-  in.images = data::to_normalized_tensor(test, in.ids);
-  for (std::int64_t id : in.ids) in.labels.push_back(test.labels[static_cast<std::size_t>(id)]);
-  in.source = "CIFAR-10 test set (" + o.data_dir + ")";
+  const data::CifarSplit split = data::load_cifar10(o.data_dir, is_train_split(o.split));
+  in.ids = parse_indices(o.indices.empty() ? "3" : o.indices, split.size(), "--indices");
+  in.images = data::to_normalized_tensor(split, in.ids);
+  for (std::int64_t id : in.ids) in.labels.push_back(split.labels[static_cast<std::size_t>(id)]);
+  in.source = "CIFAR-10 " + o.split + " set (" + o.data_dir + ")";
   return in;
 }
 
@@ -170,6 +185,132 @@ std::string join_ints(const std::vector<std::int64_t>& v, std::size_t max_items 
   return s;
 }
 
+std::string duration_text(double seconds) {
+  const long long s = static_cast<long long>(seconds + 0.5);
+  char text[32];
+  if (s >= 3600) {
+    std::snprintf(text, sizeof text, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+  } else {
+    std::snprintf(text, sizeof text, "%lldm%02llds", s / 60, s % 60);
+  }
+  return text;
+}
+
+// --out DIR/: the chosen images of the split, in order, a shard of --images-per-shard at a time
+// (the method chunks each shard's rows to the memory budget), each shard written as it finishes.
+void run_sharded(const AttributeOptions& o,
+                 const MethodConfig& c,
+                 BuiltMethod& method,
+                 nn::Net& net,
+                 Device device) {
+  if (!o.inputs_file.empty())
+    fail("--out DIR/ streams a CIFAR-10 split (--data, --split); --inputs writes one file");
+  if (o.images_per_shard < 1) fail("--images-per-shard must be >= 1");
+  std::string dir = o.out;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  std::filesystem::create_directories(dir);
+  const data::CifarSplit split = data::load_cifar10(o.data_dir, is_train_split(o.split));
+  const std::string spec = o.indices.empty() ? "all" : o.indices;
+  const std::vector<std::int64_t> planned = parse_indices(spec, split.size(), "--indices");
+  const auto [job, jobs] =
+      o.shard.empty() ? std::pair<std::int64_t, std::int64_t>{0, 1} : parse_shard(o.shard);
+  // Everything that decides the numbers; not the device, the threads or where the data lives.
+  const nlohmann::json manifest = {
+      {"gradlens", build_info().version},
+      {"method", method.description()},
+      {"model_md5", data::md5_file(o.model)},
+      {"split", o.split},
+      {"split_size", split.size()},
+      {"indices", spec},
+      {"images", planned.size()},
+      {"images_per_shard", o.images_per_shard},
+      {"target", o.target},
+      {"baselines", o.baselines},
+      {"draws", o.draws_file + (o.draws_prefix.empty() ? "" : "#" + o.draws_prefix)},
+      {"precision", o.precision},
+      {"seed", c.seed}};
+  write_or_check_manifest(dir, manifest);
+
+  const auto [begin, end] = shard_slice(static_cast<std::int64_t>(planned.size()), job, jobs);
+  std::vector<std::pair<std::int64_t, std::int64_t>> todo;  // (first position, count)
+  std::int64_t done_before = 0;
+  for (std::int64_t b = begin; b < end; b += o.images_per_shard) {
+    const std::int64_t count = std::min(o.images_per_shard, end - b);
+    if (std::filesystem::exists(shard_file(dir, b, count))) {
+      if (!o.resume)
+        fail(shard_file(dir, b, count) +
+             " exists: pass --resume to continue the run, or use "
+             "another --out directory");
+      done_before += count;
+      continue;
+    }
+    todo.emplace_back(b, count);
+  }
+  Tensor baselines = load_baselines(o.baselines);
+  if (baselines.defined()) baselines = baselines.to(device);
+  std::printf("method:      %s\n", method.description().c_str());
+  std::printf(
+      "images:      %lld of the CIFAR-10 %s set (%s), job %lld/%lld: positions %lld..%lld, "
+      "%lld already written\n",
+      static_cast<long long>(planned.size()),
+      o.split.c_str(),
+      spec.c_str(),
+      static_cast<long long>(job),
+      static_cast<long long>(jobs),
+      static_cast<long long>(begin),
+      static_cast<long long>(end - 1),
+      static_cast<long long>(done_before));
+  std::printf("output:      %s/ (%zu shards to write)\n", dir.c_str(), todo.size());
+  std::fflush(stdout);
+
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  std::int64_t done = 0, remaining = 0;
+  for (const auto& [b, count] : todo) remaining += count;
+  for (const auto& [b, count] : todo) {
+    Inputs in;
+    in.ids.assign(planned.begin() + b, planned.begin() + b + count);
+    for (std::int64_t id : in.ids) in.labels.push_back(split.labels[static_cast<std::size_t>(id)]);
+    in.source = "CIFAR-10 " + o.split + " set";
+    const Tensor x = data::to_normalized_tensor(split, in.ids).to(device);
+    std::vector<std::int64_t> predicted;
+    {
+      NoGradGuard no_grad;
+      predicted = argmax_rows(net(x));
+    }
+    const std::vector<std::int64_t> targets = choose_targets(o.target, in, predicted);
+    method.set_image_ids(in.ids);
+    attr::Attributions result = method.get().attribute(x, targets, baselines);
+    nn::SafetensorsWriter writer;
+    writer.add("attributions", postprocess(c, result.values, x.size(2), x.size(3)).to(kCPU));
+    if (result.delta.defined()) writer.add("delta", result.delta.to(kCPU));
+    writer.add_int64("indices", in.ids, {count});
+    writer.add_int64("targets", targets, {count});
+    writer.add_int64("predicted", predicted, {count});
+    writer.set_metadata("method", method.description());
+    writer.save(shard_file(dir, b, count));
+    done += count;
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double rate = done / std::max(seconds, 1e-9);
+    std::fprintf(stderr,
+                 "gradlens: %lld/%lld images, %.1f images/s, %s left\n",
+                 static_cast<long long>(done_before + done),
+                 static_cast<long long>(end - begin),
+                 rate,
+                 duration_text(static_cast<double>(remaining - done) / rate).c_str());
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::printf("took %.1f s (%.1f images/s); wrote %zu shards to %s/\n",
+              seconds,
+              done / std::max(seconds, 1e-9),
+              todo.size(),
+              dir.c_str());
+}
+
+bool is_directory_output(const std::string& out) {
+  return !out.empty() && (out.back() == '/' || std::filesystem::is_directory(out));
+}
+
 void run_attribute(AttributeOptions& o) {
   MethodConfig& c = o.config;
   const Device device = Device::parse(o.device);
@@ -192,6 +333,11 @@ void run_attribute(AttributeOptions& o) {
   BuiltMethod method = make_attribution(c, net);  // bad methods and layers fail before any file
   load_model(net, o.model);
   net.to(device);
+  if (is_directory_output(o.out)) {
+    run_sharded(o, c, method, net, device);
+    return;
+  }
+  if (!o.shard.empty() || o.resume) fail("--shard and --resume need --out DIR/ (a directory)");
 
   Inputs in = load_inputs(o);
   const Tensor x = in.images.to(device);
@@ -221,6 +367,7 @@ void run_attribute(AttributeOptions& o) {
 
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
+  method.set_image_ids(in.ids);
   attr::Attributions result = method.get().attribute(x, targets, baselines);
   result.values = postprocess(c, result.values, x.size(2), x.size(3));
   const Tensor values = result.values.to(kCPU);
@@ -299,7 +446,8 @@ void add_attribute_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
       ->capture_default_str();
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
-  cmd->add_option("--indices", o->indices, "test images: 3, 0:16 or 0,3,5 (default 3)");
+  cmd->add_option(
+      "--indices", o->indices, "images: 3, 0:16, 0,3,5 or all (default 3; all for DIR/)");
   cmd->add_option("--inputs", o->inputs_file, "safetensors with 'inputs' [N,3,32,32], 'labels'");
   cmd->add_option("--target", o->target, "label, predicted or a class number 0..9")
       ->capture_default_str();
@@ -318,7 +466,8 @@ void add_attribute_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--memory-budget",
                   o->memory_budget,
-                  "bytes per chunk, e.g. 512M (default: half the free memory)");
+                  "most bytes per chunk, e.g. 512M (default: half the free memory; CPU chunks stay "
+                  "at 16M, GPU ones fill the budget)");
   cmd->add_option("--multiply-by-inputs", c.multiply_by_inputs, "true or false")
       ->default_str("true");
   cmd->add_option("--abs", c.abs, "saliency: absolute gradients (true or false)")
@@ -367,7 +516,13 @@ void add_attribute_command(CLI::App& app) {
 
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
-  cmd->add_option("--out", o->out, "write 'attributions' (and 'delta') here (safetensors)");
+  cmd->add_option(
+      "--out", o->out, "write 'attributions' (and 'delta') here (safetensors); DIR/ writes shards");
+  cmd->add_option("--split", o->split, "test or train")->capture_default_str();
+  cmd->add_option("--shard", o->shard, "K/N: the K-th of N disjoint slices of the images (DIR/)");
+  cmd->add_flag("--resume", o->resume, "continue a DIR/ run, keeping the shards already written");
+  cmd->add_option("--images-per-shard", o->images_per_shard, "images in each shard file (DIR/)")
+      ->capture_default_str();
   cmd->callback([o] { run_attribute(*o); });
 }
 

@@ -212,6 +212,16 @@ BuiltMethod::~BuiltMethod() {
   tunnel_.reset();  // the tunnel refers to the base: drop it first
 }
 
+void BuiltMethod::set_image_ids(const std::vector<std::int64_t>& ids) {
+  // A tunnel owns the draws; a GradientShap inside one sees sample rows, not images (see the
+  // factory: the tunnel's draws then apply).
+  if (auto* tunnel = dynamic_cast<attr::NoiseTunnel*>(tunnel_.get())) {
+    tunnel->options().image_ids = ids;
+  } else if (auto* shap = dynamic_cast<attr::GradientShap*>(base_.get())) {
+    shap->options().image_ids = ids;
+  }
+}
+
 BuiltMethod make_attribution(const MethodConfig& c, nn::Module& model) {
   if (c.internal_batch_size < 0) bad("--internal-batch-size must be >= 0");
   std::string params;
@@ -298,6 +308,10 @@ std::vector<std::int64_t> parse_indices(const std::string& text,
                                         std::int64_t limit,
                                         const std::string& flag) {
   std::vector<std::int64_t> out;
+  if (text == "all") {
+    for (std::int64_t i = 0; i < limit; ++i) out.push_back(i);
+    return out;
+  }
   std::string_view rest = text;
   while (true) {
     const auto comma = rest.find(',');

@@ -76,6 +76,9 @@ class BuiltMethod {
   /// What to call attribute() on: the NoiseTunnel when there is one, else the method.
   attr::Attribution& get() { return tunnel_ ? *tunnel_ : *base_; }
   attr::Attribution& base() { return *base_; }
+  /// The data-set index of each input row of the next attribute() call: the random streams of the
+  /// sampling methods (NoiseTunnel, GradientShap), so an image's draws do not depend on its batch.
+  void set_image_ids(const std::vector<std::int64_t>& ids);
   /// "integrated_gradients(n_steps=50, method=gausslegendre, ...)" for the log.
   const std::string& description() const { return description_; }
 
@@ -101,7 +104,7 @@ Tensor postprocess(const MethodConfig& config,
 Shape parse_shape(const std::string& text, const std::string& flag);
 /// "512M", "2G", "64KiB", "1048576" -> bytes (K/M/G/T are powers of 1024).
 std::size_t parse_bytes(const std::string& text, const std::string& flag);
-/// "0:16", "3", "0,3,5", "0:4,9" -> indices, each in [0, limit).
+/// "0:16", "3", "0,3,5", "0:4,9" or "all" -> indices, each in [0, limit).
 std::vector<std::int64_t> parse_indices(const std::string& text,
                                         std::int64_t limit,
                                         const std::string& flag);

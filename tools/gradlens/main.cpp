@@ -5,6 +5,7 @@
 
 #include "kernels/build_info.h"
 #include "tools/gradlens/commands.h"
+#include "tools/gradlens/shards.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"gradlens: train the CIFAR-10 tutorial Net and explain its predictions"};
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   gradlens::cli::add_attribute_command(app);
   gradlens::cli::add_report_command(app);
   gradlens::cli::add_info_command(app);
+  gradlens::cli::add_shards_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
