@@ -17,6 +17,14 @@ std::size_t BatchPlanner::memory_budget(Device device) const {
   return budget_ ? budget_ : default_memory_budget(device);
 }
 
+std::size_t preferred_chunk_bytes(Device device) {
+  // On the CPU a chunk whose activations stay in the caches is fastest: NoiseTunnel over IG (100 x
+  // 50, 4 images, 2 cores) took 1.39 s at 8 MiB and 1.43 s at 16 MiB chunks, 1.85 s at 256 MiB and
+  // 2.9 s (in 1.7 GB) at half the free memory. On a GPU, the bigger the better for occupancy.
+  constexpr std::size_t kCpuChunkBytes = std::size_t{16} << 20;
+  return device.is_cpu() ? kCpuChunkBytes : default_memory_budget(device);
+}
+
 std::int64_t BatchPlanner::chunk_rows(const std::function<Tensor(const Tensor&)>& forward,
                                       const Shape& row_shape,
                                       Device device) {
@@ -40,7 +48,9 @@ std::int64_t BatchPlanner::chunk_rows(const std::function<Tensor(const Tensor&)>
   // The chunk's own inputs and results are about three more rows of input size each.
   const std::size_t row_bytes =
       it->second + 3 * static_cast<std::size_t>(shape_numel(row_shape)) * sizeof(float);
-  std::int64_t rows = static_cast<std::int64_t>(memory_budget(device) / row_bytes);
+  // The budget is a ceiling; under it, the chunk the device runs fastest.
+  const std::size_t chunk_bytes = std::min(memory_budget(device), preferred_chunk_bytes(device));
+  std::int64_t rows = static_cast<std::int64_t>(chunk_bytes / row_bytes);
   if (max_rows_ > 0) rows = std::min(rows, max_rows_);
   return std::max<std::int64_t>(rows, 1);
 }

@@ -15,10 +15,14 @@ namespace gradlens::attr {
 
 /// Half the memory currently free on `device` (the host's available RAM for the CPU).
 std::size_t default_memory_budget(Device device);
+/// The chunk size a device runs fastest, which the planner uses when the budget allows: 16 MiB
+/// on the CPU (activations stay in the caches), the whole default budget on a GPU.
+std::size_t preferred_chunk_bytes(Device device);
 
 class BatchPlanner {
  public:
-  /// Bytes that one chunk may hold at its peak; 0 = default_memory_budget().
+  /// Bytes that one chunk may hold at its peak (a ceiling: chunks are preferred_chunk_bytes() when
+  /// that is smaller); 0 = default_memory_budget().
   void set_memory_budget(std::size_t bytes) { budget_ = bytes; }
   std::size_t memory_budget(Device device) const;
   /// Hard cap on rows per gradient call (Captum's internal_batch_size); 0 = from the budget only.

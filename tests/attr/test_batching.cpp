@@ -1,7 +1,9 @@
 // The memory budget: a NoiseTunnel over IG whose whole batch would need hundreds of MB runs in
-// chunks whose live storage stays within the budget the user set, with the same result.
+// chunks whose live storage stays within the budget the user set, with the same result; and the
+// budget is a ceiling, not a target: on the CPU chunks stay cache-sized under a large one.
 #include <gtest/gtest.h>
 
+#include "attr/batching.h"
 #include "attr/integrated_gradients.h"
 #include "attr/noise_tunnel.h"
 #include "autograd/ops.h"
@@ -14,8 +16,8 @@ TEST(Batching, PeakMemoryStaysWithinTheBudget) {
   GRADLENS_PUBLIC_SET(set);
   const Tensor x = slice(set->inputs, 0, 2);
   const std::vector<std::int64_t> t(set->labels.begin(), set->labels.begin() + 2);
-  constexpr std::size_t kBudget = std::size_t{16}
-                                  << 20;  // 2 images x 20 samples x 50 steps: ~300 MB unchunked
+  // 2 images x 20 samples x 50 steps: ~300 MB unchunked
+  constexpr std::size_t kBudget = std::size_t{4} << 20;
 
   auto run = [&](std::size_t budget, std::size_t* peak_delta) {
     attr::IntegratedGradients ig(set->forward);
@@ -33,12 +35,14 @@ TEST(Batching, PeakMemoryStaysWithinTheBudget) {
   std::size_t bounded_peak = 0, free_peak = 0;
   const Tensor bounded = run(kBudget, &bounded_peak);
   const Tensor unbounded = run(std::size_t{2} << 30, &free_peak);
-  std::printf("[   stat   ] peak live storage: %.1f MB with a 16 MB budget, %.1f MB without\n",
+  std::printf("[   stat   ] peak live storage: %.1f MB with a 4 MB budget, %.1f MB with 2 GB\n",
               bounded_peak / 1048576.0,
               free_peak / 1048576.0);
   // The budget bounds one gradient call; the noisy inputs and the running sums (a few MB here) sit
   // outside it.
-  EXPECT_LE(bounded_peak, kBudget + (std::size_t{4} << 20));
-  EXPECT_GT(free_peak, 4 * kBudget);
+  constexpr std::size_t kOutside = std::size_t{4} << 20;
+  EXPECT_LE(bounded_peak, kBudget + kOutside);
+  EXPECT_LE(free_peak, attr::preferred_chunk_bytes(kCPU) + kOutside);
+  EXPECT_GT(free_peak, bounded_peak);
   EXPECT_TRUE(gradlens::testing::allclose(bounded, unbounded, 1e-4, 1e-7));
 }
