@@ -6,6 +6,7 @@
 #include <cmath>
 #include <utility>
 
+#include "attr/batching.h"
 #include "autograd/error.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -90,6 +91,47 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   const RandomDraws* draws = options_.draws;
   const std::vector<std::int64_t> streams = image_streams(options_.image_ids, n, name());
 
+  // Images in groups whose noisy rows (one partition's inputs) fit a chunk, so the budget bounds
+  // the work whatever the number of images. Each image's draws are its own: groups change nothing.
+  // (Saved draws are indexed by row of the whole batch: they keep it whole.)
+  const std::int64_t samples_per_call =
+      options_.nt_samples_batch_size == 0
+          ? nt
+          : std::min<std::int64_t>(nt, options_.nt_samples_batch_size);
+  const std::size_t row_bytes = static_cast<std::size_t>(inputs.numel() / n) * sizeof(float);
+  const Device device = inputs.device();
+  const std::size_t chunk_bytes = std::min({planner_.memory_budget(device),
+                                            base_.batching().memory_budget(device),
+                                            preferred_chunk_bytes(device)});
+  const std::int64_t group = std::max<std::int64_t>(
+      1,
+      static_cast<std::int64_t>(chunk_bytes /
+                                (4 * row_bytes * static_cast<std::size_t>(samples_per_call))));
+  if (n > group && draws == nullptr) {
+    const std::vector<std::int64_t> saved_ids = options_.image_ids;
+    struct Restore {
+      std::vector<std::int64_t>& ids;
+      const std::vector<std::int64_t>& saved;
+      ~Restore() { ids = saved; }
+    } restore{options_.image_ids, saved_ids};
+    const bool per_image_baselines = baselines.defined() && baselines.shape() == inputs.shape() &&
+                                     !options_.draw_baseline_from_distrib;
+    std::vector<Tensor> values, deltas;
+    for_each_chunk(n, group, [&](std::int64_t b, std::int64_t e) {
+      options_.image_ids.assign(streams.begin() + b, streams.begin() + e);
+      const Attributions part = attribute(
+          slice(inputs, b, e),
+          std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
+          per_image_baselines ? slice(baselines, b, e) : baselines);
+      values.push_back(part.values);
+      if (part.delta.defined()) deltas.push_back(part.delta);
+    });
+    Attributions out;
+    out.values = cat(values);
+    if (!deltas.empty()) out.delta = cat(deltas);
+    return out;
+  }
+
   // Draws: sample s of image i takes draw s of the image's streams (draws.h), so the result does
   // not depend on nt_samples_batch_size, the batch or the device. The noise is made on the
   // device, one partition at a time, unless it is handed in.
@@ -111,9 +153,7 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   const Tensor* given = given_noise(draws, expanded, name());
 
   // Partitions of samples: nt / k of k samples, then the remainder (Captum's order).
-  const std::int64_t per_call = options_.nt_samples_batch_size == 0
-                                    ? nt
-                                    : std::min<std::int64_t>(nt, options_.nt_samples_batch_size);
+  const std::int64_t per_call = samples_per_call;
   std::vector<std::pair<std::int64_t, std::int64_t>> partitions;
   for (std::int64_t s = 0; s + per_call <= nt; s += per_call)
     partitions.emplace_back(s, s + per_call);
