@@ -83,7 +83,8 @@ Attributions IntegratedGradients::attribute(const Tensor& inputs,
   });
   Attributions out;
   out.values = options_.multiply_by_inputs ? mul(total, diff) : total;
-  out.delta = convergence_delta(forward_, out.values, inputs, base, t);
+  if (options_.return_convergence_delta)
+    out.delta = convergence_delta(forward_, out.values, inputs, base, t);
   return out;
 }
 

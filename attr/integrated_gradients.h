@@ -14,6 +14,9 @@ struct IntegratedGradientsOptions {
   int n_steps = 50;
   Approximation method = Approximation::GaussLegendre;
   bool multiply_by_inputs = true;
+  // Two more forward passes per image. Captum's default is False; ours is on for the library (the
+  // tutorial asks for it) and the CLI asks with --delta.
+  bool return_convergence_delta = true;
 };
 
 class IntegratedGradients : public Attribution {
@@ -27,7 +30,7 @@ class IntegratedGradients : public Attribution {
   Attributions attribute(const Tensor& inputs,
                          std::span<const std::int64_t> targets,
                          const Tensor& baselines = {}) override;
-  bool has_convergence_delta() const override { return true; }
+  bool has_convergence_delta() const override { return options_.return_convergence_delta; }
   Options& options() { return options_; }
 
  private:

@@ -164,8 +164,7 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   const bool batch_baselines = baselines.defined() && baselines.shape() == inputs.shape() &&
                                !options_.draw_baseline_from_distrib;
   Tensor total, total_sq;
-  std::vector<std::vector<float>> delta_per_image(static_cast<std::size_t>(n));
-  bool has_delta = false;
+  std::vector<Tensor> delta_parts;  // per partition, image-major: [n * per_image, 1]
   for (const auto& [s0, s1] : partitions) {
     const std::int64_t m = s1 - s0;
     std::vector<std::int64_t> image_of_row, sample_row, row_targets, stream_of_row, sample_of_row;
@@ -208,21 +207,13 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
       total_sq = total_sq.defined() ? add(total_sq, part) : part;
     }
     if (a.delta.defined()) {
-      // The base orders its deltas image-major within the partition; regroup per image so the
-      // result is row i * nt + s whatever the partitioning.
-      has_delta = true;
-      const auto d = a.delta.to_vector();
-      GRADLENS_CHECK(d.size() % static_cast<std::size_t>(n) == 0,
+      GRADLENS_CHECK(a.delta.numel() % n == 0,
                      "[noise_tunnel] the base returned ",
-                     d.size(),
+                     a.delta.numel(),
                      " deltas for ",
                      n,
                      " images");
-      const std::size_t per_image = d.size() / static_cast<std::size_t>(n);
-      for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i)
-        delta_per_image[i].insert(delta_per_image[i].end(),
-                                  d.begin() + static_cast<std::ptrdiff_t>(i * per_image),
-                                  d.begin() + static_cast<std::ptrdiff_t>((i + 1) * per_image));
+      delta_parts.push_back(reshape(a.delta, {a.delta.numel(), 1}));  // stays on the device
     }
   }
 
@@ -242,11 +233,20 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
       break;
     }
   }
-  if (has_delta) {
-    std::vector<float> d;
-    for (const auto& image : delta_per_image) d.insert(d.end(), image.begin(), image.end());
-    const std::int64_t size = static_cast<std::int64_t>(d.size());
-    out.delta = Tensor::from_vector(d, {size}, inputs.device());
+  if (!delta_parts.empty()) {
+    // Regrouped per image on the device, so the result is row i * nt + s whatever the
+    // partitioning: image i's deltas of each partition in turn.
+    std::vector<std::int64_t> order;
+    for (std::int64_t i = 0; i < n; ++i) {
+      std::int64_t offset = 0;
+      for (const Tensor& part : delta_parts) {
+        const std::int64_t per_image = part.size(0) / n;
+        for (std::int64_t k = 0; k < per_image; ++k) order.push_back(offset + i * per_image + k);
+        offset += part.size(0);
+      }
+    }
+    const Tensor all = cat(delta_parts);
+    out.delta = reshape(index_rows(all, order), {all.size(0)});
   }
   return out;
 }

@@ -45,7 +45,8 @@ std::vector<Workload> workloads() {
   const auto cfg = [](const char* method) {
     cli::MethodConfig c;
     c.method = method;
-    c.gs_return_delta = false;  // Captum's GradientShap computes no delta unless asked
+    // IG with its delta (the tutorial asks for it), GradientShap without (Captum's default)
+    c.delta = c.method != "gradient_shap";
     return c;
   };
   std::vector<Workload> w = {

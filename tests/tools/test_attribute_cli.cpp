@@ -41,7 +41,7 @@ TEST(AttributeCli, IntegratedGradientsReproducesCaptum) {
           .string();
   const gradlens::testing::CliRun r =
       run("integrated_gradients --model " + model + " --inputs " + inputs +
-          " --n-steps 50 --method gausslegendre --out " + out);
+          " --n-steps 50 --method gausslegendre --delta --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("n_steps=50, method=gausslegendre"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("attributions [16, 3, 32, 32], delta [16]"), std::string::npos) << r.out;
@@ -55,6 +55,13 @@ TEST(AttributeCli, IntegratedGradientsReproducesCaptum) {
   EXPECT_TRUE(gradlens::testing::allclose(
       got.tensor("delta"), ref.tensor("ig_gausslegendre_50.delta"), 0.0, 3e-5));
   EXPECT_EQ(got.int64s("targets"), SafetensorsFile::load(inputs).int64s("labels"));
+
+  // The delta costs two forward passes an image: computed only when asked.
+  const gradlens::testing::CliRun plain =
+      run("integrated_gradients --model " + model + " --inputs " + inputs + " --out " + out);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("attributions [16, 3, 32, 32]\n"), std::string::npos) << plain.out;
+  EXPECT_FALSE(SafetensorsFile::load(out).contains("delta"));
 }
 
 TEST(AttributeCli, SaliencyOnATestImage) {

@@ -441,6 +441,8 @@ void add_attribute_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "attribute", "explain the Net's predictions with an attribution method (Captum's names)");
   cmd->add_option("method", c.method, "one of: " + names)->required();
+  c.delta = false;  // computed only when asked
+  cmd->add_flag("--delta", c.delta, "integrated_gradients, gradient_shap: convergence deltas too");
 
   // What to explain.
   cmd->add_option("--model", o->model, "model file (safetensors state_dict)")

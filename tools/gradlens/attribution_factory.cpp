@@ -89,8 +89,10 @@ std::unique_ptr<attr::Attribution> make_base(const MethodConfig& c,
              ", multiply_by_inputs=" + yes_no(c.multiply_by_inputs);
     return std::make_unique<attr::IntegratedGradients>(
         forward,
-        attr::IntegratedGradientsOptions{
-            .n_steps = c.n_steps, .method = method, .multiply_by_inputs = c.multiply_by_inputs});
+        attr::IntegratedGradientsOptions{.n_steps = c.n_steps,
+                                         .method = method,
+                                         .multiply_by_inputs = c.multiply_by_inputs,
+                                         .return_convergence_delta = c.delta});
   }
   if (m == "deeplift" || m == "deeplift_shap") {
     if (!(c.deeplift_eps >= 0.f)) bad("--eps must be >= 0");
@@ -114,7 +116,7 @@ std::unique_ptr<attr::Attribution> make_base(const MethodConfig& c,
                                 .seed = c.seed,
                                 .image_ids = {},
                                 .draws = c.noise_tunnel.empty() ? draws : nullptr,
-                                .return_convergence_delta = c.gs_return_delta};
+                                .return_convergence_delta = c.delta};
     return std::make_unique<attr::GradientShap>(forward, std::move(o));
   }
 

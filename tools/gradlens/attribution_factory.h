@@ -29,7 +29,7 @@ struct MethodConfig {
   int n_steps = 50;  // integrated_gradients
   std::string approximation = "gausslegendre";
   bool multiply_by_inputs = true;  // integrated_gradients, deeplift(_shap), gradient_shap
-  bool gs_return_delta = true;     // gradient_shap: per-sample deltas (the CLI shows them)
+  bool delta = true;               // integrated_gradients, gradient_shap: convergence deltas
   int n_samples = 5;               // gradient_shap
   float gs_stdevs = 0.f;           // gradient_shap's own noise
   float deeplift_eps = 1e-10f;
