@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attr/gradient.h"
+#include "attr/gradient_shap.h"
 #include "attr/integrated_gradients.h"
 #include "attr/noise_tunnel.h"
 #include "attr/saliency.h"
@@ -274,6 +275,24 @@ TEST_F(CudaAttr, NoiseTunnelIntegratedGradientsMatchesTheCpu) {
   EXPECT_TRUE(a_gpu.device() == gpu());
   // Looser than plain IG: the noise puts some ReLU inputs next to 0, where rounding can flip a
   // branch; squaring doubles the relative error.
+  EXPECT_TRUE(close_relative_to_max(a_gpu, a_cpu, 1e-3));
+}
+
+TEST_F(CudaAttr, GradientShapDrawsOnTheDeviceAsOnTheCpu) {
+  // Baseline choices, alphas and input noise from each image's Philox streams: the same draws on
+  // both devices, so the same attributions up to the kernels' rounding.
+  GRADLENS_PUBLIC_SET(set);
+  nn::Net net = net_on(gpu(), set->net->state_dict());
+  const attr::ForwardFn forward = [&net](const Tensor& x) { return net(x); };
+  const Tensor images = slice(set->inputs, 0, 2);
+  const std::vector<std::int64_t> targets = {set->labels[0], set->labels[1]};
+  const Tensor baselines = slice(set->inputs, 4, 8);
+  const attr::GradientShapOptions options{
+      .n_samples = 4, .stdevs = 0.1f, .seed = 11, .image_ids = {40, 41}};
+  attr::GradientShap gs_gpu(forward, options), gs_cpu(set->forward, options);
+  const Tensor a_gpu = gs_gpu.attribute(images.to(gpu()), targets, baselines.to(gpu())).values;
+  const Tensor a_cpu = gs_cpu.attribute(images, targets, baselines).values;
+  EXPECT_TRUE(a_gpu.device() == gpu());
   EXPECT_TRUE(close_relative_to_max(a_gpu, a_cpu, 1e-3));
 }
 
