@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include "attr/attribution.h"
 #include "attr/gradient.h"
 #include "autograd/error.h"
+#include "autograd/ops.h"
 #include "autograd/storage.h"
 #include "kernels/backend.h"
 
@@ -53,6 +55,22 @@ std::int64_t BatchPlanner::chunk_rows(const std::function<Tensor(const Tensor&)>
   std::int64_t rows = static_cast<std::int64_t>(chunk_bytes / row_bytes);
   if (max_rows_ > 0) rows = std::min(rows, max_rows_);
   return std::max<std::int64_t>(rows, 1);
+}
+
+Attributions attribute_in_groups(
+    std::int64_t n,
+    std::int64_t group,
+    const std::function<Attributions(std::int64_t, std::int64_t)>& part) {
+  std::vector<Tensor> values, deltas;
+  for_each_chunk(n, group, [&](std::int64_t b, std::int64_t e) {
+    const Attributions a = part(b, e);
+    values.push_back(a.values);
+    if (a.delta.defined()) deltas.push_back(a.delta);
+  });
+  Attributions out;
+  out.values = cat(values);
+  if (!deltas.empty()) out.delta = cat(deltas);
+  return out;
 }
 
 void for_each_chunk(std::int64_t total,

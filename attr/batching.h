@@ -40,6 +40,14 @@ class BatchPlanner {
   std::map<std::pair<Shape, int>, std::size_t> row_bytes_;  // measured cost per row
 };
 
+/// The attributions of `n` images as groups of at most `group`, part(begin, end) for each, joined
+/// in order (values, and deltas where the parts have them).
+struct Attributions;
+Attributions attribute_in_groups(
+    std::int64_t n,
+    std::int64_t group,
+    const std::function<Attributions(std::int64_t, std::int64_t)>& part);
+
 /// Calls fn(begin, end) over [0, total) in pieces of at most `rows` (rows >= 1).
 void for_each_chunk(std::int64_t total,
                     std::int64_t rows,

@@ -38,19 +38,12 @@ Attributions IntegratedGradients::attribute(const Tensor& inputs,
   if (n > rows) {
     // More images than a chunk holds: groups of images, one step of a group per chunk, so the
     // budget bounds the work whatever the number of images.
-    std::vector<Tensor> values, deltas;
-    for_each_chunk(n, rows, [&](std::int64_t b, std::int64_t e) {
-      const Attributions part = attribute(
+    return attribute_in_groups(n, rows, [&](std::int64_t b, std::int64_t e) {
+      return attribute(
           slice(inputs, b, e),
           std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
           slice(base, b, e));
-      values.push_back(part.values);
-      if (part.delta.defined()) deltas.push_back(part.delta);
     });
-    Attributions out;
-    out.values = cat(values);
-    if (!deltas.empty()) out.delta = cat(deltas);
-    return out;
   }
   const std::int64_t steps_per_chunk = std::max<std::int64_t>(1, rows / n);
 

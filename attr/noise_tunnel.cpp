@@ -116,20 +116,13 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
     } restore{options_.image_ids, saved_ids};
     const bool per_image_baselines = baselines.defined() && baselines.shape() == inputs.shape() &&
                                      !options_.draw_baseline_from_distrib;
-    std::vector<Tensor> values, deltas;
-    for_each_chunk(n, group, [&](std::int64_t b, std::int64_t e) {
+    return attribute_in_groups(n, group, [&](std::int64_t b, std::int64_t e) {
       options_.image_ids.assign(streams.begin() + b, streams.begin() + e);
-      const Attributions part = attribute(
+      return attribute(
           slice(inputs, b, e),
           std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
           per_image_baselines ? slice(baselines, b, e) : baselines);
-      values.push_back(part.values);
-      if (part.delta.defined()) deltas.push_back(part.delta);
     });
-    Attributions out;
-    out.values = cat(values);
-    if (!deltas.empty()) out.delta = cat(deltas);
-    return out;
   }
 
   // Draws: sample s of image i takes draw s of the image's streams (draws.h), so the result does

@@ -435,19 +435,23 @@ __global__ void conv2d_bias_grad_kernel(Conv2dParams p,
 }
 
 // The TF32 implicit GEMMs' operands (32-bit indices: fits_32_bits holds).
+// x under tap `tap` = (c, r, s) of output position `pos` = (n, oh, ow), 0 in the padding: the
+// unfolded input (im2col) both the forward and the weight gradient read, never stored.
+__device__ inline float unfolded_input(const Dims32& d, const float* x, int pos, int tap) {
+  const int plane = d.oh * d.ow, img = pos / plane, oh = pos % plane / d.ow, ow = pos % d.ow;
+  const int rs = d.r * d.s, c = tap / rs, r = tap % rs / d.s, s = tap % d.s;
+  const int ih = oh * d.stride - d.pad + r, iw = ow * d.stride - d.pad + s;
+  return ih >= 0 && ih < d.h && iw >= 0 && iw < d.w ? x[((img * d.c + c) * d.h + ih) * d.w + iw]
+                                                    : 0.f;
+}
+
 // Forward: C(pixel (n, oh, ow), k) = sum over (c, r, s) of x at the tap * w[k][c][r][s].
 struct ForwardOperands {
   Dims32 d;
   const float *x, *w, *bias;
   float* y;
   bool relu;
-  __device__ float a(int m, int k) const {
-    const int plane = d.oh * d.ow, img = m / plane, oh = m % plane / d.ow, ow = m % d.ow;
-    const int rs = d.r * d.s, c = k / rs, r = k % rs / d.s, s = k % d.s;
-    const int ih = oh * d.stride - d.pad + r, iw = ow * d.stride - d.pad + s;
-    return ih >= 0 && ih < d.h && iw >= 0 && iw < d.w ? x[((img * d.c + c) * d.h + ih) * d.w + iw]
-                                                      : 0.f;
-  }
+  __device__ float a(int m, int k) const { return unfolded_input(d, x, m, k); }
   __device__ float b(int k, int n) const { return w[n * d.c * d.r * d.s + k]; }
   __device__ void store(int m, int n, int, float v) const {
     const int plane = d.oh * d.ow;
@@ -491,13 +495,7 @@ struct WeightGradOperands {
     const int plane = d.oh * d.ow;
     return dy[(k / plane * d.k + m) * plane + k % plane];
   }
-  __device__ float b(int k, int n) const {
-    const int plane = d.oh * d.ow, img = k / plane, oh = k % plane / d.ow, ow = k % d.ow;
-    const int rs = d.r * d.s, c = n / rs, r = n % rs / d.s, s = n % d.s;
-    const int ih = oh * d.stride - d.pad + r, iw = ow * d.stride - d.pad + s;
-    return ih >= 0 && ih < d.h && iw >= 0 && iw < d.w ? x[((img * d.c + c) * d.h + ih) * d.w + iw]
-                                                      : 0.f;
-  }
+  __device__ float b(int k, int n) const { return unfolded_input(d, x, k, n); }
   __device__ void store(int m, int n, int split, float v) const {
     const int crs = d.c * d.r * d.s;
     out[(split * d.k + m) * crs + n] = v;
