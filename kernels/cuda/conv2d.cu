@@ -4,15 +4,16 @@
 // (an implicit GEMM: pixels x channels, summed over the taps), reading each input value once per
 // tap for all its channels and each float4 of weights once for 4 pixels. dw and db are long
 // reductions over the batch and the pixels: blocks take a share of the positions and the shares are
-// added in a fixed order. Shapes whose weights do not fit in shared memory take a plain kernel with
-// one output per thread. With TF32 on (kernels/precision.h) the three products are implicit GEMMs
-// on the tensor cores instead (tf32_gemm.cuh; the operands below say how each gathers its values).
+// added in a fixed order. The shapes those kernels do not take (weights too big for shared memory,
+// dw for strides above 1 or kernels wider than 8, tensors past 2^30 elements) run as implicit
+// GEMMs through gemm.cuh's tiled kernel, and with TF32 on (kernels/precision.h) all three
+// products run through its tensor-core kernel; the operands below say how each gathers its values.
 #include <optional>
 
 #include "kernels/cuda/cuda_backend.cuh"
+#include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/reduce.cuh"
-#include "kernels/cuda/tf32_gemm.cuh"
 #include "kernels/precision.h"
 
 namespace gradlens::cuda {
@@ -22,14 +23,6 @@ namespace {
 constexpr int kChannelsPerThread = 16;
 constexpr i64 kSharedFloats = 12288;  // 48 KiB of weights per block
 constexpr int kConvThreads = 128;
-constexpr int kTapsPerBlock = 32;  // weight taps (r, s) one dw block accumulates in registers
-
-__device__ inline i64 x_at(const Conv2dParams& p, i64 n, i64 c, i64 h, i64 w) {
-  return ((n * p.c + c) * p.h + h) * p.w + w;
-}
-__device__ inline i64 y_at(const Conv2dParams& p, i64 n, i64 k, i64 h, i64 w) {
-  return ((n * p.k + k) * p.oh + h) * p.ow + w;
-}
 
 // The fused ReLU (Conv2dParams::relu). Forward: x < 0 ? 0 : x, so NaN propagates as in the
 // separate relu. Backward: dy at i where the output y is positive, else 0; y_row is null when no
@@ -51,21 +44,26 @@ constexpr int kPixelsPerThread = 4;
 constexpr int kMaxWindowWidth = 8;
 
 // The sizes as 32-bit ints (the tiled kernels' index type).
-struct Dims32 {
-  int c, h, w, k, r, s, oh, ow, stride, pad;
+template <class Index>
+struct Dims {
+  using index_type = Index;
+  Index c, h, w, k, r, s, oh, ow, stride, pad;
 };
-__host__ __device__ inline Dims32 dims32(const Conv2dParams& p) {
-  return {static_cast<int>(p.c),
-          static_cast<int>(p.h),
-          static_cast<int>(p.w),
-          static_cast<int>(p.k),
-          static_cast<int>(p.r),
-          static_cast<int>(p.s),
-          static_cast<int>(p.oh),
-          static_cast<int>(p.ow),
-          static_cast<int>(p.stride),
-          static_cast<int>(p.padding)};
+using Dims32 = Dims<int>;
+template <class Index>
+__host__ __device__ inline Dims<Index> dims(const Conv2dParams& p) {
+  return {static_cast<Index>(p.c),
+          static_cast<Index>(p.h),
+          static_cast<Index>(p.w),
+          static_cast<Index>(p.k),
+          static_cast<Index>(p.r),
+          static_cast<Index>(p.s),
+          static_cast<Index>(p.oh),
+          static_cast<Index>(p.ow),
+          static_cast<Index>(p.stride),
+          static_cast<Index>(p.padding)};
 }
+__host__ __device__ inline Dims32 dims32(const Conv2dParams& p) { return dims<int>(p); }
 
 // acc[q][4 * j4 + e] += v[q] * weights (e = x, y, z, w) for the q-th pixel: one float4 of weights
 // feeds 4 x kPixelsPerThread FMAs.
@@ -275,89 +273,6 @@ __global__ void __launch_bounds__(kConvThreads) conv2d_input_grad_narrow_kernel(
   }
 }
 
-// Any shape, one y element per thread, weights read from global memory.
-struct PlainForward {
-  Conv2dParams p;
-  const float *x, *w, *b;
-  float* y;
-  __device__ void operator()(i64 i) const {
-    const i64 ow = i % p.ow, oh = i / p.ow % p.oh, k = i / (p.ow * p.oh) % p.k,
-              n = i / (p.ow * p.oh * p.k);
-    float acc = b != nullptr ? b[k] : 0.f;
-    for (i64 c = 0; c < p.c; ++c) {
-      for (i64 r = 0; r < p.r; ++r) {
-        const i64 ih = oh * p.stride - p.padding + r;
-        if (ih < 0 || ih >= p.h) continue;
-        for (i64 s = 0; s < p.s; ++s) {
-          const i64 iw = ow * p.stride - p.padding + s;
-          if (iw < 0 || iw >= p.w) continue;
-          acc = fmaf(x[x_at(p, n, c, ih, iw)], w[((k * p.c + c) * p.r + r) * p.s + s], acc);
-        }
-      }
-    }
-    y[i] = relu_if(p.relu, acc);
-  }
-};
-
-// Any shape, one dx element per thread.
-struct PlainInputGrad {
-  Conv2dParams p;
-  const float *w, *y, *dy;  // y: the fused ReLU's output, or null
-  float* dx;
-  __device__ void operator()(i64 i) const {
-    const i64 iw = i % p.w, ih = i / p.w % p.h, c = i / (p.w * p.h) % p.c,
-              n = i / (p.w * p.h * p.c);
-    float acc = 0.f;
-    for (i64 k = 0; k < p.k; ++k) {
-      for (i64 r = 0; r < p.r; ++r) {
-        const i64 th = ih + p.padding - r;
-        if (th < 0 || th % p.stride != 0 || th / p.stride >= p.oh) continue;
-        for (i64 s = 0; s < p.s; ++s) {
-          const i64 tw = iw + p.padding - s;
-          if (tw < 0 || tw % p.stride != 0 || tw / p.stride >= p.ow) continue;
-          acc = fmaf(masked_grad(dy, y, y_at(p, n, k, th / p.stride, tw / p.stride)),
-                     w[((k * p.c + c) * p.r + r) * p.s + s],
-                     acc);
-        }
-      }
-    }
-    dx[i] = acc;
-  }
-};
-
-// The dw fallback (strides above 1, kernels wider than 8): dw[k, c, taps t0..t0+32) over
-// positions (n, oh, ow) in this block's share (blockIdx.z); one (k, c) pair per blockIdx.x.
-// out [split][k][c][r*s].
-__global__ void __launch_bounds__(kThreads) conv2d_weight_grad_kernel(
-    Conv2dParams p, const float* x, const float* dy, i64 per_split, float* out) {
-  __shared__ float shared[kWarp];
-  const i64 k = blockIdx.x / p.c, c = blockIdx.x % p.c;
-  const i64 rs = p.r * p.s, t0 = blockIdx.y * i64{kTapsPerBlock};
-  const int taps = static_cast<int>(min(i64{kTapsPerBlock}, rs - t0));
-  const i64 positions = p.n * p.oh * p.ow;
-  const i64 begin = blockIdx.z * per_split, end = min(positions, begin + per_split);
-  float acc[kTapsPerBlock] = {};
-  for (i64 q = begin + threadIdx.x; q < end; q += blockDim.x) {
-    const i64 n = q / (p.oh * p.ow), oh = q / p.ow % p.oh, ow = q % p.ow;
-    const float d = dy[y_at(p, n, k, oh, ow)];
-#pragma unroll
-    for (int t = 0; t < kTapsPerBlock; ++t) {
-      if (t >= taps) continue;  // not break: a fully unrolled loop keeps acc in registers
-      const i64 r = (t0 + t) / p.s, s = (t0 + t) % p.s;
-      const i64 ih = oh * p.stride - p.padding + r, iw = ow * p.stride - p.padding + s;
-      if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w)
-        acc[t] = fmaf(d, x[x_at(p, n, c, ih, iw)], acc[t]);
-    }
-  }
-  float* o = out + blockIdx.z * (p.k * p.c * rs) + (k * p.c + c) * rs + t0;
-#pragma unroll
-  for (int t = 0; t < kTapsPerBlock; ++t) {
-    if (t >= taps) break;
-    const float total = block_sum(acc[t], shared);
-    if (threadIdx.x == 0) o[t] = total;
-  }
-}
-
 constexpr int kDwChannels = 8;  // output channels a thread of the tiled dw kernel accumulates
 
 // dw[k0, k0 + 8)[c][r][0, S) over this block's share of the output positions, stride 1: a thread
@@ -434,27 +349,32 @@ __global__ void conv2d_bias_grad_kernel(Conv2dParams p,
   if (threadIdx.x == 0) out[blockIdx.y * p.k + k] = acc;
 }
 
-// The TF32 implicit GEMMs' operands (32-bit indices: fits_32_bits holds).
+// The implicit GEMMs' operands (gemm.cuh): the TF32 path's (Index = int: fits_32_bits holds)
+// and the float32 fallbacks' for shapes the direct kernels do not take (int or i64).
 // x under tap `tap` = (c, r, s) of output position `pos` = (n, oh, ow), 0 in the padding: the
 // unfolded input (im2col) both the forward and the weight gradient read, never stored.
-__device__ inline float unfolded_input(const Dims32& d, const float* x, int pos, int tap) {
-  const int plane = d.oh * d.ow, img = pos / plane, oh = pos % plane / d.ow, ow = pos % d.ow;
-  const int rs = d.r * d.s, c = tap / rs, r = tap % rs / d.s, s = tap % d.s;
-  const int ih = oh * d.stride - d.pad + r, iw = ow * d.stride - d.pad + s;
+template <class Index>
+__device__ inline float unfolded_input(const Dims<Index>& d, const float* x, Index pos, Index tap) {
+  const Index plane = d.oh * d.ow, img = pos / plane, oh = pos % plane / d.ow, ow = pos % d.ow;
+  const Index rs = d.r * d.s, c = tap / rs, r = tap % rs / d.s, s = tap % d.s;
+  const Index ih = oh * d.stride - d.pad + r, iw = ow * d.stride - d.pad + s;
   return ih >= 0 && ih < d.h && iw >= 0 && iw < d.w ? x[((img * d.c + c) * d.h + ih) * d.w + iw]
                                                     : 0.f;
 }
 
 // Forward: C(pixel (n, oh, ow), k) = sum over (c, r, s) of x at the tap * w[k][c][r][s].
+template <class Index>
 struct ForwardOperands {
-  Dims32 d;
+  Dims<Index> d;
   const float *x, *w, *bias;
   float* y;
   bool relu;
-  __device__ float a(int m, int k) const { return unfolded_input(d, x, m, k); }
-  __device__ float b(int k, int n) const { return w[n * d.c * d.r * d.s + k]; }
-  __device__ void store(int m, int n, int, float v) const {
-    const int plane = d.oh * d.ow;
+  __device__ bool a_k_inner() const { return false; }  // consecutive pixels: consecutive x
+  __device__ bool b_n_inner() const { return false; }
+  __device__ float a(Index m, Index k) const { return unfolded_input(d, x, m, k); }
+  __device__ float b(Index k, Index n) const { return w[n * d.c * d.r * d.s + k]; }
+  __device__ void store(Index m, Index n, Index, float v) const {
+    const Index plane = d.oh * d.ow;
     y[(m / plane * d.k + n) * plane + m % plane] =
         relu_if(relu, v + (bias != nullptr ? bias[n] : 0.f));
   }
@@ -462,42 +382,48 @@ struct ForwardOperands {
 
 // Input gradient: C(pixel (n, ih, iw), c) = sum over (k, r, s) of dy at the output whose window
 // puts tap (r, s) on the pixel (masked by the fused ReLU's y when there is one) * w[k][c][r][s].
+template <class Index>
 struct InputGradOperands {
-  Dims32 d;
+  Dims<Index> d;
   const float *w, *y, *dy;
   float* dx;
-  __device__ float a(int m, int k) const {
-    const int plane = d.h * d.w, img = m / plane, ih = m % plane / d.w, iw = m % d.w;
-    const int rs = d.r * d.s, ko = k / rs, r = k % rs / d.s, s = k % d.s;
-    const int th = ih + d.pad - r, tw = iw + d.pad - s;
+  __device__ bool a_k_inner() const { return false; }
+  __device__ bool b_n_inner() const { return false; }
+  __device__ float a(Index m, Index k) const {
+    const Index plane = d.h * d.w, img = m / plane, ih = m % plane / d.w, iw = m % d.w;
+    const Index rs = d.r * d.s, ko = k / rs, r = k % rs / d.s, s = k % d.s;
+    const Index th = ih + d.pad - r, tw = iw + d.pad - s;
     if (th < 0 || tw < 0 || th % d.stride != 0 || tw % d.stride != 0) return 0.f;
-    const int oh = th / d.stride, ow = tw / d.stride;
+    const Index oh = th / d.stride, ow = tw / d.stride;
     if (oh >= d.oh || ow >= d.ow) return 0.f;
     return masked_grad(dy, y, ((img * d.k + ko) * d.oh + oh) * d.ow + ow);
   }
-  __device__ float b(int k, int n) const {
-    const int rs = d.r * d.s;
+  __device__ float b(Index k, Index n) const {
+    const Index rs = d.r * d.s;
     return w[(k / rs * d.c + n) * rs + k % rs];
   }
-  __device__ void store(int m, int n, int, float v) const {
-    const int plane = d.h * d.w;
+  __device__ void store(Index m, Index n, Index, float v) const {
+    const Index plane = d.h * d.w;
     dx[(m / plane * d.c + n) * plane + m % plane] = v;
   }
 };
 
 // Weight gradient: C(k, (c, r, s)) = sum over output positions (n, oh, ow) of dy * x at the tap;
 // split z writes its share to out [z][k][c * r * s].
+template <class Index>
 struct WeightGradOperands {
-  Dims32 d;
+  Dims<Index> d;
   const float *x, *dy;
   float* out;
-  __device__ float a(int m, int k) const {
-    const int plane = d.oh * d.ow;
+  __device__ bool a_k_inner() const { return true; }  // consecutive positions: consecutive dy
+  __device__ bool b_n_inner() const { return false; }
+  __device__ float a(Index m, Index k) const {
+    const Index plane = d.oh * d.ow;
     return dy[(k / plane * d.k + m) * plane + k % plane];
   }
-  __device__ float b(int k, int n) const { return unfolded_input(d, x, k, n); }
-  __device__ void store(int m, int n, int split, float v) const {
-    const int crs = d.c * d.r * d.s;
+  __device__ float b(Index k, Index n) const { return unfolded_input(d, x, k, n); }
+  __device__ void store(Index m, Index n, Index split, float v) const {
+    const Index crs = d.c * d.r * d.s;
     out[(split * d.k + m) * crs + n] = v;
   }
 };
@@ -521,6 +447,27 @@ bool use_tf32(const Conv2dParams& p) {
   return matmul_precision() == MatmulPrecision::TF32 && fits_32_bits(p);
 }
 
+// One implicit GEMM whose operands make(dims) builds: on the tensor cores when `tf32`, else
+// float32 FMAs with int indices where the tensors fit 2^30 elements, i64 beyond.
+template <class Make>
+void launch_implicit_gemm(cudaStream_t stream,
+                          const Conv2dParams& p,
+                          bool tf32,
+                          i64 m,
+                          i64 n,
+                          i64 k,
+                          i64 splits,
+                          i64 k_per_split,
+                          Make make) {
+  if (tf32) {
+    launch_tf32_gemm(stream, make(dims<int>(p)), m, n, k, splits, k_per_split);
+  } else if (fits_32_bits(p)) {
+    launch_gemm_kernel<int>(stream, make(dims<int>(p)), m, n, k, splits, k_per_split);
+  } else {
+    launch_gemm_kernel<i64>(stream, make(dims<i64>(p)), m, n, k, splits, k_per_split);
+  }
+}
+
 // Runs a split reduction: kernel(per_split, out) writes [splits, outputs] partials, then they are
 // added in order into `result` (directly when there is one split).
 template <class Launch>
@@ -541,14 +488,13 @@ void CudaBackend::conv2d_forward(
   const i64 pixels = p.n * p.oh * p.ow;
   if (pixels == 0 || p.k == 0) return;
   const i64 crs = p.c * p.r * p.s;
-  if (use_tf32(p)) {
-    launch_tf32_gemm(
-        stream(), ForwardOperands{dims32(p), x, w, b, y, p.relu}, pixels, p.k, crs, 1, crs);
-    check_launch(stream(), "conv2d_forward tf32", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
-    return;
-  }
-  if (crs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
-    launch_map(stream(), "conv2d_forward", pixels * p.k, PlainForward{p, x, w, b, y});
+  const bool tf32 = use_tf32(p);
+  if (tf32 || crs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
+    // TF32, or weights too big for the direct kernel's shared memory, or tensors past 2^30
+    launch_implicit_gemm(stream(), p, tf32, pixels, p.k, crs, 1, crs, [&](auto d) {
+      return ForwardOperands<typename decltype(d)::index_type>{d, x, w, b, y, p.relu};
+    });
+    check_launch(stream(), "conv2d_forward gemm", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     return;
   }
   // 8 channels a thread when the layer has no more (conv1's 6): no idle accumulators
@@ -592,17 +538,12 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
     const i64 pixels = p.n * p.h * p.w;
     if (positions == 0 || p.k == 0) {
       fill(dx, 0.f, pixels * p.c);
-    } else if (tf32 && pixels > 0 && p.c > 0) {
-      launch_tf32_gemm(stream(),
-                       InputGradOperands{dims32(p), w, mask, dy, dx},
-                       pixels,
-                       p.c,
-                       p.k * rs,
-                       1,
-                       p.k * rs);
-      check_launch(stream(), "conv2d_backward dx tf32", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
-    } else if (p.k * rs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p)) {
-      launch_map(stream(), "conv2d_backward dx", pixels * p.c, PlainInputGrad{p, w, mask, dy, dx});
+    } else if (pixels > 0 && p.c > 0 &&
+               (tf32 || p.k * rs * kChannelsPerThread > kSharedFloats || !fits_32_bits(p))) {
+      launch_implicit_gemm(stream(), p, tf32, pixels, p.c, p.k * rs, 1, p.k * rs, [&](auto d) {
+        return InputGradOperands<typename decltype(d)::index_type>{d, w, mask, dy, dx};
+      });
+      check_launch(stream(), "conv2d_backward dx gemm", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     } else if (pixels > 0 && p.c <= 4 && p.stride == 1 && p.s <= kMaxWindowWidth) {
       const i64 items = tile_items(p.n, p.h, p.w);
       const std::size_t shared = static_cast<std::size_t>(4 * p.k * rs) * sizeof(float);
@@ -626,25 +567,23 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
       check_launch(stream(), "conv2d_backward dx", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     }
   }
-  if (dw != nullptr && p.k * p.c * rs > 0 && tf32) {
+  const bool dw_tiled = p.stride == 1 && p.s <= kMaxWindowWidth && fits_32_bits(p) && !tf32;
+  if (dw != nullptr && p.k * p.c * rs > 0 && !dw_tiled) {
+    // TF32, strides above 1, kernels wider than 8, tensors past 2^30: an implicit GEMM over the
+    // positions, split into shares added in order
     const i64 crs = p.c * rs;
-    const i64 tiles = (p.k + kMmaTileM - 1) / kMmaTileM * ((crs + kMmaTileN - 1) / kMmaTileN);
+    const i64 tiles = (p.k + kTileM - 1) / kTileM * ((crs + kTileN - 1) / kTileN);
     const i64 splits = choose_splits(tiles, positions, /*min_per_split=*/256);
-    const i64 per_split = std::max<i64>(
-        ((positions + splits - 1) / splits + kMmaTileK - 1) / kMmaTileK * kMmaTileK, kMmaTileK);
+    const i64 per_split =
+        std::max<i64>(((positions + splits - 1) / splits + kTileK - 1) / kTileK * kTileK, kTileK);
     const i64 used = std::max<i64>((positions + per_split - 1) / per_split, 1);
     split_reduce(*this, used, p.k * crs, dw, [&](float* out) {
-      launch_tf32_gemm(stream(),
-                       WeightGradOperands{dims32(p), x, dy, out},
-                       p.k,
-                       crs,
-                       positions,
-                       used,
-                       per_split);
-      check_launch(stream(), "conv2d_backward dw tf32", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
+      launch_implicit_gemm(stream(), p, tf32, p.k, crs, positions, used, per_split, [&](auto d) {
+        return WeightGradOperands<typename decltype(d)::index_type>{d, x, dy, out};
+      });
+      check_launch(stream(), "conv2d_backward dw gemm", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     });
-  } else if (dw != nullptr && p.k * p.c * rs > 0 && p.stride == 1 && p.s <= kMaxWindowWidth &&
-             fits_32_bits(p)) {
+  } else if (dw != nullptr && p.k * p.c * rs > 0) {
     const i64 blocks = (p.k + kDwChannels - 1) / kDwChannels * p.c * p.r;
     const i64 items = tile_items(p.n, p.oh, p.ow);
     const i64 splits = choose_splits(blocks, items, /*min_per_split=*/512);
@@ -653,17 +592,6 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
     split_reduce(*this, splits, p.k * p.c * rs, dw, [&](float* out) {
       conv2d_weight_grad_tiled_kernel<<<grid, kThreads, 0, stream()>>>(
           p, x, dy, static_cast<int>(per_split), out);
-      check_launch(stream(), "conv2d_backward dw", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
-    });
-  } else if (dw != nullptr && p.k * p.c * rs > 0) {  // strides > 1, kernels wider than 8
-    const i64 tap_blocks = (rs + kTapsPerBlock - 1) / kTapsPerBlock;
-    const i64 splits = choose_splits(p.k * p.c * tap_blocks, positions, /*min_per_split=*/2048);
-    const i64 per_split = std::max<i64>((positions + splits - 1) / splits, 1);
-    const dim3 grid(static_cast<unsigned>(p.k * p.c),
-                    static_cast<unsigned>(tap_blocks),
-                    static_cast<unsigned>(splits));
-    split_reduce(*this, splits, p.k * p.c * rs, dw, [&](float* out) {
-      conv2d_weight_grad_kernel<<<grid, kThreads, 0, stream()>>>(p, x, dy, per_split, out);
       check_launch(stream(), "conv2d_backward dw", {p.n, p.c, p.h, p.w, p.k, p.r, p.s});
     });
   }

@@ -3,19 +3,16 @@
 // block, k in steps of 16 through shared memory, 4x4 adjacent outputs per thread (128-bit reads).
 // When the tiles are too few to fill the GPU (small outputs, long k: dw over a batch of 10,000) k
 // is split across blocks and the partial products are added in a fixed order afterwards. With TF32
-// on (kernels/precision.h) the same products go through tf32_gemm.cuh's tensor-core kernel.
+// on (kernels/precision.h) the same products go through the tensor-core kernel (gemm.cuh).
 #include "kernels/cuda/cuda_backend.cuh"
+#include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/reduce.cuh"
-#include "kernels/cuda/tf32_gemm.cuh"
 #include "kernels/precision.h"
 
 namespace gradlens::cuda {
 
 namespace {
-
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16;
-constexpr int kGemmThreads = 256;  // 16 x 16 threads, 4 x 4 outputs each
 
 // A(m, k) = a[m * a_m + k * a_k], B(k, n) = b[k * b_k + n * b_n], C(m, n) = c[m * ldc + n].
 struct GemmArgs {
@@ -31,69 +28,37 @@ struct GemmArgs {
   i64 split_stride;   // offset of split z's C (0 when not split)
 };
 
-// Index: int where every offset fits (the host checks), i64 otherwise. With int, 4 blocks of 256
-// threads fit a multiprocessor (64 registers a thread): half the threads it can hold.
+// GemmArgs as the kernels' operands, in the kernel's index type.
 template <class Index>
-__global__ void __launch_bounds__(kGemmThreads, sizeof(Index) == 4 ? 4 : 2)
-    gemm_kernel(GemmArgs g) {
-  // +4 keeps rows 16-byte aligned (float4 reads) and spreads the transposed stores over the banks
-  __shared__ __align__(16) float as[kTileK][kTileM + 4];
-  __shared__ __align__(16) float bs[kTileK][kTileN + 4];
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const Index m0 = blockIdx.y * Index{kTileM}, n0 = blockIdx.x * Index{kTileN};
-  const Index gm = static_cast<Index>(g.m), gn = static_cast<Index>(g.n);
-  const Index a_m = static_cast<Index>(g.a_m), a_k = static_cast<Index>(g.a_k);
-  const Index b_k = static_cast<Index>(g.b_k), b_n = static_cast<Index>(g.b_n);
-  const Index k_begin = blockIdx.z * static_cast<Index>(g.k_per_split);
-  const Index k_end = min(static_cast<Index>(g.k), k_begin + static_cast<Index>(g.k_per_split));
-  // Let consecutive threads read consecutive addresses of whichever dim is contiguous.
-  const bool a_k_inner = a_k == 1, b_n_inner = b_n == 1;
-  float acc[4][4] = {};
-  for (Index k0 = k_begin; k0 < k_end; k0 += kTileK) {
-#pragma unroll
-    for (int l = 0; l < kTileM * kTileK / kGemmThreads; ++l) {
-      const int idx = tid + l * kGemmThreads;
-      const int mm = a_k_inner ? idx / kTileK : idx % kTileM;
-      const int kk = a_k_inner ? idx % kTileK : idx / kTileM;
-      const Index m = m0 + mm, k = k0 + kk;
-      as[kk][mm] = (m < gm && k < k_end) ? g.a[m * a_m + k * a_k] : 0.f;
-    }
-#pragma unroll
-    for (int l = 0; l < kTileN * kTileK / kGemmThreads; ++l) {
-      const int idx = tid + l * kGemmThreads;
-      const int nn = b_n_inner ? idx % kTileN : idx / kTileK;
-      const int kk = b_n_inner ? idx / kTileN : idx % kTileK;
-      const Index n = n0 + nn, k = k0 + kk;
-      bs[kk][nn] = (n < gn && k < k_end) ? g.b[k * b_k + n * b_n] : 0.f;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kTileK; ++kk) {
-      // One 128-bit load each for the thread's 4 rows of A and 4 columns of B: 16 FMAs per 2.
-      const float4 a4 = *reinterpret_cast<const float4*>(&as[kk][4 * ty]);
-      const float4 b4 = *reinterpret_cast<const float4*>(&bs[kk][4 * tx]);
-      const float av[4] = {a4.x, a4.y, a4.z, a4.w}, bv[4] = {b4.x, b4.y, b4.z, b4.w};
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
-      }
-    }
-    __syncthreads();
+struct StridedOperands {
+  const float* a_data;
+  Index a_m, a_k;
+  const float* b_data;
+  Index b_k, b_n;
+  float* c;
+  Index ldc;
+  const float* bias;
+  Index split_stride;
+  static StridedOperands from(const GemmArgs& g) {
+    return {g.a,
+            static_cast<Index>(g.a_m),
+            static_cast<Index>(g.a_k),
+            g.b,
+            static_cast<Index>(g.b_k),
+            static_cast<Index>(g.b_n),
+            g.c,
+            static_cast<Index>(g.ldc),
+            g.bias,
+            static_cast<Index>(g.split_stride)};
   }
-  float* c = g.c + blockIdx.z * static_cast<Index>(g.split_stride);
-  const Index ldc = static_cast<Index>(g.ldc);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const Index m = m0 + 4 * ty + i;
-    if (m >= gm) continue;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const Index n = n0 + 4 * tx + j;
-      if (n < gn) c[m * ldc + n] = acc[i][j] + (g.bias != nullptr ? g.bias[n] : 0.f);
-    }
+  __device__ bool a_k_inner() const { return a_k == 1; }
+  __device__ bool b_n_inner() const { return b_n == 1; }
+  __device__ float a(Index m, Index k) const { return a_data[m * a_m + k * a_k]; }
+  __device__ float b(Index k, Index n) const { return b_data[k * b_k + n * b_n]; }
+  __device__ void store(Index m, Index n, Index split, float v) const {
+    c[split * split_stride + m * ldc + n] = v + (bias != nullptr ? bias[n] : 0.f);
   }
-}
+};
 
 // Whether every offset gemm_kernel<int> computes fits (2^30: room for one tile past the end).
 bool fits_32_bits(const GemmArgs& g, i64 splits) {
@@ -103,44 +68,16 @@ bool fits_32_bits(const GemmArgs& g, i64 splits) {
          m * g.ldc + n + splits * g.split_stride < kLimit && splits * g.k_per_split < kLimit;
 }
 
-// GemmArgs as the TF32 kernel's operands (int offsets: fits_32_bits holds).
-struct StridedOperands {
-  const float* a_data;
-  int a_m, a_k;
-  const float* b_data;
-  int b_k, b_n;
-  float* c;
-  int ldc;
-  const float* bias;
-  int split_stride;
-  __device__ float a(int m, int k) const { return a_data[m * a_m + k * a_k]; }
-  __device__ float b(int k, int n) const { return b_data[k * b_k + n * b_n]; }
-  __device__ void store(int m, int n, int split, float v) const {
-    c[split * split_stride + m * ldc + n] = v + (bias != nullptr ? bias[n] : 0.f);
-  }
-};
-
-// One launch of the kernel with the narrowest index that fits; TF32 when asked for and it fits.
-void launch_gemm(cudaStream_t stream, dim3 grid, const GemmArgs& g, i64 splits) {
-  if (matmul_precision() == MatmulPrecision::TF32 && fits_32_bits(g, splits)) {
-    auto i32 = [](i64 v) { return static_cast<int>(v); };
-    const StridedOperands ops{g.a,
-                              i32(g.a_m),
-                              i32(g.a_k),
-                              g.b,
-                              i32(g.b_k),
-                              i32(g.b_n),
-                              g.c,
-                              i32(g.ldc),
-                              g.bias,
-                              i32(g.split_stride)};
-    launch_tf32_gemm(stream, ops, g.m, g.n, g.k, splits, g.k_per_split);
-    return;
-  }
-  if (fits_32_bits(g, splits)) {
-    gemm_kernel<int><<<grid, kGemmThreads, 0, stream>>>(g);
+// One launch with the narrowest index that fits; TF32 when asked for and it fits.
+void launch_gemm(cudaStream_t stream, const GemmArgs& g, i64 splits) {
+  if (!fits_32_bits(g, splits)) {
+    launch_gemm_kernel<i64>(
+        stream, StridedOperands<i64>::from(g), g.m, g.n, g.k, splits, g.k_per_split);
+  } else if (matmul_precision() == MatmulPrecision::TF32) {
+    launch_tf32_gemm(stream, StridedOperands<int>::from(g), g.m, g.n, g.k, splits, g.k_per_split);
   } else {
-    gemm_kernel<i64><<<grid, kGemmThreads, 0, stream>>>(g);
+    launch_gemm_kernel<int>(
+        stream, StridedOperands<int>::from(g), g.m, g.n, g.k, splits, g.k_per_split);
   }
 }
 
@@ -157,13 +94,10 @@ void gemm(CudaBackend& backend, GemmArgs g, const char* op) {
   if (g.m == 0 || g.n == 0) return;
   const i64 tiles = ((g.m + kTileM - 1) / kTileM) * ((g.n + kTileN - 1) / kTileN);
   const i64 splits = choose_splits(tiles, g.k, /*min_per_split=*/256);
-  const dim3 grid(static_cast<unsigned>((g.n + kTileN - 1) / kTileN),
-                  static_cast<unsigned>((g.m + kTileM - 1) / kTileM),
-                  static_cast<unsigned>(splits));
   if (splits == 1 || g.k == 0) {
     g.k_per_split = std::max<i64>(g.k, 1);
     g.split_stride = 0;
-    launch_gemm(stream, dim3(grid.x, grid.y, 1), g, 1);
+    launch_gemm(stream, g, 1);
     check_launch(stream, op, {g.m, g.n, g.k});
     return;
   }
@@ -177,7 +111,7 @@ void gemm(CudaBackend& backend, GemmArgs g, const char* op) {
   s.k_per_split = per_split;
   s.split_stride = g.m * g.n;
   const unsigned used = static_cast<unsigned>((g.k + per_split - 1) / per_split);
-  launch_gemm(stream, dim3(grid.x, grid.y, used), s, used);
+  launch_gemm(stream, s, used);
   check_launch(stream, op, {g.m, g.n, g.k, splits});
   if (g.ldc == g.n) {
     launch_sum_dim(stream, s.c, 1, used, g.m * g.n, g.c);

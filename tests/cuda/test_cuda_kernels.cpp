@@ -672,8 +672,8 @@ const std::vector<ConvCase> kConvCases = {
     {conv(2, 3, 10, 11, 40, 3, 3, 1, 1), true},  // 3 blocks of 16 output channels, odd width
     {conv(2, 20, 6, 7, 9, 3, 3, 1, 0), true},    // 2 blocks of input channels (dx); 9 of 16
     {conv(2, 7, 9, 10, 5, 3, 2, 2, 0), true},    // stride 2, widths not a multiple of 4
-    {conv(1, 64, 8, 8, 4, 5, 5, 1, 2), false},   // forward weights too big: the plain kernel
-    {conv(1, 4, 6, 6, 40, 7, 7, 1, 3), true},    // dx weights too big: the plain kernel
+    {conv(1, 64, 8, 8, 4, 5, 5, 1, 2), false},   // forward weights too big: the implicit GEMM
+    {conv(1, 4, 6, 6, 40, 7, 7, 1, 3), true},    // dx weights too big: the implicit GEMM
 };
 
 TEST_F(CudaKernels, Conv2dForward) {

@@ -1,9 +1,16 @@
-// The opt-in TF32 tensor-core path (kernels/precision.h) of conv2d and linear: one tiled GEMM
-// C(m, n) = sum_k A(m, k) B(k, n) whose operands are functors, so a convolution is an implicit
-// GEMM (A gathers the input window, nothing is unfolded in memory) and the output goes straight to
-// its place (NCHW, plus bias and the fused ReLU). A 64 x 64 tile of C per block of 4 warps, each
-// warp 32 x 32 as 2 x 4 mma.sync m16n8k8 tiles; k in steps of 16 through shared memory, the
-// values rounded to TF32 once as they are staged. 32-bit indices: callers check the sizes fit.
+// Tiled GEMMs C(m, n) = sum_k A(m, k) B(k, n) whose operands are functors, so a convolution is an
+// implicit GEMM (A gathers the input window, nothing is unfolded in memory) and the output goes
+// straight to its place (NCHW, plus bias and the fused ReLU). Two kernels over the same operands:
+// - gemm_kernel, float32 FMAs: a 64 x 64 tile of C per block of 256 threads, 4 x 4 outputs a
+//   thread, k in steps of 16 through shared memory (linear's products, and the convolutions whose
+//   weights do not fit the direct kernels' shared memory);
+// - tf32_gemm_kernel, the opt-in TF32 tensor-core path (kernels/precision.h): 4 warps, each 32 x 32
+//   as 2 x 4 mma.sync m16n8k8 tiles, the values rounded to TF32 once as they are staged; 32-bit
+//   indices (callers check the sizes fit).
+// Operands: a(m, k), b(k, n) read one element (only m < m_size, n < n_size, k < k_size are asked
+// for), store(m, n, split, v) writes one result; a_k_inner() / b_n_inner() say which index is the
+// contiguous one, so that consecutive threads load consecutive addresses. blockIdx.z takes k in
+// [z * k_per_split, (z + 1) * k_per_split).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +19,82 @@
 #include "kernels/cuda/launch.cuh"
 
 namespace gradlens::cuda {
+
+constexpr int kTileM = 64, kTileN = 64, kTileK = 16;
+constexpr int kGemmThreads = 256;  // 16 x 16 threads, 4 x 4 outputs each
+
+// Index: int where every offset fits (the host checks), i64 otherwise. With int, 4 blocks of 256
+// threads fit a multiprocessor (64 registers a thread): half the threads it can hold.
+template <class Operands, class Index>
+__global__ void __launch_bounds__(kGemmThreads, sizeof(Index) == 4 ? 4 : 2)
+    gemm_kernel(Operands ops, Index m_size, Index n_size, Index k_size, Index k_per_split) {
+  // +4 keeps rows 16-byte aligned (float4 reads) and spreads the transposed stores over the banks
+  __shared__ __align__(16) float as[kTileK][kTileM + 4];
+  __shared__ __align__(16) float bs[kTileK][kTileN + 4];
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  // m on x (up to 2^31 - 1 tiles: a convolution's pixels), n on y (channels, features)
+  const Index m0 = blockIdx.x * Index{kTileM}, n0 = blockIdx.y * Index{kTileN};
+  const Index k_begin = blockIdx.z * k_per_split;
+  const Index k_end = min(k_size, k_begin + k_per_split);
+  const bool a_k_inner = ops.a_k_inner(), b_n_inner = ops.b_n_inner();
+  float acc[4][4] = {};
+  for (Index k0 = k_begin; k0 < k_end; k0 += kTileK) {
+#pragma unroll
+    for (int l = 0; l < kTileM * kTileK / kGemmThreads; ++l) {
+      const int idx = tid + l * kGemmThreads;
+      const int mm = a_k_inner ? idx / kTileK : idx % kTileM;
+      const int kk = a_k_inner ? idx % kTileK : idx / kTileM;
+      const Index m = m0 + mm, k = k0 + kk;
+      as[kk][mm] = (m < m_size && k < k_end) ? ops.a(m, k) : 0.f;
+    }
+#pragma unroll
+    for (int l = 0; l < kTileN * kTileK / kGemmThreads; ++l) {
+      const int idx = tid + l * kGemmThreads;
+      const int nn = b_n_inner ? idx % kTileN : idx / kTileK;
+      const int kk = b_n_inner ? idx / kTileN : idx % kTileK;
+      const Index n = n0 + nn, k = k0 + kk;
+      bs[kk][nn] = (n < n_size && k < k_end) ? ops.b(k, n) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      // One 128-bit load each for the thread's 4 rows of A and 4 columns of B: 16 FMAs per 2.
+      const float4 a4 = *reinterpret_cast<const float4*>(&as[kk][4 * ty]);
+      const float4 b4 = *reinterpret_cast<const float4*>(&bs[kk][4 * tx]);
+      const float av[4] = {a4.x, a4.y, a4.z, a4.w}, bv[4] = {b4.x, b4.y, b4.z, b4.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const Index m = m0 + 4 * ty + i;
+    if (m >= m_size) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const Index n = n0 + 4 * tx + j;
+      if (n < n_size) ops.store(m, n, static_cast<Index>(blockIdx.z), acc[i][j]);
+    }
+  }
+}
+
+// One launch of gemm_kernel over `splits` shares of k (k_per_split a multiple of kTileK).
+template <class Index, class Operands>
+void launch_gemm_kernel(
+    cudaStream_t stream, const Operands& ops, i64 m, i64 n, i64 k, i64 splits, i64 k_per_split) {
+  const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM),
+                  static_cast<unsigned>((n + kTileN - 1) / kTileN),
+                  static_cast<unsigned>(splits));
+  gemm_kernel<Operands, Index><<<grid, kGemmThreads, 0, stream>>>(ops,
+                                                                  static_cast<Index>(m),
+                                                                  static_cast<Index>(n),
+                                                                  static_cast<Index>(k),
+                                                                  static_cast<Index>(k_per_split));
+}
 
 constexpr int kMmaTileM = 64, kMmaTileN = 64, kMmaTileK = 16;
 constexpr int kMmaThreads = 128;  // 4 warps, 2 x 2 over the tile
@@ -67,9 +150,6 @@ __device__ inline void mma_tf32(float (&d)[4], const float (&a)[4], const float 
 #endif
 }
 
-// Operands: a(m, k), b(k, n) read one element each (0 outside the operand is the caller's
-// business: the kernel only asks for m < m_size, n < n_size, k < k_size), store(m, n, split, v)
-// writes one result. blockIdx.z takes k in [z * k_per_split, (z + 1) * k_per_split).
 // Up to 128 registers a thread (4 blocks, 16 warps a multiprocessor): asking for 6 or 8 blocks
 // spills the 32 accumulators (ptx_report), and 8 mma per fragment load keep the tensor cores fed.
 template <class Operands>
