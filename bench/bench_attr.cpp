@@ -67,7 +67,7 @@ std::vector<Workload> workloads() {
   w.back().config.feature_mask = superpixel_mask();
   w.back().config.mask_shape = {32, 32};
   // The tutorial's NoiseTunnel(IG): smoothgrad_sq, 100 samples, stdev 0.2, zero baselines.
-  Workload nt{"NoiseTunnelIG", cfg("integrated_gradients"), 0, {1}};
+  Workload nt{"NoiseTunnelIG", cfg("integrated_gradients"), 0, {1, 16}};
   nt.config.noise_tunnel = "smoothgrad_sq";
   nt.config.nt_samples = 100;
   nt.config.stdevs = 0.2f;

@@ -225,6 +225,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--filter", default="", help="only workloads whose name contains this")
+    parser.add_argument("--nt-images", default="1",
+                        help="image counts of NoiseTunnelIG, e.g. 1,16 (16 takes Captum minutes)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # Captum warns about its hooks on every call
     torch.set_num_threads(args.threads)
@@ -243,7 +245,8 @@ def main():
     baselines = torch.rand(8, 3, 32, 32, generator=gen) * 2 - 1  # DeepLiftShap / GradientShap
     results = {}
     for name, fn in work.items():
-        for n in ((1,) if name == "NoiseTunnelIG" else (1, 16)):
+        counts = [int(c) for c in args.nt_images.split(",")] if name == "NoiseTunnelIG" else (1, 16)
+        for n in counts:
             key = f"BM_{name}_CPU/{n}"
             if args.filter not in key:
                 continue
