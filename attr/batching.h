@@ -13,6 +13,8 @@
 
 namespace gradlens::attr {
 
+struct Attributions;  // attribution.h, which includes this header
+
 /// Half the memory currently free on `device` (the host's available RAM for the CPU).
 std::size_t default_memory_budget(Device device);
 /// The chunk size a device runs fastest, which the planner uses when the budget allows: 16 MiB
@@ -42,7 +44,6 @@ class BatchPlanner {
 
 /// The attributions of `n` images as groups of at most `group`, part(begin, end) for each, joined
 /// in order (values, and deltas where the parts have them).
-struct Attributions;
 Attributions attribute_in_groups(
     std::int64_t n,
     std::int64_t group,

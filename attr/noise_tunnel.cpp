@@ -83,21 +83,12 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
                  options_.stdevs);
   NoGradGuard no_grad;  // the base's compute_gradients switches the tape back on
   const std::int64_t n = inputs.size(0);
-  const std::int64_t nt = options_.nt_samples;
-  const std::int64_t rows = n * nt;
-  Shape expanded = inputs.shape();
-  expanded[0] = rows;
   const auto t = expand_targets(targets, n);
-  const RandomDraws* draws = options_.draws;
   const std::vector<std::int64_t> streams = image_streams(options_.image_ids, n, name());
 
   // Images in groups whose noisy rows (one partition's inputs) fit a chunk, so the budget bounds
   // the work whatever the number of images. Each image's draws are its own: groups change nothing.
   // (Saved draws are indexed by row of the whole batch: they keep it whole.)
-  const std::int64_t samples_per_call =
-      options_.nt_samples_batch_size == 0
-          ? nt
-          : std::min<std::int64_t>(nt, options_.nt_samples_batch_size);
   const std::size_t row_bytes = static_cast<std::size_t>(inputs.numel() / n) * sizeof(float);
   const Device device = inputs.device();
   const std::size_t chunk_bytes = std::min({planner_.memory_budget(device),
@@ -106,24 +97,39 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   const std::int64_t group = std::max<std::int64_t>(
       1,
       static_cast<std::int64_t>(chunk_bytes /
-                                (4 * row_bytes * static_cast<std::size_t>(samples_per_call))));
-  if (n > group && draws == nullptr) {
-    const std::vector<std::int64_t> saved_ids = options_.image_ids;
-    struct Restore {
-      std::vector<std::int64_t>& ids;
-      const std::vector<std::int64_t>& saved;
-      ~Restore() { ids = saved; }
-    } restore{options_.image_ids, saved_ids};
+                                (4 * row_bytes * static_cast<std::size_t>(samples_per_call()))));
+  if (n > group && options_.draws == nullptr) {
     const bool per_image_baselines = baselines.defined() && baselines.shape() == inputs.shape() &&
                                      !options_.draw_baseline_from_distrib;
     return attribute_in_groups(n, group, [&](std::int64_t b, std::int64_t e) {
-      options_.image_ids.assign(streams.begin() + b, streams.begin() + e);
-      return attribute(
-          slice(inputs, b, e),
-          std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
-          per_image_baselines ? slice(baselines, b, e) : baselines);
+      const auto part = [b, e](const auto& v) {
+        return std::span(v).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b));
+      };
+      return attribute_images(slice(inputs, b, e),
+                              part(t),
+                              per_image_baselines ? slice(baselines, b, e) : baselines,
+                              part(streams));
     });
   }
+  return attribute_images(inputs, t, baselines, streams);
+}
+
+std::int64_t NoiseTunnel::samples_per_call() const {
+  return options_.nt_samples_batch_size == 0
+             ? options_.nt_samples
+             : std::min<std::int64_t>(options_.nt_samples, options_.nt_samples_batch_size);
+}
+
+Attributions NoiseTunnel::attribute_images(const Tensor& inputs,
+                                           std::span<const std::int64_t> t,
+                                           const Tensor& baselines,
+                                           std::span<const std::int64_t> streams) {
+  const std::int64_t n = inputs.size(0);
+  const std::int64_t nt = options_.nt_samples;
+  const std::int64_t rows = n * nt;
+  Shape expanded = inputs.shape();
+  expanded[0] = rows;
+  const RandomDraws* draws = options_.draws;
 
   // Draws: sample s of image i takes draw s of the image's streams (draws.h), so the result does
   // not depend on nt_samples_batch_size, the batch or the device. The noise is made on the
@@ -146,7 +152,7 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   const Tensor* given = given_noise(draws, expanded, name());
 
   // Partitions of samples: nt / k of k samples, then the remainder (Captum's order).
-  const std::int64_t per_call = samples_per_call;
+  const std::int64_t per_call = samples_per_call();
   std::vector<std::pair<std::int64_t, std::int64_t>> partitions;
   for (std::int64_t s = 0; s + per_call <= nt; s += per_call)
     partitions.emplace_back(s, s + per_call);

@@ -53,6 +53,13 @@ class NoiseTunnel : public Attribution {
   Options& options() { return options_; }
 
  private:
+  // The work of attribute() for images whose draws come from `streams` (one per image).
+  Attributions attribute_images(const Tensor& inputs,
+                                std::span<const std::int64_t> t,
+                                const Tensor& baselines,
+                                std::span<const std::int64_t> streams);
+  std::int64_t samples_per_call() const;  // nt_samples_batch_size, 0 meaning all
+
   Attribution& base_;
   Options options_;
 };
