@@ -1,20 +1,14 @@
 #include "tools/gradlens/shards.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <random>
-#include <sstream>
 #include <stdexcept>
 
 #include "nn/safetensors.h"
 #include "tools/gradlens/attribution_factory.h"
+#include "viz/png.h"
 
 namespace gradlens::cli {
 
@@ -34,34 +28,6 @@ std::int64_t parse_count(const std::string& text, const std::string& what) {
   }
   if (used != text.size() || text.empty()) fail("--shard: '" + what + "' is not a number");
   return v;
-}
-
-// A temp file beside `path` (O_EXCL, so no link is followed), then rename: readers see the old
-// file or the whole new one.
-void write_text_atomically(const std::string& path, const std::string& text) {
-  std::random_device rd;
-  const std::string tmp = path + ".tmp-" + std::to_string(rd()) + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) fail("cannot create '" + tmp + "': " + std::strerror(errno));
-  const char* p = text.data();
-  std::size_t left = text.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail("cannot write '" + path + "': " + std::strerror(err));
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("cannot write '" + path + "': " + std::strerror(err));
-  }
 }
 
 nlohmann::json read_manifest(const std::string& path) {
@@ -213,7 +179,7 @@ void write_or_check_manifest(const std::string& dir, const nlohmann::json& manif
     fail(path + " was written by a run with another configuration (differs in: " + keys +
          "); use another --out directory");
   }
-  write_text_atomically(path, manifest.dump(1) + "\n");
+  viz::write_file_atomic(path, manifest.dump(1) + "\n");  // temp file, fsync, rename
 }
 
 void add_shards_command(CLI::App& app) {
