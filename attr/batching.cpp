@@ -5,6 +5,7 @@
 #include "attr/attribution.h"
 #include "attr/gradient.h"
 #include "autograd/error.h"
+#include "autograd/hooks.h"
 #include "autograd/ops.h"
 #include "autograd/storage.h"
 #include "kernels/backend.h"
@@ -57,16 +58,43 @@ std::int64_t BatchPlanner::chunk_rows(const std::function<Tensor(const Tensor&)>
   return std::max<std::int64_t>(rows, 1);
 }
 
+int BatchPlanner::concurrency(Device device) const {
+  if (!device.is_cpu() || any_backward_override()) return 1;  // rules are the calling thread's
+  const int threads = num_threads();
+  if (concurrency_ >= 1) return std::min(concurrency_, threads);
+  // Each chunk in flight holds up to a chunk's bytes: as many as the budget holds.
+  const std::size_t chunk_bytes = std::min(memory_budget(device), preferred_chunk_bytes(device));
+  const std::size_t fit = memory_budget(device) / std::max<std::size_t>(chunk_bytes, 1);
+  return static_cast<int>(std::clamp<std::size_t>(fit, 1, static_cast<std::size_t>(threads)));
+}
+
 Attributions attribute_in_groups(
     std::int64_t n,
     std::int64_t group,
-    const std::function<Attributions(std::int64_t, std::int64_t)>& part) {
+    const std::function<Attributions(std::int64_t, std::int64_t)>& part,
+    int concurrency) {
+  GRADLENS_CHECK(group >= 1, "[batching] group of ", group, " images");
+  const std::int64_t groups = (n + group - 1) / group;
+  std::vector<Attributions> parts(static_cast<std::size_t>(groups));
+  const auto run = [&](std::int64_t g) {
+    parts[static_cast<std::size_t>(g)] = part(g * group, std::min(n, (g + 1) * group));
+  };
+  if (concurrency <= 1 || groups == 1) {
+    for (std::int64_t g = 0; g < groups; ++g) run(g);
+  } else if (concurrency >= num_threads()) {
+    parallel_tasks(groups, run);  // a thread runs one group at a time
+  } else {
+    // Waves of `concurrency` groups, so that no more are in flight than the budget holds.
+    for (std::int64_t g0 = 0; g0 < groups; g0 += concurrency) {
+      const std::int64_t wave = std::min<std::int64_t>(concurrency, groups - g0);
+      parallel_tasks(wave, [&](std::int64_t i) { run(g0 + i); });
+    }
+  }
   std::vector<Tensor> values, deltas;
-  for_each_chunk(n, group, [&](std::int64_t b, std::int64_t e) {
-    const Attributions a = part(b, e);
+  for (const Attributions& a : parts) {
     values.push_back(a.values);
     if (a.delta.defined()) deltas.push_back(a.delta);
-  });
+  }
   Attributions out;
   out.values = cat(values);
   if (!deltas.empty()) out.delta = cat(deltas);

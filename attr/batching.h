@@ -31,23 +31,37 @@ class BatchPlanner {
   void set_max_rows(std::int64_t rows) { max_rows_ = rows; }
   std::int64_t max_rows() const { return max_rows_; }
 
-  /// Rows of shape `row_shape` per gradient call through `forward` (measured once per shape).
+  /// Rows of shape `row_shape` per gradient call through `forward` (measured once per shape, so
+  /// before any concurrent chunk).
   std::int64_t chunk_rows(const std::function<Tensor(const Tensor&)>& forward,
                           const Shape& row_shape,
                           Device device);
 
+  /// Chunks that may run at once on the CPU, each on its own thread with its kernels inline, for
+  /// methods whose chunks are independent (IntegratedGradients over many images or NoiseTunnel
+  /// samples): 1 (the default) = one at a time, its kernels split over the threads; 0 = one a
+  /// thread, as many as the budget holds (5-10 % faster on 2 cores). Results are the same; above
+  /// 1 the forward is called from several threads at once, so it must be safe to (no stateful
+  /// hook): the command line's Net is.
+  void set_concurrency(int chunks) { concurrency_ = chunks; }
+  /// How many chunks run at once on `device` (always 1 on a GPU, and under a backward rule).
+  int concurrency(Device device) const;
+
  private:
   std::size_t budget_ = 0;
   std::int64_t max_rows_ = 0;
+  int concurrency_ = 1;
   std::map<std::pair<Shape, int>, std::size_t> row_bytes_;  // measured cost per row
 };
 
 /// The attributions of `n` images as groups of at most `group`, part(begin, end) for each, joined
-/// in order (values, and deltas where the parts have them).
+/// in order (values, and deltas where the parts have them); `concurrency` groups at a time, each
+/// on its own CPU thread (the result is the same).
 Attributions attribute_in_groups(
     std::int64_t n,
     std::int64_t group,
-    const std::function<Attributions(std::int64_t, std::int64_t)>& part);
+    const std::function<Attributions(std::int64_t, std::int64_t)>& part,
+    int concurrency = 1);
 
 /// Calls fn(begin, end) over [0, total) in pieces of at most `rows` (rows >= 1).
 void for_each_chunk(std::int64_t total,

@@ -35,15 +35,23 @@ Attributions IntegratedGradients::attribute(const Tensor& inputs,
 
   Shape row_shape(inputs.shape().begin() + 1, inputs.shape().end());
   const std::int64_t rows = planner_.chunk_rows(forward_, row_shape, inputs.device());
-  if (n > rows) {
-    // More images than a chunk holds: groups of images, one step of a group per chunk, so the
-    // budget bounds the work whatever the number of images.
-    return attribute_in_groups(n, rows, [&](std::int64_t b, std::int64_t e) {
-      return attribute(
-          slice(inputs, b, e),
-          std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
-          slice(base, b, e));
-    });
+  // Groups of images whose every step fits one chunk, where a chunk holds all the steps of one
+  // image: the weighted sum over steps then runs once per group on cache-sized data, instead of
+  // once per step over every image (NoiseTunnel's 100 samples at one step a chunk spent a tenth
+  // of its time there). Otherwise one image's steps over several chunks. Either way the budget
+  // bounds the work whatever the number of images, and an image's result does not depend on n.
+  const std::int64_t group = std::max<std::int64_t>(1, rows / options_.n_steps);
+  if (n > group) {
+    return attribute_in_groups(
+        n,
+        group,
+        [&](std::int64_t b, std::int64_t e) {
+          return attribute(
+              slice(inputs, b, e),
+              std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
+              slice(base, b, e));
+        },
+        planner_.concurrency(inputs.device()));
   }
   const std::int64_t steps_per_chunk = std::max<std::int64_t>(1, rows / n);
 

@@ -1,6 +1,6 @@
 // IntegratedGradients (Captum defaults: 50 Gauss-Legendre steps, zero baselines, multiplied by
-// inputs): every step of every image goes through the network in one batch, step-major (row
-// s * N + i), split only where the memory budget (or internal_batch_size) says so.
+// inputs): the steps of the images go through the network in batches, step-major (row s * N + i),
+// in groups of images whose steps fit a chunk of the memory budget (or internal_batch_size).
 #pragma once
 
 #include "attr/approximation.h"

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 
 #include "kernels/device.h"
@@ -154,5 +155,10 @@ bool cuda_is_available();
 /// Threads used by the CPU kernels (default: the machine's cores).
 void set_num_threads(int threads);
 int num_threads();
+
+/// fn(0) ... fn(count - 1) on those threads, several at once, each call's CPU kernels inline on
+/// its own thread: for independent pieces of work too small to split well inside (a chunk of
+/// attribution rows). Returns when all are done; the lowest-numbered call's exception is rethrown.
+void parallel_tasks(std::int64_t count, const std::function<void(std::int64_t)>& fn);
 
 }  // namespace gradlens

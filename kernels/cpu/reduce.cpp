@@ -45,27 +45,32 @@ void CpuBackend::sum(const float* x, i64 n, float* y) {
 }
 
 void CpuBackend::sum_dim(const float* x, i64 outer, i64 size, i64 inner, float* y) {
-  thread_pool().parallel_for(0,
-                             outer,
-                             std::max<i64>(1, kElementwiseGrain / std::max<i64>(1, size * inner)),
-                             [=](i64 begin, i64 end) {
-                               thread_local ScratchBuffer scratch;
-                               double* acc = scratch.get<double>(inner);
-                               for (i64 o = begin; o < end; ++o) {
-                                 if (inner == 1) {  // a row sum: interleaved partials
-                                   y[o] = static_cast<float>(sum_double(x + o * size, size));
-                                   continue;
-                                 }
-                                 std::fill(acc, acc + inner, 0.0);
-                                 const float* row = x + o * size * inner;
-                                 for (i64 d = 0; d < size; ++d) {
-                                   for (i64 i = 0; i < inner; ++i)
-                                     acc[i] += static_cast<double>(row[d * inner + i]);
-                                 }
-                                 for (i64 i = 0; i < inner; ++i)
-                                   y[o * inner + i] = static_cast<float>(acc[i]);
-                               }
-                             });
+  if (inner == 1) {  // row sums: interleaved partials
+    thread_pool().parallel_for(
+        0, outer, std::max<i64>(1, kElementwiseGrain / std::max<i64>(1, size)), [=](i64 b, i64 e) {
+          for (i64 o = b; o < e; ++o) y[o] = static_cast<float>(sum_double(x + o * size, size));
+        });
+    return;
+  }
+  // Work items are (outer, block of kSumDimColumns inner columns): the threads share the work even
+  // when outer is 1 (IG's sum over steps), and a block's double accumulators stay in L1. Every
+  // output adds its `size` terms in order, whatever the split.
+  constexpr i64 kSumDimColumns = 1024;
+  const i64 blocks = (inner + kSumDimColumns - 1) / kSumDimColumns;
+  const i64 grain = std::max<i64>(1, kElementwiseGrain / (size * std::min(inner, kSumDimColumns)));
+  thread_pool().parallel_for(0, outer * blocks, grain, [=](i64 begin, i64 end) {
+    double acc[kSumDimColumns];
+    for (i64 item = begin; item < end; ++item) {
+      const i64 o = item / blocks, i0 = item % blocks * kSumDimColumns;
+      const i64 width = std::min(kSumDimColumns, inner - i0);
+      std::fill(acc, acc + width, 0.0);
+      const float* column = x + o * size * inner + i0;
+      for (i64 d = 0; d < size; ++d) {
+        for (i64 i = 0; i < width; ++i) acc[i] += static_cast<double>(column[d * inner + i]);
+      }
+      for (i64 i = 0; i < width; ++i) y[o * inner + i0 + i] = static_cast<float>(acc[i]);
+    }
+  });
 }
 
 }  // namespace gradlens::cpu::GRADLENS_CPU_ISA

@@ -6,6 +6,7 @@
 #include "attr/batching.h"
 #include "attr/integrated_gradients.h"
 #include "attr/noise_tunnel.h"
+#include "autograd/hooks.h"
 #include "autograd/ops.h"
 #include "autograd/storage.h"
 #include "nn/lenet.h"
@@ -88,4 +89,38 @@ TEST(Batching, NoiseTunnelOverIgOn2000ImagesStaysWithinTheBudgetAndEqualsOneImag
         single.attribute(slice(x, i, i + 1), std::span(&t[static_cast<std::size_t>(i)], 1)).values);
   }
   EXPECT_TRUE(gradlens::testing::allclose(all, cat(singles), 1e-5, 1e-7));
+}
+
+TEST(Batching, ConcurrentGroupsJoinInOrderAndRethrowTheFirstError) {
+  gradlens::testing::ThreadCount two(2);
+  const auto part = [](std::int64_t b, std::int64_t e) {
+    attr::Attributions a;
+    std::vector<float> v;
+    for (std::int64_t i = b; i < e; ++i) v.push_back(static_cast<float>(i));
+    a.values = Tensor::from_vector(v, {e - b});
+    return a;
+  };
+  const Tensor joined = attr::attribute_in_groups(10, 3, part, 2).values;
+  EXPECT_EQ(joined.to_vector(), std::vector<float>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  const auto failing = [&](std::int64_t b, std::int64_t e) {
+    if (b >= 3) throw std::runtime_error("group at " + std::to_string(b));
+    return part(b, e);
+  };
+  try {
+    attr::attribute_in_groups(10, 3, failing, 2);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "group at 3");  // the lowest failing group, whichever thread ran it
+  }
+  // Under a backward rule (thread-local) or on a budget of one chunk, groups run one at a time.
+  attr::BatchPlanner planner;
+  planner.set_concurrency(0);
+  planner.set_memory_budget(attr::preferred_chunk_bytes(kCPU));
+  EXPECT_EQ(planner.concurrency(kCPU), 1);
+  planner.set_memory_budget(0);
+  EXPECT_EQ(planner.concurrency(kCPU), 2);
+  {
+    const BackwardOverrideGuard rule("relu", nullptr);
+    EXPECT_EQ(planner.concurrency(kCPU), 1);
+  }
 }

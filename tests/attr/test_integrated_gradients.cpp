@@ -96,3 +96,24 @@ TEST(IntegratedGradients, ChunkingAndBatchingDoNotChangeTheResult) {
     EXPECT_TRUE(allclose(one.values, slice(all.values, i, i + 1), 0, 1e-6)) << "image " << i;
   }
 }
+
+TEST(IntegratedGradients, ConcurrentChunksGiveTheSameResultAsOneAtATime) {
+  // set_concurrency(0) runs groups of images one a CPU thread, each with its kernels inline;
+  // every image's sum over steps is the same sequence either way, so the result is bit for bit.
+  GRADLENS_PUBLIC_SET(set);
+  gradlens::testing::ThreadCount two(2);
+  attr::IntegratedGradients serial(set->forward);
+  serial.batching().set_max_rows(100);  // two images a chunk: 8 groups
+  const auto expected = serial.attribute(set->inputs, set->labels);
+  attr::IntegratedGradients concurrent(set->forward);
+  concurrent.batching().set_max_rows(100);
+  concurrent.batching().set_concurrency(0);
+  EXPECT_EQ(concurrent.batching().concurrency(kCPU), 2);
+  const auto got = concurrent.attribute(set->inputs, set->labels);
+  EXPECT_TRUE(allclose(got.values, expected.values, 0, 0));
+  EXPECT_TRUE(allclose(got.delta, expected.delta, 0, 0));
+  // And one image alone gives its row of the batch exactly: every chunk holds all its steps.
+  const std::int64_t target = set->labels[5];
+  const auto one = serial.attribute(slice(set->inputs, 5, 6), std::span(&target, 1));
+  EXPECT_TRUE(allclose(one.values, slice(expected.values, 5, 6), 0, 0));
+}

@@ -342,10 +342,19 @@ TEST_P(CpuKernels, SumDimAccumulatesInDouble) {
                        Case{4, 10, 3072},
                        Case{1000, 10, 1},
                        Case{1, 100003, 1},
-                       Case{5, 1, 6}}) {
+                       Case{5, 1, 6},
+                       Case{1, 50, 9216},    // IG's sum over steps: column blocks, one outer row
+                       Case{3, 4, 2049}}) {  // a partial column block
     const std::vector<float> x = random_vector(c.outer * c.size * c.inner, 21);
     std::vector<float> y(static_cast<std::size_t>(c.outer * c.inner), 9.f);
-    cpu().sum_dim(x.data(), c.outer, c.size, c.inner, y.data());
+    {
+      ThreadCount one(1);
+      cpu().sum_dim(x.data(), c.outer, c.size, c.inner, y.data());
+    }
+    std::vector<float> two_threads(y.size(), 7.f);
+    cpu().sum_dim(x.data(), c.outer, c.size, c.inner, two_threads.data());
+    EXPECT_EQ(y, two_threads) << "thread count changed " << c.outer << " x " << c.size << " x "
+                              << c.inner;
     std::vector<double> ref(y.size(), 0.0);
     for (i64 o = 0; o < c.outer; ++o) {
       for (i64 d = 0; d < c.size; ++d) {

@@ -235,6 +235,9 @@ BuiltMethod make_attribution(const MethodConfig& c, nn::Module& model) {
       make_base(c, model, has_draws ? draws.get() : nullptr, params);
   base->batching().set_max_rows(c.internal_batch_size);
   base->batching().set_memory_budget(c.memory_budget);
+  // The command line's models have no stateful hooks outside the layer methods' own attribute
+  // calls, so independent chunks may run one a CPU thread.
+  base->batching().set_concurrency(0);
   std::string description = c.method + "(" + params + ")";
 
   std::unique_ptr<attr::Attribution> tunnel;

@@ -3,12 +3,15 @@
 // exports.
 #include "kernels/cpu/common/isa.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <initializer_list>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/cpu/common/thread_pool.h"
 #include "kernels/registry.h"
@@ -201,5 +204,22 @@ Backend& cpu_backend() {
 void set_num_threads(int threads) { cpu::thread_pool().set_num_threads(threads); }
 
 int num_threads() { return cpu::thread_pool().num_threads(); }
+
+void parallel_tasks(std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+  std::vector<std::exception_ptr> errors(
+      static_cast<std::size_t>(std::max<std::int64_t>(count, 0)));
+  cpu::thread_pool().parallel_for(0, count, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[static_cast<std::size_t>(i)] = std::current_exception();
+      }
+    }
+  });
+  for (const auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+}
 
 }  // namespace gradlens
