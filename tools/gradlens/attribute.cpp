@@ -300,7 +300,7 @@ void run_sharded(const AttributeOptions& o,
                  duration_text(static_cast<double>(remaining - done) / rate).c_str());
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("took %.1f s (%.1f images/s); wrote %zu shards to %s/\n",
+  std::printf("took %.2f s (%.3g images/s); wrote %zu shards to %s/\n",
               seconds,
               done / std::max(seconds, 1e-9),
               todo.size(),
