@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "autograd/storage.h"
 #include "bench/workloads.h"
-#include "nn/lenet.h"
-#include "nn/safetensors.h"
+#include "gradlens/autograd/storage.h"
+#include "gradlens/nn/lenet.h"
+#include "gradlens/nn/safetensors.h"
 #include "tools/gradlens/attribution_factory.h"
 
 namespace {

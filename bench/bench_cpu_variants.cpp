@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "bench/workloads.h"
-#include "kernels/backend.h"
-#include "kernels/cpu/common/isa.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/cpu/common/isa.h"
 
 namespace {
 

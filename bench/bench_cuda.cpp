@@ -13,18 +13,18 @@
 #include <string>
 #include <vector>
 
-#include "attr/integrated_gradients.h"
-#include "attr/noise_tunnel.h"
-#include "autograd/grad_mode.h"
-#include "autograd/ops.h"
-#include "autograd/storage.h"
 #include "bench/workloads.h"
-#include "kernels/backend.h"
-#include "kernels/precision.h"
-#include "nn/lenet.h"
-#include "nn/loss.h"
-#include "nn/optim/sgd.h"
-#include "nn/safetensors.h"
+#include "gradlens/attr/integrated_gradients.h"
+#include "gradlens/attr/noise_tunnel.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/autograd/storage.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/precision.h"
+#include "gradlens/nn/lenet.h"
+#include "gradlens/nn/loss.h"
+#include "gradlens/nn/optim/sgd.h"
+#include "gradlens/nn/safetensors.h"
 
 namespace {
 

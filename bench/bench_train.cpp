@@ -7,13 +7,13 @@
 #include <random>
 #include <vector>
 
-#include "autograd/engine.h"
-#include "autograd/grad_mode.h"
-#include "autograd/ops.h"
 #include "bench/workloads.h"
-#include "nn/lenet.h"
-#include "nn/loss.h"
-#include "nn/optim/sgd.h"
+#include "gradlens/autograd/engine.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/nn/lenet.h"
+#include "gradlens/nn/loss.h"
+#include "gradlens/nn/optim/sgd.h"
 
 namespace {
 

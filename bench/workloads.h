@@ -10,10 +10,10 @@
 #include <utility>
 #include <vector>
 
-#include "autograd/shape.h"
-#include "autograd/tensor.h"
-#include "nn/lenet.h"
-#include "nn/safetensors.h"
+#include "gradlens/autograd/shape.h"
+#include "gradlens/autograd/tensor.h"
+#include "gradlens/nn/lenet.h"
+#include "gradlens/nn/safetensors.h"
 
 namespace gradlens::bench {
 

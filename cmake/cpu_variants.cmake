@@ -1,5 +1,5 @@
-# The CPU kernels (kernels/cpu/*.cpp) are compiled once per ISA, each copy with its own flags and
-# its own namespace gradlens::cpu::<isa>; kernels/cpu/common/isa.cpp picks one at start-up. Nothing
+# The CPU kernels (gradlens/kernels/cpu/*.cpp) are compiled once per ISA, each copy with its own flags and
+# its own namespace gradlens::cpu::<isa>; gradlens/kernels/cpu/common/isa.cpp picks one at start-up. Nothing
 # else in the project is compiled for a specific ISA, and no ISA flag reaches consumers.
 #
 # gradlens_cpu_variant(ISA FLAGS... [DEFINES...]) compiles them into an OBJECT library, then links
@@ -36,7 +36,7 @@ endif()
 
 function(gradlens_cpu_variant isa)
   cmake_parse_arguments(ARG "" "" "FLAGS;DEFINES" ${ARGN})
-  file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/cpu/*.cpp)
+  file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/gradlens/kernels/cpu/*.cpp)
   set(lib gradlens_cpu_${isa})
   add_library(${lib} OBJECT ${sources})
   target_include_directories(${lib} PRIVATE ${PROJECT_SOURCE_DIR})

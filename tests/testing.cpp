@@ -12,10 +12,10 @@
 #include <random>
 #include <sstream>
 
-#include "autograd/engine.h"
-#include "autograd/grad_mode.h"
-#include "autograd/ops.h"
-#include "kernels/cpu/common/isa.h"
+#include "gradlens/autograd/engine.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/kernels/cpu/common/isa.h"
 
 #if GRADLENS_TEST_AVX512_ON_AVX2
 extern "C" gradlens::Backend* gradlens_cpu_backend_avx512_on_avx2();

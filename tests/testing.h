@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "autograd/tensor.h"
-#include "kernels/backend.h"
-#include "kernels/params.h"
+#include "gradlens/autograd/tensor.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/params.h"
 
 namespace gradlens::testing {
 

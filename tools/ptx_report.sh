@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A look at the CUDA kernels that needs no GPU: compiles kernels/cuda/*.cu for sm_90, reads
+# A look at the CUDA kernels that needs no GPU: compiles gradlens/kernels/cuda/*.cu for sm_90, reads
 # `ptxas -v` (registers, spills, shared memory per kernel) and, in the PTX, each kernel's hottest
 # inner loop (the innermost loop with the most FMAs): its FMAs per shared or global load
 # instruction (a 128-bit load counts once; an m16n8k8 mma.sync counts as its 32 FMAs per lane).
@@ -30,7 +30,7 @@ fi
 WORK=${OUT:-$(mktemp -d)}
 mkdir -p "$WORK"
 
-for cu in kernels/cuda/*.cu; do
+for cu in gradlens/kernels/cuda/*.cu; do
   name=$(basename "$cu" .cu)
   # One compile: --keep leaves the PTX that ptxas -v reports on in $WORK.
   nvcc -arch=sm_90 -std=c++17 -O3 -I. -c -Xptxas -v --keep --keep-dir "$WORK" "$cu" \

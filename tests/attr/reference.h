@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "attr/attribution.h"
-#include "nn/lenet.h"
-#include "nn/safetensors.h"
+#include "gradlens/attr/attribution.h"
+#include "gradlens/nn/lenet.h"
+#include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
 namespace gradlens::testing {

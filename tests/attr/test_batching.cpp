@@ -3,13 +3,13 @@
 // budget is a ceiling, not a target: on the CPU chunks stay cache-sized under a large one.
 #include <gtest/gtest.h>
 
-#include "attr/batching.h"
-#include "attr/integrated_gradients.h"
-#include "attr/noise_tunnel.h"
-#include "autograd/hooks.h"
-#include "autograd/ops.h"
-#include "autograd/storage.h"
-#include "nn/lenet.h"
+#include "gradlens/attr/batching.h"
+#include "gradlens/attr/integrated_gradients.h"
+#include "gradlens/attr/noise_tunnel.h"
+#include "gradlens/autograd/hooks.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/autograd/storage.h"
+#include "gradlens/nn/lenet.h"
 #include "tests/attr/reference.h"
 #include "tests/testing.h"
 

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "attr/deep_lift.h"
-#include "attr/deep_lift_shap.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/deep_lift.h"
+#include "gradlens/attr/deep_lift_shap.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "attr/gradient.h"
-#include "attr/gradient_shap.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/gradient.h"
+#include "gradlens/attr/gradient_shap.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

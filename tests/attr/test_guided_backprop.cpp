@@ -6,10 +6,10 @@
 #include <cmath>
 #include <cstdio>
 
-#include "attr/deconvolution.h"
-#include "attr/gradient.h"
-#include "attr/guided_backprop.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/deconvolution.h"
+#include "gradlens/attr/gradient.h"
+#include "gradlens/attr/guided_backprop.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

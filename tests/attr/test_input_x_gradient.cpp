@@ -5,9 +5,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "attr/input_x_gradient.h"
-#include "attr/saliency.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/input_x_gradient.h"
+#include "gradlens/attr/saliency.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
-#include "attr/integrated_gradients.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/integrated_gradients.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

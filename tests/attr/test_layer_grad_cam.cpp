@@ -7,10 +7,10 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "attr/guided_grad_cam.h"
-#include "attr/interpolate.h"
-#include "attr/layer_grad_cam.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/guided_grad_cam.h"
+#include "gradlens/attr/interpolate.h"
+#include "gradlens/attr/layer_grad_cam.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

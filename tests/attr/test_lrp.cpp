@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "attr/lrp.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/lrp.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

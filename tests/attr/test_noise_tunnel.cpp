@@ -7,14 +7,14 @@
 #include <cstdio>
 #include <string>
 
-#include "attr/gradient.h"
-#include "attr/gradient_shap.h"
-#include "attr/integrated_gradients.h"
-#include "attr/noise_tunnel.h"
-#include "attr/saliency.h"
-#include "autograd/grad_mode.h"
-#include "autograd/ops.h"
-#include "nn/lenet.h"
+#include "gradlens/attr/gradient.h"
+#include "gradlens/attr/gradient_shap.h"
+#include "gradlens/attr/integrated_gradients.h"
+#include "gradlens/attr/noise_tunnel.h"
+#include "gradlens/attr/saliency.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/nn/lenet.h"
 #include "tests/attr/reference.h"
 #include "tests/testing.h"
 

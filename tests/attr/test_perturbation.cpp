@@ -8,9 +8,9 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "attr/feature_ablation.h"
-#include "attr/occlusion.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/feature_ablation.h"
+#include "gradlens/attr/occlusion.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <random>
 
-#include "attr/saliency.h"
-#include "autograd/grad_mode.h"
-#include "autograd/ops.h"
+#include "gradlens/attr/saliency.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;

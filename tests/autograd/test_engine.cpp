@@ -1,11 +1,11 @@
 // The tape: backward accumulation into leaves, functional grad, no-grad mode, overrides.
 #include <gtest/gtest.h>
 
-#include "autograd/engine.h"
-#include "autograd/grad_mode.h"
-#include "autograd/hooks.h"
-#include "autograd/ops.h"
-#include "kernels/backend.h"
+#include "gradlens/autograd/engine.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/hooks.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/kernels/backend.h"
 #include "tests/testing.h"
 
 using namespace gradlens;

@@ -8,8 +8,8 @@
 #include <numeric>
 #include <random>
 
-#include "autograd/ops.h"
-#include "nn/lenet.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/nn/lenet.h"
 #include "tests/testing.h"
 
 using namespace gradlens;

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "autograd/shape.h"
-#include "autograd/tensor.h"
-#include "kernels/backend.h"
+#include "gradlens/autograd/shape.h"
+#include "gradlens/autograd/tensor.h"
+#include "gradlens/kernels/backend.h"
 
 namespace gradlens::testing {
 

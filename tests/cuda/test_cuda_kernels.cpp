@@ -21,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/backend.h"
-#include "kernels/precision.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/precision.h"
 #include "tests/cuda/cuda_testing.h"
 #include "tests/testing.h"
 

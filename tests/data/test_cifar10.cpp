@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "data/cifar10.h"
-#include "data/dataloader.h"
-#include "data/fetch.h"
-#include "data/transforms.h"
+#include "gradlens/data/cifar10.h"
+#include "gradlens/data/dataloader.h"
+#include "gradlens/data/fetch.h"
+#include "gradlens/data/transforms.h"
 #include "tests/testing.h"
 
 namespace gradlens::data {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "data/cifar10.h"
-#include "data/fetch.h"
+#include "gradlens/data/cifar10.h"
+#include "gradlens/data/fetch.h"
 #include "tests/testing.h"
 
 namespace gradlens::data {

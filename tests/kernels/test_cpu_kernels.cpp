@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/backend.h"
+#include "gradlens/kernels/backend.h"
 #include "tests/testing.h"
 
 namespace {

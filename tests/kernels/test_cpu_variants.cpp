@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/backend.h"
-#include "kernels/cpu/common/isa.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/cpu/common/isa.h"
 #include "tests/testing.h"
 
 namespace {

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
-#include "autograd/ops.h"
-#include "kernels/philox.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/kernels/philox.h"
 #include "tests/testing.h"
 
 using namespace gradlens;

@@ -4,12 +4,12 @@
 #include <cmath>
 #include <optional>
 
-#include "autograd/engine.h"
-#include "autograd/hooks.h"
-#include "autograd/ops.h"
-#include "nn/lenet.h"
-#include "nn/loss.h"
-#include "nn/optim/sgd.h"
+#include "gradlens/autograd/engine.h"
+#include "gradlens/autograd/hooks.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/nn/lenet.h"
+#include "gradlens/nn/loss.h"
+#include "gradlens/nn/optim/sgd.h"
 #include "tests/testing.h"
 
 using namespace gradlens;

@@ -6,15 +6,15 @@
 #include <cmath>
 #include <numeric>
 
-#include "autograd/engine.h"
-#include "autograd/grad_mode.h"
-#include "autograd/ops.h"
-#include "data/cifar10.h"
-#include "data/transforms.h"
-#include "nn/lenet.h"
-#include "nn/loss.h"
-#include "nn/optim/sgd.h"
-#include "nn/safetensors.h"
+#include "gradlens/autograd/engine.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/data/cifar10.h"
+#include "gradlens/data/transforms.h"
+#include "gradlens/nn/lenet.h"
+#include "gradlens/nn/loss.h"
+#include "gradlens/nn/optim/sgd.h"
+#include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
 using namespace gradlens;

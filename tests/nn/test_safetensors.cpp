@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/safetensors.h"
+#include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
 namespace gradlens::nn {

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "nn/safetensors.h"
+#include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;

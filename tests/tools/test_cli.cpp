@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "kernels/backend.h"
-#include "kernels/cpu/common/isa.h"
-#include "nn/safetensors.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/cpu/common/isa.h"
+#include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-#include "kernels/backend.h"
+#include "gradlens/kernels/backend.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "data/cifar10.h"
-#include "nn/safetensors.h"
+#include "gradlens/data/cifar10.h"
+#include "gradlens/nn/safetensors.h"
+#include "gradlens/viz/html.h"
+#include "gradlens/viz/png.h"
 #include "tests/testing.h"
-#include "viz/html.h"
-#include "viz/png.h"
 
 namespace fs = std::filesystem;
 using gradlens::testing::CliRun;

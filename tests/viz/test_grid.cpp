@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "gradlens/viz/figure.h"
+#include "gradlens/viz/font.h"
+#include "gradlens/viz/grid.h"
 #include "tests/testing.h"
-#include "viz/figure.h"
-#include "viz/font.h"
-#include "viz/grid.h"
 
 namespace gradlens::viz {
 namespace {

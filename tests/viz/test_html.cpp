@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "gradlens/viz/html.h"
+#include "gradlens/viz/png.h"
 #include "tests/testing.h"
-#include "viz/html.h"
-#include "viz/png.h"
 
 namespace gradlens::viz {
 namespace {

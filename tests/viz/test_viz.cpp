@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "nn/safetensors.h"
+#include "gradlens/nn/safetensors.h"
+#include "gradlens/viz/colormap.h"
+#include "gradlens/viz/png.h"
+#include "gradlens/viz/render.h"
+#include "gradlens/viz/visualize.h"
 #include "tests/testing.h"
-#include "viz/colormap.h"
-#include "viz/png.h"
-#include "viz/render.h"
-#include "viz/visualize.h"
 
 namespace gradlens::viz {
 namespace {

@@ -1,4 +1,4 @@
-# gradlens_cuda_emu_objects(): an OBJECT library `gradlens_cuda_emu` holding the kernels/cuda/*.cu
+# gradlens_cuda_emu_objects(): an OBJECT library `gradlens_cuda_emu` holding the gradlens/kernels/cuda/*.cu
 # files rewritten for the host compiler (transform.py) plus the emulator, so the CUDA kernels can
 # run where there is no GPU: as the whole CUDA backend (-DGRADLENS_CUDA=EMULATE), or inside one test
 # binary of an ordinary build (tests/CMakeLists.txt), which is how CI executes every kernel.
@@ -7,7 +7,7 @@ function(gradlens_cuda_emu_objects)
     return()
   endif()
   file(GLOB cuda_files CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}
-       ${PROJECT_SOURCE_DIR}/kernels/cuda/*.cu ${PROJECT_SOURCE_DIR}/kernels/cuda/*.cuh)
+       ${PROJECT_SOURCE_DIR}/gradlens/kernels/cuda/*.cu ${PROJECT_SOURCE_DIR}/gradlens/kernels/cuda/*.cuh)
   list(TRANSFORM cuda_files PREPEND ${PROJECT_SOURCE_DIR}/ OUTPUT_VARIABLE cuda_absolute)
   set(emu_dir ${PROJECT_BINARY_DIR}/cuda_emu)
   set(outputs)

@@ -9,22 +9,22 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "attr/approximation.h"
-#include "attr/deconvolution.h"
-#include "attr/deep_lift.h"
-#include "attr/deep_lift_shap.h"
-#include "attr/feature_ablation.h"
-#include "attr/gradient_shap.h"
-#include "attr/guided_backprop.h"
-#include "attr/guided_grad_cam.h"
-#include "attr/input_x_gradient.h"
-#include "attr/integrated_gradients.h"
-#include "attr/interpolate.h"
-#include "attr/layer_grad_cam.h"
-#include "attr/lrp.h"
-#include "attr/noise_tunnel.h"
-#include "attr/occlusion.h"
-#include "attr/saliency.h"
+#include "gradlens/attr/approximation.h"
+#include "gradlens/attr/deconvolution.h"
+#include "gradlens/attr/deep_lift.h"
+#include "gradlens/attr/deep_lift_shap.h"
+#include "gradlens/attr/feature_ablation.h"
+#include "gradlens/attr/gradient_shap.h"
+#include "gradlens/attr/guided_backprop.h"
+#include "gradlens/attr/guided_grad_cam.h"
+#include "gradlens/attr/input_x_gradient.h"
+#include "gradlens/attr/integrated_gradients.h"
+#include "gradlens/attr/interpolate.h"
+#include "gradlens/attr/layer_grad_cam.h"
+#include "gradlens/attr/lrp.h"
+#include "gradlens/attr/noise_tunnel.h"
+#include "gradlens/attr/occlusion.h"
+#include "gradlens/attr/saliency.h"
 
 namespace gradlens::cli {
 

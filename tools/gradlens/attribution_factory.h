@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "attr/attribution.h"
-#include "attr/draws.h"
-#include "autograd/shape.h"
-#include "nn/module.h"
+#include "gradlens/attr/attribution.h"
+#include "gradlens/attr/draws.h"
+#include "gradlens/autograd/shape.h"
+#include "gradlens/nn/module.h"
 
 namespace gradlens::cli {
 

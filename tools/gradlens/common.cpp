@@ -7,11 +7,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include "autograd/grad_mode.h"
-#include "data/transforms.h"
-#include "kernels/backend.h"
-#include "kernels/precision.h"
-#include "nn/safetensors.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/data/transforms.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/precision.h"
+#include "gradlens/nn/safetensors.h"
 
 namespace gradlens::cli {
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "data/cifar10.h"
-#include "nn/lenet.h"
+#include "gradlens/data/cifar10.h"
+#include "gradlens/nn/lenet.h"
 
 namespace gradlens::cli {
 

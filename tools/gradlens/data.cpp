@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "data/fetch.h"
+#include "gradlens/data/fetch.h"
 #include "tools/gradlens/commands.h"
 
 namespace gradlens::cli {

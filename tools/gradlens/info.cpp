@@ -5,9 +5,9 @@
 #include <string>
 #include <thread>
 
-#include "kernels/build_info.h"
-#include "kernels/cpu/common/isa.h"
-#include "kernels/registry.h"
+#include "gradlens/kernels/build_info.h"
+#include "gradlens/kernels/cpu/common/isa.h"
+#include "gradlens/kernels/registry.h"
 #include "tools/gradlens/commands.h"
 
 namespace gradlens::cli {

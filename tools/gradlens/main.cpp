@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "kernels/build_info.h"
+#include "gradlens/kernels/build_info.h"
 #include "tools/gradlens/commands.h"
 #include "tools/gradlens/shards.h"
 

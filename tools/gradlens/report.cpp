@@ -11,20 +11,20 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "attr/attribution.h"
-#include "autograd/grad_mode.h"
-#include "data/cifar10.h"
-#include "data/transforms.h"
-#include "kernels/backend.h"
+#include "gradlens/attr/attribution.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/data/cifar10.h"
+#include "gradlens/data/transforms.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/viz/figure.h"
+#include "gradlens/viz/grid.h"
+#include "gradlens/viz/html.h"
+#include "gradlens/viz/png.h"
+#include "gradlens/viz/render.h"
+#include "gradlens/viz/visualize.h"
 #include "tools/gradlens/attribution_factory.h"
 #include "tools/gradlens/commands.h"
 #include "tools/gradlens/common.h"
-#include "viz/figure.h"
-#include "viz/grid.h"
-#include "viz/html.h"
-#include "viz/png.h"
-#include "viz/render.h"
-#include "viz/visualize.h"
 
 namespace gradlens::cli {
 

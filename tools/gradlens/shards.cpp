@@ -6,9 +6,9 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "nn/safetensors.h"
+#include "gradlens/nn/safetensors.h"
+#include "gradlens/viz/png.h"
 #include "tools/gradlens/attribution_factory.h"
-#include "viz/png.h"
 
 namespace gradlens::cli {
 

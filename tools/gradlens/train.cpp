@@ -4,12 +4,12 @@
 #include <chrono>
 #include <cstdio>
 
-#include "autograd/ops.h"
-#include "data/dataloader.h"
-#include "kernels/backend.h"
-#include "nn/loss.h"
-#include "nn/optim/sgd.h"
-#include "nn/safetensors.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/data/dataloader.h"
+#include "gradlens/kernels/backend.h"
+#include "gradlens/nn/loss.h"
+#include "gradlens/nn/optim/sgd.h"
+#include "gradlens/nn/safetensors.h"
 #include "tools/gradlens/commands.h"
 #include "tools/gradlens/common.h"
 

@@ -1,0 +1,112 @@
+#include "gradlens/attr/batching.h"
+
+#include <algorithm>
+
+#include "gradlens/attr/attribution.h"
+#include "gradlens/attr/gradient.h"
+#include "gradlens/autograd/error.h"
+#include "gradlens/autograd/hooks.h"
+#include "gradlens/autograd/ops.h"
+#include "gradlens/autograd/storage.h"
+#include "gradlens/kernels/backend.h"
+
+namespace gradlens::attr {
+
+std::size_t default_memory_budget(Device device) {
+  return backend_for(device).available_memory() / 2;
+}
+
+std::size_t BatchPlanner::memory_budget(Device device) const {
+  return budget_ ? budget_ : default_memory_budget(device);
+}
+
+std::size_t preferred_chunk_bytes(Device device) {
+  // On the CPU a chunk whose activations stay in the caches is fastest: NoiseTunnel over IG (100 x
+  // 50, 4 images, 2 cores) took 1.39 s at 8 MiB and 1.43 s at 16 MiB chunks, 1.85 s at 256 MiB and
+  // 2.9 s (in 1.7 GB) at half the free memory. On a GPU, the bigger the better for occupancy.
+  constexpr std::size_t kCpuChunkBytes = std::size_t{16} << 20;
+  return device.is_cpu() ? kCpuChunkBytes : default_memory_budget(device);
+}
+
+std::int64_t BatchPlanner::chunk_rows(const std::function<Tensor(const Tensor&)>& forward,
+                                      const Shape& row_shape,
+                                      Device device) {
+  const auto key = std::make_pair(row_shape, static_cast<int>(device.type));
+  auto it = row_bytes_.find(key);
+  if (it == row_bytes_.end()) {
+    // Probe: one forward+backward on two rows, measuring the high-water mark of live storage.
+    constexpr std::int64_t kProbeRows = 2;
+    Shape probe_shape = row_shape;
+    probe_shape.insert(probe_shape.begin(), kProbeRows);
+    const Tensor probe = Tensor::zeros(probe_shape, device);
+    const std::int64_t target = 0;
+    const std::size_t before = memory_stats(device).current;
+    reset_peak_memory(device);
+    compute_gradients(forward, probe, std::span<const std::int64_t>(&target, 1));
+    const std::size_t peak = memory_stats(device).peak;
+    const std::size_t per_row =
+        std::max<std::size_t>((peak - std::min(peak, before)) / kProbeRows, 1);
+    it = row_bytes_.emplace(key, per_row).first;
+  }
+  // The chunk's own inputs and results are about three more rows of input size each.
+  const std::size_t row_bytes =
+      it->second + 3 * static_cast<std::size_t>(shape_numel(row_shape)) * sizeof(float);
+  // The budget is a ceiling; under it, the chunk the device runs fastest.
+  const std::size_t chunk_bytes = std::min(memory_budget(device), preferred_chunk_bytes(device));
+  std::int64_t rows = static_cast<std::int64_t>(chunk_bytes / row_bytes);
+  if (max_rows_ > 0) rows = std::min(rows, max_rows_);
+  return std::max<std::int64_t>(rows, 1);
+}
+
+int BatchPlanner::concurrency(Device device) const {
+  if (!device.is_cpu() || any_backward_override()) return 1;  // rules are the calling thread's
+  const int threads = num_threads();
+  if (concurrency_ >= 1) return std::min(concurrency_, threads);
+  // Each chunk in flight holds up to a chunk's bytes: as many as the budget holds.
+  const std::size_t chunk_bytes = std::min(memory_budget(device), preferred_chunk_bytes(device));
+  const std::size_t fit = memory_budget(device) / std::max<std::size_t>(chunk_bytes, 1);
+  return static_cast<int>(std::clamp<std::size_t>(fit, 1, static_cast<std::size_t>(threads)));
+}
+
+Attributions attribute_in_groups(
+    std::int64_t n,
+    std::int64_t group,
+    const std::function<Attributions(std::int64_t, std::int64_t)>& part,
+    int concurrency) {
+  GRADLENS_CHECK(group >= 1, "[batching] group of ", group, " images");
+  const std::int64_t groups = (n + group - 1) / group;
+  std::vector<Attributions> parts(static_cast<std::size_t>(groups));
+  const auto run = [&](std::int64_t g) {
+    parts[static_cast<std::size_t>(g)] = part(g * group, std::min(n, (g + 1) * group));
+  };
+  if (concurrency <= 1 || groups == 1) {
+    for (std::int64_t g = 0; g < groups; ++g) run(g);
+  } else if (concurrency >= num_threads()) {
+    parallel_tasks(groups, run);  // a thread runs one group at a time
+  } else {
+    // Waves of `concurrency` groups, so that no more are in flight than the budget holds.
+    for (std::int64_t g0 = 0; g0 < groups; g0 += concurrency) {
+      const std::int64_t wave = std::min<std::int64_t>(concurrency, groups - g0);
+      parallel_tasks(wave, [&](std::int64_t i) { run(g0 + i); });
+    }
+  }
+  std::vector<Tensor> values, deltas;
+  for (const Attributions& a : parts) {
+    values.push_back(a.values);
+    if (a.delta.defined()) deltas.push_back(a.delta);
+  }
+  Attributions out;
+  out.values = cat(values);
+  if (!deltas.empty()) out.delta = cat(deltas);
+  return out;
+}
+
+void for_each_chunk(std::int64_t total,
+                    std::int64_t rows,
+                    const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  GRADLENS_CHECK(rows >= 1, "[batching] chunk of ", rows, " rows");
+  for (std::int64_t begin = 0; begin < total; begin += rows)
+    fn(begin, std::min(total, begin + rows));
+}
+
+}  // namespace gradlens::attr

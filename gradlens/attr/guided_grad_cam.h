@@ -1,0 +1,39 @@
+// GuidedGradCam (Captum defaults): GuidedBackprop(x) * interpolate(LayerGradCam(relu=true), H x W),
+// the [N, 1, H, W] map broadcast over the input channels. Captum upsamples with 'nearest' by
+// default (the paper uses bilinear).
+#pragma once
+
+#include <string>
+
+#include "gradlens/attr/guided_backprop.h"
+#include "gradlens/attr/interpolate.h"
+#include "gradlens/attr/layer_grad_cam.h"
+
+namespace gradlens::attr {
+
+struct GuidedGradCamOptions {
+  Interpolation mode = Interpolation::Nearest;
+  bool attribute_to_layer_input = false;
+};
+
+class GuidedGradCam : public Attribution {
+ public:
+  using Options = GuidedGradCamOptions;
+  /// `layer` as for LayerGradCam; the model must outlive this object.
+  GuidedGradCam(nn::Module& model, std::string layer, Options options = {});
+
+  std::string_view name() const override { return "guided_grad_cam"; }
+  /// inputs [N, C, H, W] -> [N, C, H, W]; the layer must give [N, K, H', W'] maps. Baselines are
+  /// ignored.
+  Attributions attribute(const Tensor& inputs,
+                         std::span<const std::int64_t> targets,
+                         const Tensor& baselines = {}) override;
+  const Options& options() const { return options_; }
+
+ private:
+  Options options_;
+  LayerGradCam cam_;
+  GuidedBackprop guided_;
+};
+
+}  // namespace gradlens::attr

@@ -1,0 +1,22 @@
+// InputXGradient: attr = x * grad, grad = d f_t(x) / dx.
+#include "gradlens/attr/input_x_gradient.h"
+
+#include "gradlens/attr/gradient.h"
+#include "gradlens/autograd/error.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
+
+namespace gradlens::attr {
+
+Attributions InputXGradient::attribute(const Tensor& inputs,
+                                       std::span<const std::int64_t> targets,
+                                       const Tensor& /*baselines*/) {
+  GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
+                 "[input_x_gradient] inputs must be a non-empty batch");
+  NoGradGuard no_grad;
+  Attributions out;
+  out.values = mul(inputs, chunked_gradients(forward_, planner_, inputs, targets));
+  return out;
+}
+
+}  // namespace gradlens::attr

@@ -1,0 +1,37 @@
+// LRP with Captum's default rules on the tutorial Net: the epsilon rule on every conv2d, linear and
+// max_pool2d node, relevance passed unchanged through relus. Computed as one modified gradient pass
+// (Captum's formulation): each rule node divides its output gradient by stabilize(z, eps) and
+// multiplies its input gradient by its input a; from one-hot(t) at the logits, the relevance of x
+// is (that gradient) * f_t(x).
+#pragma once
+
+#include "gradlens/attr/attribution.h"
+
+namespace gradlens::attr {
+
+// Outside the class: GCC rejects a nested struct's default member initializers in a default
+// argument.
+struct LRPOptions {
+  float epsilon = 1e-9f;  // EpsilonRule's stabiliser: z + eps * (z >= 0 ? 1 : -1)
+};
+
+class LRP : public Attribution {
+ public:
+  using Options = LRPOptions;
+  explicit LRP(ForwardFn forward, Options options = {})
+      : Attribution(std::move(forward)), options_(options) {}
+
+  std::string_view name() const override { return "lrp"; }
+  /// Relevance shaped like the inputs (baselines are ignored). delta[i] = f_t(x_i) -
+  /// sum(relevance[i]): not ~0, since the biases absorb relevance.
+  Attributions attribute(const Tensor& inputs,
+                         std::span<const std::int64_t> targets,
+                         const Tensor& baselines = {}) override;
+  bool has_convergence_delta() const override { return true; }
+  Options& options() { return options_; }
+
+ private:
+  Options options_;
+};
+
+}  // namespace gradlens::attr

@@ -1,0 +1,72 @@
+// NoiseTunnel (SmoothGrad, Smilkov et al. 2017; VarGrad, Adebayo et al. 2018) around any method:
+// each image is repeated nt_samples times (row i * nt + s = sample s of image i, Captum's
+// repeat_interleave), N(0, stdevs^2) noise is added to the inputs only, the base method runs once
+// on the whole expanded batch (or once per partition of nt_samples_batch_size samples), and the
+// samples are reduced: smoothgrad = E[a], smoothgrad_sq = E[a^2], vargrad = E[a^2] - E[a]^2.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "gradlens/attr/attribution.h"
+#include "gradlens/attr/draws.h"
+
+namespace gradlens::attr {
+
+enum class NoiseTunnelType { SmoothGrad, SmoothGradSq, VarGrad };
+
+/// Captum's nt_type strings: "smoothgrad", "smoothgrad_sq", "vargrad".
+std::string_view to_string(NoiseTunnelType type);
+NoiseTunnelType parse_noise_tunnel_type(std::string_view name);
+
+struct NoiseTunnelOptions {
+  NoiseTunnelType type = NoiseTunnelType::SmoothGrad;
+  int nt_samples = 5;
+  int nt_samples_batch_size = 0;             // samples per base call; 0 = all at once
+  float stdevs = 1.0f;                       // noise standard deviation (Captum's default)
+  std::uint64_t seed = 0;                    // seed of the draws (draws.h), fixed per call
+  std::vector<std::int64_t> image_ids = {};  // per input row: its stream of draws; empty = 0 .. N-1
+  const RandomDraws* draws = nullptr;        // noise / baseline_index to use instead of drawing
+  bool draw_baseline_from_distrib = false;   // baselines [K, ...]: one random row per sample
+};
+
+class NoiseTunnel : public Attribution {
+ public:
+  using Options = NoiseTunnelOptions;
+  /// `base` must outlive the tunnel; its own options and planner (base.batching()) apply.
+  explicit NoiseTunnel(Attribution& base, Options options = {})
+      : Attribution(base.forward_fn()), base_(base), options_(options) {}
+
+  std::string_view name() const override { return "noise_tunnel"; }
+  /// Baselines shaped like the inputs are repeated per sample like the inputs; other baselines are
+  /// passed to the base as they are, or with draw_baseline_from_distrib, [K, ...] gives each sample
+  /// row a random baseline row. delta: the base's delta of every sample row, image-major
+  /// (row i * nt + s; K deltas per row for a base that reports K per row).
+  Attributions attribute(const Tensor& inputs,
+                         std::span<const std::int64_t> targets,
+                         const Tensor& baselines = {}) override;
+  bool has_convergence_delta() const override { return base_.has_convergence_delta(); }
+
+  Attribution& base() { return base_; }
+  Options& options() { return options_; }
+
+ private:
+  // The work of attribute() for images whose draws come from `streams` (one per image).
+  Attributions attribute_images(const Tensor& inputs,
+                                std::span<const std::int64_t> t,
+                                const Tensor& baselines,
+                                std::span<const std::int64_t> streams);
+  std::int64_t samples_per_call() const;  // nt_samples_batch_size, 0 meaning all
+
+  Attribution& base_;
+  Options options_;
+};
+
+/// torch.repeat_interleave(samples, dim 0): row i * samples + s of the result is row i of x.
+Tensor repeat_interleave(const Tensor& x, std::int64_t samples);
+std::vector<std::int64_t> repeat_interleave(std::span<const std::int64_t> values,
+                                            std::int64_t samples);
+
+}  // namespace gradlens::attr

@@ -1,0 +1,15 @@
+// Internal: the conv2d node's saved state, visible to backward rules (LRP's epsilon rule needs the
+// layer's input x and output y; a rule may reuse the node's own backward for the transposed conv).
+#pragma once
+
+#include "gradlens/autograd/ops/common.h"
+
+namespace gradlens::detail {
+
+struct Conv2dNodeBase : UnaryNode {
+  Conv2dParams params{};
+  Tensor w;  // detached; x and y (UnaryNode) are the input and the output, detached
+  std::string_view name() const override { return "conv2d"; }
+};
+
+}  // namespace gradlens::detail

@@ -1,0 +1,311 @@
+// add, sub, mul with PyTorch broadcasting; affine (x * alpha + beta); relu.
+// d(a+b) = (dy, dy); d(a-b) = (dy, -dy); d(a*b) = (dy*b, dy*a), each summed over broadcast dims.
+// relu: dx = dy * (x > 0), subgradient 0 at x == 0. div, the unary ops (abs, square, sqrt, sign,
+// step, stabilize) and safe_div write their backwards with other ops.
+#include <algorithm>
+
+#include "gradlens/autograd/ops.h"
+#include "gradlens/autograd/ops/common.h"
+
+namespace gradlens {
+
+using detail::backend_of;
+
+namespace {
+
+const char* binary_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add:
+      return "add";
+    case BinaryOp::Sub:
+      return "sub";
+    case BinaryOp::Mul:
+      return "mul";
+    case BinaryOp::Div:
+      return "div";
+  }
+  return "binary";
+}
+
+std::vector<std::int64_t> contiguous_strides(const Shape& shape) {
+  std::vector<std::int64_t> strides(shape.size(), 1);
+  for (std::size_t i = shape.size(); i-- > 1;) strides[i - 1] = strides[i] * shape[i];
+  return strides;
+}
+
+BroadcastParams broadcast(const char* op, const Shape& a, const Shape& b, Shape& out) {
+  const std::size_t ndim = std::max(a.size(), b.size());
+  GRADLENS_CHECK(ndim <= static_cast<std::size_t>(kMaxDims),
+                 "[",
+                 op,
+                 "] at most ",
+                 kMaxDims,
+                 " dims, got ",
+                 shape_str(a),
+                 " and ",
+                 shape_str(b));
+  BroadcastParams p;
+  p.ndim = static_cast<int>(ndim);
+  out.assign(ndim, 1);
+  const auto sa = contiguous_strides(a);
+  const auto sb = contiguous_strides(b);
+  for (std::size_t d = 0; d < ndim; ++d) {
+    // Align trailing dims: dim d of the output is dim d - (ndim - rank) of each operand.
+    const std::ptrdiff_t ia =
+        static_cast<std::ptrdiff_t>(d) - static_cast<std::ptrdiff_t>(ndim - a.size());
+    const std::ptrdiff_t ib =
+        static_cast<std::ptrdiff_t>(d) - static_cast<std::ptrdiff_t>(ndim - b.size());
+    const std::int64_t da = ia >= 0 ? a[static_cast<std::size_t>(ia)] : 1;
+    const std::int64_t db = ib >= 0 ? b[static_cast<std::size_t>(ib)] : 1;
+    GRADLENS_CHECK(da == db || da == 1 || db == 1,
+                   "[",
+                   op,
+                   "] shapes ",
+                   shape_str(a),
+                   " and ",
+                   shape_str(b),
+                   " do not broadcast");
+    out[d] = da == 1 ? db : da;
+    p.shape[d] = out[d];
+    p.a_strides[d] = (ia >= 0 && da != 1) ? sa[static_cast<std::size_t>(ia)] : 0;
+    p.b_strides[d] = (ib >= 0 && db != 1) ? sb[static_cast<std::size_t>(ib)] : 0;
+  }
+  p.numel = shape_numel(out);
+  p.a_numel = shape_numel(a);
+  p.b_numel = shape_numel(b);
+  return p;
+}
+
+struct BinaryNode : Node {
+  BinaryOp op;
+  BroadcastParams params;
+  Tensor a, b;  // detached; only mul keeps them
+  std::string_view name() const override { return binary_name(op); }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
+    Tensor da = detail::grad_buffer(needs, 0, inputs[0]);
+    Tensor db = detail::grad_buffer(needs, 1, inputs[1]);
+    backend_of(dy).binary_backward(op,
+                                   params,
+                                   detail::data_or_null(a),
+                                   detail::data_or_null(b),
+                                   dy.data(),
+                                   detail::data_or_null(da),
+                                   detail::data_or_null(db));
+    return {da, db};
+  }
+};
+
+// d(a/b) = (dy / b, -dy * y / b), each summed over broadcast dims; composed from mul and sub's
+// reductions so no backend needs a div backward kernel.
+struct DivNode : Node {
+  BroadcastParams params;
+  Tensor a, b, y;  // detached
+  std::string_view name() const override { return "div"; }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
+    Tensor da = detail::grad_buffer(needs, 0, inputs[0]);
+    Tensor db = detail::grad_buffer(needs, 1, inputs[1]);
+    Backend& be = backend_of(dy);
+    if (da.defined()) {
+      const Tensor inv_b = div(Tensor::full(b.shape(), 1.f, b.device()), b);
+      be.binary_backward(
+          BinaryOp::Mul, params, a.data(), inv_b.data(), dy.data(), da.data(), nullptr);
+    }
+    if (db.defined()) {
+      const Tensor w = div(mul(dy, y), reshape(b, b.shape()));
+      be.binary_backward(BinaryOp::Sub, params, nullptr, nullptr, w.data(), nullptr, db.data());
+    }
+    return {da, db};
+  }
+};
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+  const char* name = binary_name(op);
+  const detail::OpScope scope(name);
+  detail::check_defined(name, a, "a");
+  detail::check_defined(name, b, "b");
+  detail::check_same_device(name, a, b);
+  Shape out_shape;
+  const BroadcastParams p = broadcast(name, a.shape(), b.shape(), out_shape);
+  Tensor y = Tensor::empty(out_shape, a.device());
+  backend_of(a).binary_forward(op, p, a.data(), b.data(), y.data());
+  if (op == BinaryOp::Div && should_record({&a, &b})) {
+    auto node = std::make_shared<DivNode>();
+    node->params = p;
+    node->a = a.detach();
+    node->b = b.detach();
+    node->y = y.detach();
+    record(y, node, {a, b});
+  } else if (should_record({&a, &b})) {
+    auto node = std::make_shared<BinaryNode>();
+    node->op = op;
+    node->params = p;
+    if (op == BinaryOp::Mul) {
+      node->a = a.detach();
+      node->b = b.detach();
+    }
+    record(y, node, {a, b});
+  }
+  return y;
+}
+
+struct AffineNode : Node {
+  float alpha = 1.f;
+  std::string_view name() const override { return "affine"; }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
+    Tensor dx = Tensor::empty(dy.shape(), dy.device());
+    backend_of(dy).affine(dy.data(), alpha, 0.f, dx.data(), dy.numel());
+    return {dx};
+  }
+};
+
+const char* unary_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Abs:
+      return "abs";
+    case UnaryOp::Square:
+      return "square";
+    case UnaryOp::Sqrt:
+      return "sqrt";
+    case UnaryOp::Sign:
+      return "sign";
+    case UnaryOp::Step:
+      return "step";
+    case UnaryOp::Stabilize:
+      return "stabilize";
+  }
+  return "unary";
+}
+
+// abs: dy * sign(x); square: 2 x dy; sqrt: dy / (2 y); sign, step: 0; stabilize: dy.
+struct ElementwiseUnaryNode : detail::UnaryNode {
+  UnaryOp op = UnaryOp::Abs;
+  std::string_view name() const override { return unary_name(op); }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
+    switch (op) {
+      case UnaryOp::Abs:
+        return {mul(dy, sign(x))};
+      case UnaryOp::Square:
+        return {mul(dy, mul_scalar(x, 2.f))};
+      case UnaryOp::Sqrt:
+        return {div(mul_scalar(dy, 0.5f), y)};
+      case UnaryOp::Sign:
+      case UnaryOp::Step:
+        return {Tensor::zeros(x.shape(), x.device())};
+      case UnaryOp::Stabilize:
+        return {dy};
+    }
+    return {Tensor()};
+  }
+};
+
+Tensor unary(UnaryOp op, const Tensor& x, float param = 0.f) {
+  const detail::OpScope scope(unary_name(op));
+  detail::check_defined(unary_name(op), x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  backend_of(x).unary_forward(op, x.data(), y.data(), x.numel(), param);
+  if (should_record({&x})) {
+    auto node = std::make_shared<ElementwiseUnaryNode>();
+    node->op = op;
+    node->x = x.detach();
+    node->y = y.detach();
+    record(y, node, {x});
+  }
+  return y;
+}
+
+// d/dnum = m / den, d/dden = -m * y / den, d/dfallback = 1 - m, with m = (|den| >= eps).
+struct SafeDivNode : Node {
+  float eps = 0.f;
+  Tensor num, den, y;  // detached
+  std::string_view name() const override { return "safe_div"; }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
+    const Tensor zeros = Tensor::zeros(dy.shape(), dy.device());
+    std::vector<Tensor> out(3);
+    if (needs[0]) out[0] = safe_div(dy, den, eps, zeros);
+    if (needs[1]) out[1] = neg(safe_div(mul(dy, y), den, eps, zeros));
+    if (needs[2]) {
+      const Tensor kept = safe_div(den, den, eps, zeros);  // 1 where the division was taken
+      out[2] = mul(dy, affine(kept, -1.f, 1.f));
+    }
+    return out;
+  }
+};
+
+struct ReluNode : detail::UnaryNode {
+  std::string_view name() const override { return "relu"; }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
+    Tensor dx = Tensor::empty(x.shape(), x.device());
+    backend_of(dy).relu_backward(x.data(), dy.data(), dx.data(), x.numel());
+    return {dx};
+  }
+};
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
+
+Tensor affine(const Tensor& x, float alpha, float beta) {
+  const detail::OpScope scope("affine");
+  detail::check_defined("affine", x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  backend_of(x).affine(x.data(), alpha, beta, y.data(), x.numel());
+  if (should_record({&x})) {
+    auto node = std::make_shared<AffineNode>();
+    node->alpha = alpha;
+    record(y, node, {x});
+  }
+  return y;
+}
+
+Tensor abs(const Tensor& x) { return unary(UnaryOp::Abs, x); }
+Tensor square(const Tensor& x) { return unary(UnaryOp::Square, x); }
+Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, x); }
+Tensor sign(const Tensor& x) { return unary(UnaryOp::Sign, x); }
+Tensor step(const Tensor& x) { return unary(UnaryOp::Step, x); }
+Tensor stabilize(const Tensor& x, float eps) { return unary(UnaryOp::Stabilize, x, eps); }
+
+Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& fallback) {
+  const detail::OpScope scope("safe_div");
+  detail::check_defined("safe_div", num, "num");
+  detail::check_defined("safe_div", den, "den");
+  detail::check_defined("safe_div", fallback, "fallback");
+  GRADLENS_CHECK(num.shape() == den.shape() && num.shape() == fallback.shape(),
+                 "[safe_div] shapes must agree, got num ",
+                 shape_str(num.shape()),
+                 ", den ",
+                 shape_str(den.shape()),
+                 ", fallback ",
+                 shape_str(fallback.shape()));
+  detail::check_same_device("safe_div", num, den);
+  detail::check_same_device("safe_div", num, fallback);
+  Tensor y = Tensor::empty(num.shape(), num.device());
+  backend_of(num).safe_div(num.data(), den.data(), fallback.data(), eps, y.data(), num.numel());
+  if (should_record({&num, &den, &fallback})) {
+    auto node = std::make_shared<SafeDivNode>();
+    node->eps = eps;
+    node->num = num.detach();
+    node->den = den.detach();
+    node->y = y.detach();
+    record(y, node, {num, den, fallback});
+  }
+  return y;
+}
+
+Tensor relu(const Tensor& x) {
+  const detail::OpScope scope("relu");
+  detail::check_defined("relu", x, "x");
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  backend_of(x).relu_forward(x.data(), y.data(), x.numel());
+  if (should_record({&x})) {
+    auto node = std::make_shared<ReluNode>();
+    node->x = x.detach();
+    node->y = y.detach();
+    record(y, node, {x});
+  }
+  return y;
+}
+
+}  // namespace gradlens

@@ -1,0 +1,389 @@
+// conv2d (cross-correlation, zero padding, NCHW, weight [K, C, R, S]): y = w (*) x + b,
+// dx = col2im(w^T [CRS, K] * dy [K, P]), dw = sum_n dy_n [K, P] * col_n^T [P, CRS].
+// Stride 1 uses the direct kernels of microkernels.h; other strides use im2col + Eigen's GEMM per
+// image. Compiled once per ISA (kernels/CMakeLists.txt), Eigen included.
+// Images are split over threads; per-chunk dw partials are summed in chunk order.
+#include <algorithm>
+#include <cstring>
+
+#include "gradlens/kernels/cpu/common/scratch.h"
+#include "gradlens/kernels/cpu/common/thread_pool.h"
+#include "gradlens/kernels/cpu/cpu_backend.h"
+#include "gradlens/kernels/cpu/eigen_types.h"
+#include "gradlens/kernels/cpu/microkernels.h"
+#include "gradlens/kernels/cpu/simd.h"
+
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
+namespace {
+
+// Multiply-adds per chunk below which a second thread does not pay for itself.
+constexpr i64 kConvGrainMacs = i64{1} << 17;
+
+// Output columns [lo, hi) whose input column ow * stride - padding + s lies inside [0, w).
+struct ColumnRange {
+  i64 lo, hi;
+};
+
+ColumnRange valid_columns(const Conv2dParams& p, i64 s) {
+  const i64 first = p.padding - s;  // ow * stride >= first
+  const i64 lo = first > 0 ? (first + p.stride - 1) / p.stride : 0;
+  const i64 last = p.w - 1 + p.padding - s;  // ow * stride <= last
+  const i64 hi = last >= 0 ? std::min(p.ow, last / p.stride + 1) : 0;
+  return {std::min(lo, p.ow), std::max(hi, std::min(lo, p.ow))};
+}
+
+// x [C, H, W] of one image -> col [C*R*S, OH*OW]
+void im2col(const Conv2dParams& p, const float* x, float* col) {
+  const i64 plane = p.oh * p.ow;
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 r = 0; r < p.r; ++r) {
+      for (i64 s = 0; s < p.s; ++s) {
+        float* row = col + ((c * p.r + r) * p.s + s) * plane;
+        const ColumnRange cols = valid_columns(p, s);
+        for (i64 oh = 0; oh < p.oh; ++oh) {
+          float* out = row + oh * p.ow;
+          const i64 ih = oh * p.stride - p.padding + r;
+          if (ih < 0 || ih >= p.h) {
+            std::fill(out, out + p.ow, 0.f);
+            continue;
+          }
+          const float* in = x + (c * p.h + ih) * p.w + s - p.padding;
+          std::fill(out, out + cols.lo, 0.f);
+          if (p.stride == 1) {
+            std::memcpy(out + cols.lo,
+                        in + cols.lo,
+                        static_cast<std::size_t>(cols.hi - cols.lo) * sizeof(float));
+          } else {
+            for (i64 ow = cols.lo; ow < cols.hi; ++ow) out[ow] = in[ow * p.stride];
+          }
+          std::fill(out + cols.hi, out + p.ow, 0.f);
+        }
+      }
+    }
+  }
+}
+
+// col [C*R*S, OH*OW] with rows `ld` apart -> x [C, H, W] of one image, added (x starts zeroed)
+void col2im(const Conv2dParams& p, const float* col, i64 ld, float* x) {
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 r = 0; r < p.r; ++r) {
+      for (i64 s = 0; s < p.s; ++s) {
+        const float* row = col + ((c * p.r + r) * p.s + s) * ld;
+        const ColumnRange cols = valid_columns(p, s);
+        for (i64 oh = 0; oh < p.oh; ++oh) {
+          const i64 ih = oh * p.stride - p.padding + r;
+          if (ih < 0 || ih >= p.h) continue;
+          const float* in = row + oh * p.ow;
+          float* out = x + (c * p.h + ih) * p.w + s - p.padding;
+          if (p.stride == 1) {
+            for (i64 ow = cols.lo; ow < cols.hi; ++ow) out[ow] += in[ow];
+          } else {
+            for (i64 ow = cols.lo; ow < cols.hi; ++ow) out[ow * p.stride] += in[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// A 1x1, stride-1, unpadded conv reads the image itself as its col matrix.
+bool is_pointwise(const Conv2dParams& p) {
+  return p.r == 1 && p.s == 1 && p.stride == 1 && p.padding == 0;
+}
+
+// x [c, h, w] -> out [c, h + 2 * ph rows, wp columns] with the image at (ph, pw), zeros around it,
+// then `tail` zeros.
+void pad_planes(
+    const float* x, i64 c, i64 h, i64 w, i64 ph, i64 pw, i64 hp, i64 wp, i64 tail, float* out) {
+  for (i64 ci = 0; ci < c; ++ci) {
+    const float* in = x + ci * h * w;
+    float* plane = out + ci * hp * wp;
+    if (ph == 0 && pw == 0 && wp == w) {
+      std::memcpy(plane, in, static_cast<std::size_t>(h * w) * sizeof(float));
+      std::fill(plane + h * w, plane + hp * wp, 0.f);
+      continue;
+    }
+    std::fill(plane, plane + ph * wp, 0.f);
+    for (i64 i = 0; i < h; ++i) {
+      float* row = plane + (ph + i) * wp;
+      std::fill(row, row + pw, 0.f);
+      std::memcpy(row + pw, in + i * w, static_cast<std::size_t>(w) * sizeof(float));
+      std::fill(row + pw + w, row + wp, 0.f);
+    }
+    std::fill(plane + (ph + h) * wp, plane + hp * wp, 0.f);
+  }
+  std::fill(out + c * hp * wp, out + c * hp * wp + tail, 0.f);
+}
+
+// Zeros before each dcol row that add_shifted_rows reads (s + kMaxLanes, rounded up).
+i64 dcol_front(const Conv2dParams& p) {
+  return (p.s + 2 * simd::kMaxLanes - 1) / simd::kMaxLanes * simd::kMaxLanes;
+}
+
+// Everything the direct kernels share across the images of one call, built by the calling thread.
+struct DirectPlan {
+  i64 hp, wp, plane;       // padded input [C, hp, wp]
+  i64 count, ld;           // wide positions oh * wp; row stride of wide buffers
+  const i64* offsets;      // [C*R*S] taps c * plane + r * wp + s into the padded input
+  const float* packed_w;   // w [K, CRS] for the forward, micro::pack_weights layout
+  const i64* dy_rows;      // [K] = k * ld: dy rows of the wide dy, as 1x1 taps
+  const float* packed_wt;  // w^T [CRS, K] for dx
+};
+
+DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights, bool dx_weights) {
+  thread_local ScratchBuffer offsets, packed, dy_rows, transposed, packed_t;
+  DirectPlan plan{};
+  const i64 crs = p.c * p.r * p.s;
+  plan.hp = p.h + 2 * p.padding;
+  plan.wp = p.w + 2 * p.padding;
+  plan.plane = plan.hp * plan.wp;
+  plan.count = p.oh * plan.wp;
+  // Room after each row for the zeros add_shifted_rows reads on both sides of it.
+  plan.ld = micro::output_stride(plan.count + p.s + simd::kMaxLanes) + dcol_front(p);
+  i64* taps = offsets.get<i64>(crs);
+  micro::make_offsets(p.c, p.r, p.s, plan.plane, plan.wp, taps);
+  plan.offsets = taps;
+  if (forward_weights) {
+    float* packed_w = packed.get(p.k * crs);
+    micro::pack_weights(w, p.k, crs, packed_w);
+    plan.packed_w = packed_w;
+  }
+  if (dx_weights) {
+    i64* rows = dy_rows.get<i64>(p.k);
+    for (i64 k = 0; k < p.k; ++k) rows[k] = k * plan.ld;
+    plan.dy_rows = rows;
+    float* wt = transposed.get(crs * p.k);
+    for (i64 k = 0; k < p.k; ++k) {
+      for (i64 i = 0; i < crs; ++i) wt[i * p.k + k] = w[k * crs + i];
+    }
+    float* packed_wt = packed_t.get(crs * p.k);
+    micro::pack_weights(wt, crs, p.k, packed_wt);
+    plan.packed_wt = packed_wt;
+  }
+  return plan;
+}
+
+// Padded copy of one image, the input of both the forward and the weight-gradient kernels.
+float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* image) {
+  thread_local ScratchBuffer scratch;
+  const i64 tail = micro::input_tail(p.s);
+  float* xp = scratch.get(p.c * plan.plane + tail);
+  pad_planes(image, p.c, p.h, p.w, p.padding, p.padding, plan.hp, plan.wp, tail, xp);
+  return xp;
+}
+
+void forward_direct(
+    const Conv2dParams& p, const DirectPlan& plan, const float* image, const float* b, float* y) {
+  thread_local ScratchBuffer scratch;
+  const float* xp = padded_image(p, plan, image);
+  float* wide = scratch.get(p.k * plan.ld);
+  micro::correlate(
+      xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
+  for (i64 k = 0; k < p.k; ++k) {
+    for (i64 oh = 0; oh < p.oh; ++oh) {
+      std::memcpy(y + (k * p.oh + oh) * p.ow,
+                  wide + k * plan.ld + oh * plan.wp,
+                  static_cast<std::size_t>(p.ow) * sizeof(float));
+    }
+  }
+}
+
+// dy [K, OH, OW] on the wide grid [K, ld]: every discarded position is exactly 0, so it adds
+// nothing to dw and its dcol column is 0 for dx. Tail: the correlate overrun past the last row.
+float* wide_grad_out(const Conv2dParams& p, const DirectPlan& plan, const float* grad_out) {
+  thread_local ScratchBuffer scratch;
+  const i64 size = p.k * plan.ld + micro::input_tail(1);
+  float* dyw = scratch.get(size);
+  std::fill(dyw, dyw + size, 0.f);
+  for (i64 k = 0; k < p.k; ++k) {
+    for (i64 oh = 0; oh < p.oh; ++oh) {
+      std::memcpy(dyw + k * plan.ld + oh * plan.wp,
+                  grad_out + (k * p.oh + oh) * p.ow,
+                  static_cast<std::size_t>(p.ow) * sizeof(float));
+    }
+  }
+  return dyw;
+}
+
+// dx_n: dcol [CRS, count] = w^T * dy_wide; on the wide grid col2im is, per (c, r), the S rows of
+// dcol added one column apart into the padded dx plane; then the crop.
+void input_grad_direct(const Conv2dParams& p,
+                       const DirectPlan& plan,
+                       const float* dyw,
+                       float* grad_image) {
+  thread_local ScratchBuffer dcol_scratch, padded_scratch;
+  const i64 crs = p.c * p.r * p.s, front = dcol_front(p), overrun = p.s + simd::kMaxLanes;
+  float* dcol = dcol_scratch.get(front + crs * plan.ld) + front;
+  micro::correlate(dyw, plan.dy_rows, p.k, plan.packed_wt, nullptr, crs, plan.count, plan.ld, dcol);
+  // add_shifted_rows reads s + kMaxLanes zeros before and after each row (before row i is the
+  // end of row i - 1, or the front pad).
+  std::fill(dcol - front, dcol, 0.f);
+  for (i64 i = 0; i < crs; ++i) {
+    float* row = dcol + i * plan.ld;
+    std::fill(row + plan.count, row + plan.count + overrun, 0.f);
+    std::fill(row + plan.ld - front, row + plan.ld, 0.f);
+  }
+  const i64 size = p.c * plan.plane + overrun;
+  float* dxp = padded_scratch.get(size);
+  std::fill(dxp, dxp + size, 0.f);
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 r = 0; r < p.r; ++r) {
+      micro::add_shifted_rows(dcol + (c * p.r + r) * p.s * plan.ld,
+                              plan.ld,
+                              p.s,
+                              plan.count,
+                              dxp + c * plan.plane + r * plan.wp);
+    }
+  }
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 h = 0; h < p.h; ++h) {
+      std::memcpy(grad_image + (c * p.h + h) * p.w,
+                  dxp + c * plan.plane + (h + p.padding) * plan.wp + p.padding,
+                  static_cast<std::size_t>(p.w) * sizeof(float));
+    }
+  }
+}
+
+bool use_direct(const Conv2dParams& p) { return p.stride == 1; }
+
+// The fused ReLU's forward epilogue on one image's output, still in cache: x < 0 ? 0 : x, so NaN
+// propagates as in the separate relu.
+void relu_in_place(float* y, i64 n) {
+  for (i64 i = 0; i < n; ++i) y[i] = y[i] < 0.f ? 0.f : y[i];
+}
+
+// The fused ReLU's backward prologue on one image: dy where the output is positive, else 0 (the
+// separate relu's rule, as y > 0 exactly where its input is).
+const float* relu_masked(const float* y, const float* dy, i64 n, float* out) {
+  for (i64 i = 0; i < n; ++i) out[i] = y[i] > 0.f ? dy[i] : 0.f;
+  return out;
+}
+
+}  // namespace
+
+void CpuBackend::conv2d_forward(
+    const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) {
+  const i64 crs = p.c * p.r * p.s, plane = p.oh * p.ow;
+  if (p.n == 0 || p.k == 0 || plane == 0) return;
+  const i64 grain = std::max<i64>(1, kConvGrainMacs / std::max<i64>(1, p.k * crs * plane));
+  if (use_direct(p)) {
+    const DirectPlan plan = make_plan(p, w, /*forward_weights=*/true, /*dx_weights=*/false);
+    thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
+      for (i64 img = lo; img < hi; ++img) {
+        forward_direct(p, plan, x + img * p.c * p.h * p.w, b, y + img * p.k * plane);
+        if (p.relu) relu_in_place(y + img * p.k * plane, p.k * plane);
+      }
+    });
+    return;
+  }
+  const ConstMatrixMap weight(w, p.k, crs);
+  thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
+    thread_local ScratchBuffer scratch;
+    float* col = is_pointwise(p) ? nullptr : scratch.get(crs * plane);
+    for (i64 img = lo; img < hi; ++img) {
+      const float* image = x + img * p.c * p.h * p.w;
+      if (col != nullptr) im2col(p, image, col);
+      const ConstMatrixMap cols(col != nullptr ? col : image, crs, plane);
+      MatrixMap out(y + img * p.k * plane, p.k, plane);
+      if (b != nullptr) {
+        out.colwise() = ConstVectorMap(b, p.k);
+        out.noalias() += weight * cols;
+      } else {
+        out.noalias() = weight * cols;
+      }
+      if (p.relu) relu_in_place(out.data(), p.k * plane);
+    }
+  });
+}
+
+void CpuBackend::conv2d_backward(const Conv2dParams& p,
+                                 const float* x,
+                                 const float* w,
+                                 const float* y,
+                                 const float* dy,
+                                 float* dx,
+                                 float* dw,
+                                 float* db) {
+  const i64 crs = p.c * p.r * p.s, plane = p.oh * p.ow, image_size = p.c * p.h * p.w;
+  if (dw != nullptr) std::fill(dw, dw + p.k * crs, 0.f);
+  if (db != nullptr) std::fill(db, db + p.k, 0.f);
+  if (dx != nullptr && (p.k == 0 || plane == 0)) std::fill(dx, dx + p.n * image_size, 0.f);
+  if (p.n == 0 || p.k == 0 || plane == 0) return;
+
+  ThreadPool& pool = thread_pool();
+  const i64 macs = p.k * crs * plane * ((dw != nullptr) + (dx != nullptr));
+  const i64 grain = std::max<i64>(1, kConvGrainMacs / std::max<i64>(1, macs));
+  const int chunks = pool.chunk_count(0, p.n, grain);
+  // Chunk 0 accumulates into dw itself, chunk i > 0 into partial i - 1.
+  thread_local ScratchBuffer partial_scratch, bias_scratch;
+  float* dw_partials = dw != nullptr ? partial_scratch.get((chunks - 1) * p.k * crs) : nullptr;
+  double* db_partials = db != nullptr ? bias_scratch.get<double>(chunks * p.k) : nullptr;
+  const ConstMatrixMap weight(w, p.k, crs);
+  const bool pointwise = is_pointwise(p);
+  const bool direct_path = use_direct(p);
+  DirectPlan plan{};
+  if (direct_path) plan = make_plan(p, w, /*forward_weights=*/false, /*dx_weights=*/dx != nullptr);
+
+  pool.parallel_chunks(0, p.n, grain, [&](int chunk, i64 lo, i64 hi) {
+    thread_local ScratchBuffer scratch, masked_scratch;
+    float* col = pointwise || direct_path ? nullptr : scratch.get(crs * plane);
+    float* masked = p.relu ? masked_scratch.get(p.k * plane) : nullptr;
+    float* dw_chunk = nullptr;
+    if (dw != nullptr) {
+      dw_chunk = chunk == 0 ? dw : dw_partials + (chunk - 1) * p.k * crs;
+      std::fill(dw_chunk, dw_chunk + p.k * crs, 0.f);
+    }
+    double* db_chunk = db != nullptr ? db_partials + chunk * p.k : nullptr;
+    if (db_chunk != nullptr) std::fill(db_chunk, db_chunk + p.k, 0.0);
+
+    for (i64 img = lo; img < hi; ++img) {
+      const float* grad_out = dy + img * p.k * plane;
+      if (p.relu) grad_out = relu_masked(y + img * p.k * plane, grad_out, p.k * plane, masked);
+      const float* image = x != nullptr ? x + img * image_size : nullptr;
+      float* grad_image = dx != nullptr ? dx + img * image_size : nullptr;
+      if (db_chunk != nullptr) {
+        for (i64 k = 0; k < p.k; ++k) db_chunk[k] += sum_double(grad_out + k * plane, plane);
+      }
+      if (direct_path) {
+        const float* dyw = wide_grad_out(p, plan, grad_out);
+        if (dw_chunk != nullptr) {
+          const float* xp = padded_image(p, plan, image);
+          micro::weight_grad(dyw, plan.ld, p.k, xp, plan.offsets, crs, plan.count, dw_chunk);
+        }
+        if (grad_image != nullptr) input_grad_direct(p, plan, dyw, grad_image);
+        continue;
+      }
+      const ConstMatrixMap grad_y(grad_out, p.k, plane);
+      if (dw_chunk != nullptr) {
+        if (!pointwise) im2col(p, image, col);
+        const ConstMatrixMap cols(pointwise ? image : col, crs, plane);
+        MatrixMap(dw_chunk, p.k, crs).noalias() += grad_y * cols.transpose();
+      }
+      if (grad_image != nullptr) {
+        if (pointwise) {
+          MatrixMap(grad_image, crs, plane).noalias() = weight.transpose() * grad_y;
+        } else {
+          MatrixMap(col, crs, plane).noalias() = weight.transpose() * grad_y;
+          std::fill(grad_image, grad_image + image_size, 0.f);
+          col2im(p, col, plane, grad_image);
+        }
+      }
+    }
+  });
+
+  if (dw != nullptr) {
+    for (int chunk = 1; chunk < chunks; ++chunk) {
+      const float* part = dw_partials + (chunk - 1) * p.k * crs;
+      for (i64 i = 0; i < p.k * crs; ++i) dw[i] += part[i];
+    }
+  }
+  if (db != nullptr) {
+    for (i64 k = 0; k < p.k; ++k) {
+      double total = 0.0;
+      for (int chunk = 0; chunk < chunks; ++chunk) total += db_partials[chunk * p.k + k];
+      db[k] = static_cast<float>(total);
+    }
+  }
+}
+
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

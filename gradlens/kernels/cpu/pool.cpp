@@ -1,0 +1,111 @@
+// max_pool2d: y = max over each kernel x kernel window (padding counts as -inf); the first maximum
+// in row-major scan order wins and a NaN always wins, as in PyTorch's CPU kernel. indices hold h*w
+// positions; backward scatters dy to them: dx[idx] += dy.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "gradlens/kernels/cpu/common/thread_pool.h"
+#include "gradlens/kernels/cpu/cpu_backend.h"
+
+namespace gradlens::cpu::GRADLENS_CPU_ISA {
+namespace {
+
+// One plane [h, w] -> [oh, ow], any kernel, stride and padding.
+void pool_plane(const Pool2dParams& p, const float* x, float* y, std::int32_t* idx) {
+  for (i64 oh = 0; oh < p.oh; ++oh) {
+    const i64 h0 = oh * p.stride - p.padding;
+    const i64 h_lo = std::max<i64>(h0, 0), h_hi = std::min(h0 + p.kernel, p.h);
+    for (i64 ow = 0; ow < p.ow; ++ow) {
+      const i64 w0 = ow * p.stride - p.padding;
+      const i64 w_lo = std::max<i64>(w0, 0), w_hi = std::min(w0 + p.kernel, p.w);
+      float best = -std::numeric_limits<float>::infinity();
+      i64 best_at = h_lo * p.w + w_lo;
+      for (i64 ih = h_lo; ih < h_hi; ++ih) {
+        for (i64 iw = w_lo; iw < w_hi; ++iw) {
+          const float v = x[ih * p.w + iw];
+          if (v > best || std::isnan(v)) {
+            best = v;
+            best_at = ih * p.w + iw;
+          }
+        }
+      }
+      y[oh * p.ow + ow] = best;
+      idx[oh * p.ow + ow] = static_cast<std::int32_t>(best_at);
+    }
+  }
+}
+
+// The tutorial's 2x2, stride-2, unpadded pool: the same comparisons, branch-free so that the
+// compiler vectorizes them (the stride-2 loads become shuffles). Starting from the first element
+// equals starting from -inf: it is always taken.
+void pool_plane_2x2(const Pool2dParams& p, const float* x, float* y, std::int32_t* idx) {
+  const auto w = static_cast<std::int32_t>(p.w);
+  for (i64 oh = 0; oh < p.oh; ++oh) {
+    const float* top = x + 2 * oh * p.w;
+    const float* bottom = top + p.w;
+    float* out = y + oh * p.ow;
+    std::int32_t* at = idx + oh * p.ow;
+    const auto row = static_cast<std::int32_t>(2 * oh * p.w);
+    for (std::int32_t ow = 0; ow < static_cast<std::int32_t>(p.ow); ++ow) {
+      const float v0 = top[2 * ow], v1 = top[2 * ow + 1];
+      const float v2 = bottom[2 * ow], v3 = bottom[2 * ow + 1];
+      float best = v0;
+      std::int32_t k = 0;
+      const bool t1 = v1 > best || v1 != v1;  // v != v: NaN wins
+      best = t1 ? v1 : best;
+      k = t1 ? 1 : k;
+      const bool t2 = v2 > best || v2 != v2;
+      best = t2 ? v2 : best;
+      k = t2 ? w : k;
+      const bool t3 = v3 > best || v3 != v3;
+      best = t3 ? v3 : best;
+      k = t3 ? w + 1 : k;
+      out[ow] = best;
+      at[ow] = row + 2 * ow + k;
+    }
+  }
+}
+
+}  // namespace
+
+void CpuBackend::max_pool2d_forward(const Pool2dParams& p,
+                                    const float* x,
+                                    float* y,
+                                    std::int32_t* indices) {
+  const i64 planes = p.n * p.c, in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+  if (planes == 0 || out_plane == 0) return;
+  const bool fast = p.kernel == 2 && p.stride == 2 && p.padding == 0;
+  const i64 grain = std::max<i64>(1, kElementwiseGrain / (in_plane + out_plane));
+  thread_pool().parallel_for(0, planes, grain, [&](i64 lo, i64 hi) {
+    for (i64 i = lo; i < hi; ++i) {
+      const float* xp = x + i * in_plane;
+      float* yp = y + i * out_plane;
+      std::int32_t* ip = indices + i * out_plane;
+      if (fast) {
+        pool_plane_2x2(p, xp, yp, ip);
+      } else {
+        pool_plane(p, xp, yp, ip);
+      }
+    }
+  });
+}
+
+void CpuBackend::max_pool2d_backward(const Pool2dParams& p,
+                                     const float* dy,
+                                     const std::int32_t* indices,
+                                     float* dx) {
+  const i64 planes = p.n * p.c, in_plane = p.h * p.w, out_plane = p.oh * p.ow;
+  const i64 grain = std::max<i64>(1, kElementwiseGrain / std::max<i64>(1, in_plane + out_plane));
+  thread_pool().parallel_for(0, planes, grain, [&](i64 lo, i64 hi) {
+    for (i64 i = lo; i < hi; ++i) {
+      float* dxp = dx + i * in_plane;
+      const float* dyp = dy + i * out_plane;
+      const std::int32_t* ip = indices + i * out_plane;
+      std::fill(dxp, dxp + in_plane, 0.f);
+      for (i64 j = 0; j < out_plane; ++j) dxp[ip[j]] += dyp[j];
+    }
+  });
+}
+
+}  // namespace gradlens::cpu::GRADLENS_CPU_ISA

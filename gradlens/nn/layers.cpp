@@ -1,0 +1,42 @@
+#include "gradlens/nn/layers.h"
+
+#include "gradlens/autograd/hooks.h"
+#include "gradlens/autograd/ops.h"
+
+namespace gradlens::nn {
+
+Conv2d::Conv2d(std::int64_t in_channels,
+               std::int64_t out_channels,
+               std::int64_t kernel,
+               Generator& gen,
+               std::int64_t stride,
+               std::int64_t padding)
+    : stride(stride), padding(padding) {
+  const float bound = default_init_bound(in_channels * kernel * kernel);
+  weight = register_parameter(
+      "weight", uniform_tensor({out_channels, in_channels, kernel, kernel}, bound, gen));
+  bias = register_parameter("bias", uniform_tensor({out_channels}, bound, gen));
+}
+
+Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, stride, padding); }
+
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, Generator& gen) {
+  const float bound = default_init_bound(in_features);
+  weight = register_parameter("weight", uniform_tensor({out_features, in_features}, bound, gen));
+  bias = register_parameter("bias", uniform_tensor({out_features}, bound, gen));
+}
+
+Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+
+Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel, stride); }
+
+Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+
+Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x) {
+  if (conv_layer.has_forward_hooks() || relu_layer.has_forward_hooks() || any_backward_override()) {
+    return relu_layer(conv_layer(x));
+  }
+  return conv2d_relu(x, conv_layer.weight, conv_layer.bias, conv_layer.stride, conv_layer.padding);
+}
+
+}  // namespace gradlens::nn

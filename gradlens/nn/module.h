@@ -1,0 +1,80 @@
+// Module: a layer or model with named parameters (PyTorch's state_dict names: "conv1.weight").
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gradlens/autograd/tensor.h"
+
+namespace gradlens::nn {
+
+struct Parameter {
+  std::string name;  // dotted path, as in PyTorch's named_parameters()
+  Tensor tensor;
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual Tensor forward(const Tensor& x) = 0;
+  /// forward(), then every forward hook in order (a hook may replace the output).
+  Tensor operator()(const Tensor& x);
+
+  /// Sees (input, output) of each call and returns the output to use (layer attribution methods
+  /// capture a layer's activation this way). Returns an id for remove_forward_hook().
+  using ForwardHook = std::function<Tensor(const Tensor& input, const Tensor& output)>;
+  int add_forward_hook(ForwardHook hook);
+  void remove_forward_hook(int id);
+  bool has_forward_hooks() const { return !hooks_.empty(); }
+
+  /// The submodule at a dotted path ("conv2", "block.fc"), or null.
+  Module* find(const std::string& path);
+  /// Dotted paths of every submodule, in registration order.
+  std::vector<std::string> module_names() const;
+
+  /// Every parameter of this module and its children, in registration order.
+  std::vector<Parameter> parameters() const;
+  /// name -> tensor (shares storage with the parameters).
+  std::map<std::string, Tensor> state_dict() const;
+  /// Copies every parameter from `state`; a missing, extra or wrongly shaped tensor is an error
+  /// naming it (nothing is changed then).
+  void load_state_dict(const std::map<std::string, Tensor>& state);
+  /// Moves every parameter to `device`.
+  void to(Device device);
+  void zero_grad();
+
+ protected:
+  Tensor& register_parameter(std::string name, Tensor tensor);
+  template <class M>
+  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
+    children_.emplace_back(std::move(name), module);
+    return module;
+  }
+
+ private:
+  void collect(const std::string& prefix, std::vector<Parameter>& out) const;
+  std::vector<std::pair<std::string, Tensor>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::vector<std::pair<int, ForwardHook>> hooks_;
+  int next_hook_id_ = 0;
+};
+
+/// RAII: a forward hook on `module` for the guard's lifetime.
+class ForwardHookGuard {
+ public:
+  ForwardHookGuard(Module& module, Module::ForwardHook hook)
+      : module_(module), id_(module.add_forward_hook(std::move(hook))) {}
+  ~ForwardHookGuard() { module_.remove_forward_hook(id_); }
+  ForwardHookGuard(const ForwardHookGuard&) = delete;
+  ForwardHookGuard& operator=(const ForwardHookGuard&) = delete;
+
+ private:
+  Module& module_;
+  int id_;
+};
+
+}  // namespace gradlens::nn
