@@ -1,9 +1,27 @@
 #include "gradlens/attr/attribution.h"
 
+#include <cmath>
+#include <string>
+
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/ops.h"
 
 namespace gradlens::attr {
+
+Targets::Targets(const Tensor& targets) {
+  GRADLENS_CHECK(
+      targets.defined() && targets.dim() <= 1,
+      "[attribute] targets as a tensor must be a scalar or a vector of class indices, "
+      "got ",
+      targets.defined() ? shape_str(targets.shape()) : std::string("an undefined tensor"));
+  for (const float v : targets.to_vector()) {
+    GRADLENS_CHECK(std::isfinite(v) && v == std::floor(v) && std::abs(v) < 9.0e15f,
+                   "[attribute] target ",
+                   v,
+                   " is not a class index");
+    values_.push_back(static_cast<std::int64_t>(v));
+  }
+}
 
 std::vector<std::int64_t> expand_targets(std::span<const std::int64_t> targets, std::int64_t rows) {
   GRADLENS_CHECK(targets.size() == 1 || static_cast<std::int64_t>(targets.size()) == rows,

@@ -3,17 +3,64 @@
 // forward/backward passes as it can, chunked only to respect a memory budget (attr/batching.h).
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <span>
 #include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "gradlens/attr/batching.h"
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/nn/module.h"
 
 namespace gradlens::attr {
 
-using ForwardFn = std::function<Tensor(const Tensor&)>;
+/// The model: a callable from a batch [N, ...] to logits [N, C]. A Module is held by reference,
+/// never copied (it must outlive the method), and called through operator(), so its hooks run;
+/// any other callable is held by value.
+class ForwardFn : public std::function<Tensor(const Tensor&)> {
+  using Base = std::function<Tensor(const Tensor&)>;
+
+ public:
+  ForwardFn() = default;
+  ForwardFn(nn::Module& model) : Base([&model](const Tensor& x) { return model(x); }) {}
+  ForwardFn(nn::Module&&) = delete;  // a temporary model would be gone before the first call
+  template <class F>
+  requires(!std::derived_from<std::remove_cvref_t<F>, nn::Module> &&
+           !std::same_as<std::remove_cvref_t<F>, ForwardFn> && std::is_constructible_v<Base, F>)
+      ForwardFn(F&& fn)
+      : Base(std::forward<F>(fn)) {}
+};
+
+/// Targets: one class per input row, or one for every row, from an integer, a list or vector of
+/// integers, a span, or a tensor of class indices (floats holding integers, as argmax gives).
+class Targets {
+ public:
+  Targets(std::int64_t target) : values_{target} {}
+  Targets(std::span<const std::int64_t> targets) : values_(targets.begin(), targets.end()) {}
+  Targets(std::span<std::int64_t> targets) : values_(targets.begin(), targets.end()) {}
+  Targets(const std::vector<std::int64_t>& targets) : values_(targets) {}
+  template <std::integral I>
+  Targets(const std::vector<I>& targets) : values_(targets.begin(), targets.end()) {}
+  Targets(std::initializer_list<std::int64_t> targets) : values_(targets) {}
+  /// Throws std::invalid_argument naming the value when an element is not a whole number.
+  Targets(const Tensor& targets);
+
+  operator std::span<const std::int64_t>() const { return values_; }
+  std::size_t size() const { return values_.size(); }
+  bool empty() const { return values_.empty(); }
+  const std::int64_t* data() const { return values_.data(); }
+  std::int64_t operator[](std::size_t i) const { return values_[i]; }
+  auto begin() const { return values_.begin(); }
+  auto end() const { return values_.end(); }
+
+ private:
+  std::vector<std::int64_t> values_;
+};
 
 struct Attributions {
   Tensor values;  // shaped like the inputs (layer methods: like the layer)
@@ -31,7 +78,7 @@ class Attribution {
   /// inputs, or [1, ...] broadcast to every row, or (DeepLiftShap, GradientShap) a distribution
   /// [K, ...]; undefined means zeros. Methods without baselines ignore them.
   virtual Attributions attribute(const Tensor& inputs,
-                                 std::span<const std::int64_t> targets,
+                                 const Targets& targets,
                                  const Tensor& baselines = {}) = 0;
   /// Whether attribute() fills Attributions::delta.
   virtual bool has_convergence_delta() const { return false; }

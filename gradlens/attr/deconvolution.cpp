@@ -6,9 +6,7 @@
 
 namespace gradlens::attr {
 
-Attributions Deconvolution::attribute(const Tensor& inputs,
-                                      std::span<const std::int64_t> targets,
-                                      const Tensor&) {
+Attributions Deconvolution::attribute(const Tensor& inputs, const Targets& targets, const Tensor&) {
   Attributions out;
   out.values =
       relu_rule_gradients(forward_,

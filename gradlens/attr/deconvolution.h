@@ -14,7 +14,7 @@ class Deconvolution : public Attribution {
   std::string_view name() const override { return "deconvolution"; }
   /// The modified gradient, shaped like the inputs; baselines are ignored.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
 };
 

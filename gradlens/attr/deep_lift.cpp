@@ -151,7 +151,7 @@ PairGradients doubled_pass(const ForwardFn& forward,
 }  // namespace
 
 Attributions DeepLift::attribute(const Tensor& inputs,
-                                 std::span<const std::int64_t> targets,
+                                 const Targets& targets,
                                  const Tensor& baselines) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
                  "[",

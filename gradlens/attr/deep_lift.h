@@ -25,7 +25,7 @@ class DeepLift : public Attribution {
   /// baselines: like the inputs, [1, ...] or undefined (zeros). delta[i] = sum(attributions[i]) -
   /// (f_t(x_i) - f_t(r_i)), with f_t taken from the same doubled forward pass.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   bool has_convergence_delta() const override { return true; }
   Options& options() { return options_; }

@@ -16,7 +16,7 @@ class DeepLiftShap : public DeepLift {
   /// baselines [K, ...] with K > 1 (required). values: the mean over j of DeepLift(x_i vs b_j);
   /// delta [N * K]: row i * K + j = sum(attribution of x_i vs b_j) - (f_t(x_i) - f_t(b_j)).
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
 };
 

@@ -119,7 +119,7 @@ Tensor perturbation_sum(const ForwardFn& forward,
 }
 
 Attributions FeatureAblation::attribute(const Tensor& inputs,
-                                        std::span<const std::int64_t> targets,
+                                        const Targets& targets,
                                         const Tensor& baselines) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 2 && inputs.size(0) > 0,
                  "[feature_ablation] inputs must be a non-empty batch [N, ...], got ",

@@ -17,7 +17,7 @@
 namespace gradlens::attr {
 
 Attributions GradientShap::attribute(const Tensor& inputs,
-                                     std::span<const std::int64_t> targets,
+                                     const Targets& targets,
                                      const Tensor& baselines) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
                  "[gradient_shap] inputs must be a non-empty batch");

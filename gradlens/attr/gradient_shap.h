@@ -36,7 +36,7 @@ class GradientShap : public Attribution {
   /// from each image's streams (draws.h): baseline rows, noise (only when stdevs > 0), alphas.
   /// delta [N * n_samples]: per sample row, sum(attr_r) - (f_t(xn_r) - f_t(b_r)).
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines) override;
   bool has_convergence_delta() const override { return options_.return_convergence_delta; }
   Options& options() { return options_; }

@@ -36,7 +36,7 @@ Tensor relu_rule_gradients(const ForwardFn& forward,
 }
 
 Attributions GuidedBackprop::attribute(const Tensor& inputs,
-                                       std::span<const std::int64_t> targets,
+                                       const Targets& targets,
                                        const Tensor&) {
   Attributions out;
   out.values = relu_rule_gradients(

@@ -16,7 +16,7 @@ class GuidedBackprop : public Attribution {
   std::string_view name() const override { return "guided_backprop"; }
   /// The modified gradient, shaped like the inputs; baselines are ignored.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
 };
 

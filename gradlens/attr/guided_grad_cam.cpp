@@ -27,9 +27,7 @@ GuidedGradCam::GuidedGradCam(nn::Module& model, std::string layer, Options optio
             .attribute_to_layer_input = options.attribute_to_layer_input}),
       guided_(forward_) {}
 
-Attributions GuidedGradCam::attribute(const Tensor& inputs,
-                                      std::span<const std::int64_t> targets,
-                                      const Tensor&) {
+Attributions GuidedGradCam::attribute(const Tensor& inputs, const Targets& targets, const Tensor&) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() == 4 && inputs.size(0) > 0,
                  "[guided_grad_cam] expects images [N, C, H, W], got ",
                  inputs.defined() ? shape_str(inputs.shape()) : std::string("an undefined tensor"));

@@ -26,7 +26,7 @@ class GuidedGradCam : public Attribution {
   /// inputs [N, C, H, W] -> [N, C, H, W]; the layer must give [N, K, H', W'] maps. Baselines are
   /// ignored.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   const Options& options() const { return options_; }
 

@@ -9,7 +9,7 @@
 namespace gradlens::attr {
 
 Attributions InputXGradient::attribute(const Tensor& inputs,
-                                       std::span<const std::int64_t> targets,
+                                       const Targets& targets,
                                        const Tensor& /*baselines*/) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
                  "[input_x_gradient] inputs must be a non-empty batch");

@@ -16,7 +16,7 @@ class InputXGradient : public Attribution {
   std::string_view name() const override { return "input_x_gradient"; }
   /// Baselines are ignored; no convergence delta.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
 };
 

@@ -22,7 +22,7 @@ Tensor convergence_delta(const ForwardFn& forward,
 }
 
 Attributions IntegratedGradients::attribute(const Tensor& inputs,
-                                            std::span<const std::int64_t> targets,
+                                            const Targets& targets,
                                             const Tensor& baselines) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
                  "[integrated_gradients] inputs must be a non-empty batch");

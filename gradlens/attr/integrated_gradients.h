@@ -28,7 +28,7 @@ class IntegratedGradients : public Attribution {
   std::string_view name() const override { return "integrated_gradients"; }
   /// delta[i] = sum(attributions[i]) - (f_t(x_i) - f_t(baseline_i)).
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   bool has_convergence_delta() const override { return options_.return_convergence_delta; }
   Options& options() { return options_; }

@@ -31,9 +31,7 @@ LayerGradCam::LayerGradCam(nn::Module& model, std::string layer, Options options
       layer_name_(std::move(layer)),
       options_(options) {}
 
-Attributions LayerGradCam::attribute(const Tensor& inputs,
-                                     std::span<const std::int64_t> targets,
-                                     const Tensor&) {
+Attributions LayerGradCam::attribute(const Tensor& inputs, const Targets& targets, const Tensor&) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
                  "[layer_grad_cam] inputs must be a non-empty batch");
   const std::int64_t n = inputs.size(0);

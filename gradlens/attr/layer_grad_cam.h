@@ -26,7 +26,7 @@ class LayerGradCam : public Attribution {
   std::string_view name() const override { return "layer_grad_cam"; }
   /// values: [N, 1, H', W'] for a layer producing [N, C, H', W']. Baselines are ignored.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   const std::string& layer() const { return layer_name_; }
   Options& options() { return options_; }

@@ -37,9 +37,7 @@ std::vector<Tensor> epsilon_rule(float eps,
 
 }  // namespace
 
-Attributions LRP::attribute(const Tensor& inputs,
-                            std::span<const std::int64_t> targets,
-                            const Tensor&) {
+Attributions LRP::attribute(const Tensor& inputs, const Targets& targets, const Tensor&) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
                  "[lrp] inputs must be a non-empty batch");
   NoGradGuard no_grad;  // only the modified pass records a tape

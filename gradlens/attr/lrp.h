@@ -25,7 +25,7 @@ class LRP : public Attribution {
   /// Relevance shaped like the inputs (baselines are ignored). delta[i] = f_t(x_i) -
   /// sum(relevance[i]): not ~0, since the biases absorb relevance.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   bool has_convergence_delta() const override { return true; }
   Options& options() { return options_; }

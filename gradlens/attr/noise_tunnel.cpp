@@ -68,7 +68,7 @@ Tensor sum_samples(const Tensor& x, std::int64_t n, std::int64_t m) {
 }  // namespace
 
 Attributions NoiseTunnel::attribute(const Tensor& inputs,
-                                    std::span<const std::int64_t> targets,
+                                    const Targets& targets,
                                     const Tensor& baselines) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) > 0,
                  "[noise_tunnel] inputs must be a non-empty batch");

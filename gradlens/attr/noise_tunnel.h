@@ -45,7 +45,7 @@ class NoiseTunnel : public Attribution {
   /// row a random baseline row. delta: the base's delta of every sample row, image-major
   /// (row i * nt + s; K deltas per row for a base that reports K per row).
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   bool has_convergence_delta() const override { return base_.has_convergence_delta(); }
 

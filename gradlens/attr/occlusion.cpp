@@ -14,7 +14,7 @@
 namespace gradlens::attr {
 
 Attributions Occlusion::attribute(const Tensor& inputs,
-                                  std::span<const std::int64_t> targets,
+                                  const Targets& targets,
                                   const Tensor& baselines) {
   GRADLENS_CHECK(inputs.defined() && inputs.dim() >= 2 && inputs.size(0) > 0,
                  "[occlusion] inputs must be a non-empty batch [N, ...], got ",

@@ -29,7 +29,7 @@ class Occlusion : public Attribution {
   std::string_view name() const override { return "occlusion"; }
   /// baselines: undefined (zeros), a scalar [], [1, ...] or the inputs' shape.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   Options& options() { return options_; }
 

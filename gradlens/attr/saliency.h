@@ -23,7 +23,7 @@ class Saliency : public Attribution {
   std::string_view name() const override { return "saliency"; }
   /// Baselines are ignored; no convergence delta.
   Attributions attribute(const Tensor& inputs,
-                         std::span<const std::int64_t> targets,
+                         const Targets& targets,
                          const Tensor& baselines = {}) override;
   Options& options() { return options_; }
 

@@ -42,6 +42,9 @@ Tensor sum(const Tensor& x);   // any shape -> []
 Tensor mean(const Tensor& x);  // any shape -> []
 // sum / mean over one dim, which is removed: [A, D, B] -> [A, B] for dim 1
 Tensor sum_dim(const Tensor& x, std::int64_t dim);
+/// x [N, C] -> the index of each row's largest value (the first on ties; a NaN wins, as
+/// torch.argmax), on the host.
+std::vector<std::int64_t> argmax_rows(const Tensor& x);
 Tensor mean_dim(const Tensor& x, std::int64_t dim);
 
 // --- shape and batch (ops/shape.cpp) ---

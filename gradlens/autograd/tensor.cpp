@@ -1,11 +1,17 @@
 // Tensor handle and the copies between devices (always through the backends' copy kernels).
 #include "gradlens/autograd/tensor.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
 
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/node.h"
+#include "gradlens/autograd/ops.h"
 #include "gradlens/kernels/backend.h"
 
 namespace gradlens {
@@ -177,6 +183,84 @@ Tensor Tensor::make_view(const Tensor& base, Shape shape, std::int64_t offset) {
 void Tensor::set_grad_fn(std::shared_ptr<Node> node) const {
   impl_->grad_fn = std::move(node);
   impl_->requires_grad = true;
+}
+
+Tensor Tensor::operator[](std::int64_t i) const {
+  GRADLENS_CHECK(defined() && dim() >= 1,
+                 "[index] needs a tensor with a first dim, got ",
+                 defined() ? shape_str(shape()) : std::string("an undefined tensor"));
+  const std::int64_t n = size(0);
+  GRADLENS_CHECK(i >= -n && i < n, "[index] row ", i, " out of range for ", shape_str(shape()));
+  if (i < 0) i += n;
+  Shape rest(shape().begin() + 1, shape().end());
+  return reshape(slice(*this, i, i + 1), rest);
+}
+
+namespace {
+
+// Items of a dim shown: all up to 6, else the first and last 3 around "...".
+constexpr std::int64_t kEdgeItems = 3;
+
+void print_dim(std::ostream& os,
+               const std::vector<float>& values,
+               const Shape& shape,
+               std::size_t d,
+               std::int64_t offset,
+               int width,
+               int indent) {
+  std::int64_t stride = 1;
+  for (std::size_t k = d + 1; k < shape.size(); ++k) stride *= shape[k];
+  const std::int64_t n = shape[d];
+  const bool summarize = n > 2 * kEdgeItems;
+  const bool last_dim = d + 1 == shape.size();
+  // Items of the last dim on one line; rows of the others one a line, aligned under the bracket.
+  const auto separator = [&] {
+    os << ',';
+    if (last_dim) {
+      os << ' ';
+    } else {
+      os << '\n';
+      for (int k = 0; k <= indent; ++k) os << ' ';
+    }
+  };
+  os << '[';
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (summarize && i == kEdgeItems) {
+      os << "...";
+      separator();
+      i = n - kEdgeItems;
+    }
+    if (last_dim) {
+      os << std::setw(width) << values[static_cast<std::size_t>(offset + i)];
+    } else {
+      print_dim(os, values, shape, d + 1, offset + i * stride, width, indent + 1);
+    }
+    if (i + 1 < n) separator();
+  }
+  os << ']';
+}
+
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  if (!t.defined()) return os << "tensor(undefined)";
+  const std::vector<float> values = t.to_vector();
+  std::ostringstream body;
+  body << std::fixed << std::setprecision(4);
+  int width = 1;
+  for (const float v : values) {
+    std::ostringstream one;
+    one << std::fixed << std::setprecision(4) << v;
+    width = std::max(width, static_cast<int>(one.str().size()));
+  }
+  if (t.dim() == 0) {
+    body << values[0];
+  } else {
+    print_dim(body, values, t.shape(), 0, 0, width, static_cast<int>(sizeof("tensor(") - 1));
+  }
+  os << "tensor(" << body.str() << ", shape " << shape_str(t.shape()) << ", " << t.device().str()
+     << ')';
+  return os;
 }
 
 }  // namespace gradlens

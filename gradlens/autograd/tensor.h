@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <vector>
 
@@ -61,6 +62,10 @@ class Tensor {
   /// Reverse-mode sweep from this scalar, accumulating into the .grad of every leaf on the way.
   void backward() const;
 
+  /// Row i of the first dim (negative i counts from the end), the rest of the shape kept: a copy
+  /// that stays on the tape, as x[i] in PyTorch. Throws std::invalid_argument naming the shape.
+  Tensor operator[](std::int64_t i) const;
+
   TensorImpl* impl() const { return impl_.get(); }
   bool same(const Tensor& other) const { return impl_ == other.impl_; }
 
@@ -72,6 +77,10 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<TensorImpl> impl_;
 };
+
+/// PyTorch's way: tensor([[0.1235, -1.0000], ...], shape [2, 2], cpu), at most 3 items at each
+/// end of every dim beyond 6.
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;

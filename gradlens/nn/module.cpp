@@ -3,6 +3,8 @@
 #include <set>
 
 #include "gradlens/autograd/error.h"
+#include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
 
 namespace gradlens::nn {
 
@@ -108,6 +110,11 @@ void Module::to(Device device) {
 
 void Module::zero_grad() {
   for (auto& p : parameters()) p.tensor.zero_grad();
+}
+
+std::vector<std::int64_t> predict(Module& model, const Tensor& x) {
+  NoGradGuard no_grad;
+  return argmax_rows(model(x));
 }
 
 }  // namespace gradlens::nn

@@ -1,6 +1,7 @@
 // Module: a layer or model with named parameters (PyTorch's state_dict names: "conv1.weight").
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -62,6 +63,9 @@ class Module {
   std::vector<std::pair<int, ForwardHook>> hooks_;
   int next_hook_id_ = 0;
 };
+
+/// The class each row of x is predicted as: argmax of model(x), without recording a tape.
+std::vector<std::int64_t> predict(Module& model, const Tensor& x);
 
 /// RAII: a forward hook on `module` for the guard's lifetime.
 class ForwardHookGuard {

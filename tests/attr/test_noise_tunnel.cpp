@@ -108,7 +108,7 @@ class InputBaselineXGradient : public attr::Attribution {
   std::string_view name() const override { return "input_baseline_x_gradient"; }
   bool has_convergence_delta() const override { return true; }
   attr::Attributions attribute(const Tensor& x,
-                               std::span<const std::int64_t> targets,
+                               const attr::Targets& targets,
                                const Tensor& baselines) override {
     EXPECT_EQ(static_cast<std::size_t>(x.size(0)), alphas_.size());
     const Tensor alpha = Tensor::from_vector(alphas_, {x.size(0), 1, 1, 1});

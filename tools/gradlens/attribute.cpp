@@ -110,17 +110,6 @@ Inputs load_inputs(const AttributeOptions& o) {
   return in;
 }
 
-std::vector<std::int64_t> argmax_rows(const Tensor& logits) {
-  const std::vector<float> v = logits.to_vector();
-  const std::int64_t classes = logits.size(1);
-  std::vector<std::int64_t> out;
-  for (std::int64_t i = 0; i < logits.size(0); ++i) {
-    const float* row = v.data() + i * classes;
-    out.push_back(std::max_element(row, row + classes) - row);
-  }
-  return out;
-}
-
 std::vector<std::int64_t> choose_targets(const std::string& how,
                                          const Inputs& in,
                                          const std::vector<std::int64_t>& predicted) {
@@ -273,11 +262,7 @@ void run_sharded(const AttributeOptions& o,
     for (std::int64_t id : in.ids) in.labels.push_back(split.labels[static_cast<std::size_t>(id)]);
     in.source = "CIFAR-10 " + o.split + " set";
     const Tensor x = data::to_normalized_tensor(split, in.ids).to(device);
-    std::vector<std::int64_t> predicted;
-    {
-      NoGradGuard no_grad;
-      predicted = argmax_rows(net(x));
-    }
+    const std::vector<std::int64_t> predicted = nn::predict(net, x);
     const std::vector<std::int64_t> targets = choose_targets(o.target, in, predicted);
     method.set_image_ids(in.ids);
     attr::Attributions result = method.get().attribute(x, targets, baselines);
@@ -341,11 +326,7 @@ void run_attribute(AttributeOptions& o) {
 
   Inputs in = load_inputs(o);
   const Tensor x = in.images.to(device);
-  std::vector<std::int64_t> predicted;
-  {
-    NoGradGuard no_grad;
-    predicted = argmax_rows(net(x));
-  }
+  const std::vector<std::int64_t> predicted = nn::predict(net, x);
   const std::vector<std::int64_t> targets = choose_targets(o.target, in, predicted);
   Tensor baselines = load_baselines(o.baselines);
   if (baselines.defined()) baselines = baselines.to(device);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/ops.h"
 #include "gradlens/data/transforms.h"
 #include "gradlens/kernels/backend.h"
 #include "gradlens/kernels/precision.h"
@@ -28,10 +29,9 @@ EvalResult evaluate(nn::Net& net,
     idx.resize(static_cast<std::size_t>(end - start));
     std::iota(idx.begin(), idx.end(), start);
     const Tensor x = data::to_normalized_tensor(split, idx).to(device);
-    const std::vector<float> logits = net(x).to_vector();
+    const std::vector<std::int64_t> predicted = argmax_rows(net(x));
     for (std::int64_t i = 0; i < end - start; ++i) {
-      const float* row = logits.data() + i * 10;
-      const std::int64_t pred = std::max_element(row, row + 10) - row;  // first maximum, as argmax
+      const std::int64_t pred = predicted[static_cast<std::size_t>(i)];
       const std::int64_t label = split.labels[static_cast<std::size_t>(start + i)];
       r.predictions.push_back(pred);
       r.class_total[label]++;

@@ -1,4 +1,6 @@
 // sum and mean over all elements -> [] or over one dim; d sum / dx = dy broadcast back.
+#include <cmath>
+
 #include "gradlens/autograd/ops.h"
 #include "gradlens/autograd/ops/common.h"
 
@@ -81,6 +83,26 @@ Tensor mean(const Tensor& x) {
   detail::check_defined("mean", x, "x");
   GRADLENS_CHECK(x.numel() > 0, "[mean] of an empty tensor ", shape_str(x.shape()));
   return mul_scalar(sum(x), 1.f / static_cast<float>(x.numel()));
+}
+
+std::vector<std::int64_t> argmax_rows(const Tensor& x) {
+  detail::check_defined("argmax_rows", x, "x");
+  GRADLENS_CHECK(x.dim() == 2 && x.size(1) > 0,
+                 "[argmax_rows] expected x [N, C] with C > 0, got ",
+                 shape_str(x.shape()));
+  const std::vector<float> values = x.to_vector();
+  const std::int64_t cols = x.size(1);
+  std::vector<std::int64_t> out;
+  out.reserve(static_cast<std::size_t>(x.size(0)));
+  for (std::int64_t i = 0; i < x.size(0); ++i) {
+    const float* row = values.data() + i * cols;
+    std::int64_t best = 0;
+    for (std::int64_t j = 1; j < cols && !std::isnan(row[best]); ++j) {
+      if (row[j] > row[best] || std::isnan(row[j])) best = j;
+    }
+    out.push_back(best);
+  }
+  return out;
 }
 
 }  // namespace gradlens
