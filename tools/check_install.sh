@@ -54,6 +54,9 @@ model="$shared/reference/cifar_net.safetensors"
 if [[ -f "$model" && -d "$shared/cifar10" ]]; then
   "$work/pretrained_ig/explain" "$model" "$shared/cifar10" "$work/ig.png" 3
   [[ -s "$work/ig.png" ]] || fail "examples/pretrained_ig wrote no picture"
+  # A few hundred steps only: this checks the program, not how well it learns.
+  "$work/own_cnn/own_cnn" "$shared/cifar10" "$work" 300
+  [[ -s "$work/smoothgrad.png" && -s "$work/gradcam.png" ]] || fail "examples/own_cnn wrote no picture"
 elif [[ -n "${CI:-}" ]]; then
   fail "CI is set but $model or $shared/cifar10 is missing"
 else

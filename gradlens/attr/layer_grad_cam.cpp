@@ -54,12 +54,14 @@ Attributions LayerGradCam::attribute(const Tensor& inputs, const Targets& target
       Tensor x = slice(inputs, r0, r1).detach();
       x.set_requires_grad(true);  // keeps the activation on the tape even for parameter-free layers
       const Tensor logits = forward_(x);
-      GRADLENS_CHECK(calls == 1,
-                     "[layer_grad_cam] layer '",
-                     layer_name_,
-                     "' ran ",
-                     calls,
-                     " times in one forward pass; it must run exactly once");
+      GRADLENS_CHECK(
+          calls == 1,
+          "[layer_grad_cam] layer '",
+          layer_name_,
+          "' ran ",
+          calls,
+          " times in one forward pass; it must run exactly once",
+          calls == 0 ? " (the model must call it as layer(x), which runs its hooks)" : "");
       GRADLENS_CHECK(logits.defined() && logits.dim() == 2 && logits.size(0) == x.size(0),
                      "[layer_grad_cam] the model must map [N, ...] to logits [N, C]; got ",
                      logits.defined() ? shape_str(logits.shape()) : std::string("nothing"),

@@ -1,5 +1,6 @@
 #include "gradlens/nn/layers.h"
 
+#include "gradlens/autograd/error.h"
 #include "gradlens/autograd/hooks.h"
 #include "gradlens/autograd/ops.h"
 
@@ -37,6 +38,31 @@ Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x) {
     return relu_layer(conv_layer(x));
   }
   return conv2d_relu(x, conv_layer.weight, conv_layer.bias, conv_layer.stride, conv_layer.padding);
+}
+
+Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
+  for (const auto& m : modules) append(m);
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (Module* m : order_) y = (*m)(y);
+  return y;
+}
+
+Tensor Flatten::forward(const Tensor& x) {
+  const std::int64_t rank = x.dim();
+  const std::int64_t start = start_dim_ < 0 ? start_dim_ + rank : start_dim_;
+  GRADLENS_CHECK(start >= 0 && start < rank,
+                 "[flatten] start_dim ",
+                 start_dim_,
+                 " out of range for ",
+                 shape_str(x.shape()));
+  Shape shape(x.shape().begin(), x.shape().begin() + start);
+  std::int64_t rest = 1;
+  for (std::int64_t d = start; d < rank; ++d) rest *= x.size(d);
+  shape.push_back(rest);
+  return reshape(x, shape);
 }
 
 }  // namespace gradlens::nn

@@ -14,12 +14,14 @@ class Net : public Module {
  public:
   /// Initialised as torch's Net() would be (same distributions; not the same random stream).
   explicit Net(std::uint64_t seed = 0);
-  Tensor forward(const Tensor& x) override;
 
   std::shared_ptr<Conv2d> conv1, conv2;
   std::shared_ptr<MaxPool2d> pool1, pool2;
   std::shared_ptr<Linear> fc1, fc2, fc3;
   std::shared_ptr<ReLU> relu1, relu2, relu3, relu4;
+
+ protected:
+  Tensor forward(const Tensor& x) override;
 };
 
 }  // namespace gradlens::nn

@@ -21,8 +21,8 @@ struct Parameter {
 class Module {
  public:
   virtual ~Module() = default;
-  virtual Tensor forward(const Tensor& x) = 0;
-  /// forward(), then every forward hook in order (a hook may replace the output).
+  /// Calls the module: forward(), then every forward hook in order (a hook may replace the
+  /// output). The only way in, so a child's hooks run however a model is written.
   Tensor operator()(const Tensor& x);
 
   /// Sees (input, output) of each call and returns the output to use (layer attribution methods
@@ -49,6 +49,9 @@ class Module {
   void zero_grad();
 
  protected:
+  /// What the module computes. Protected: calling child->forward(x) would skip the child's hooks
+  /// (and layer methods would not see it run); call (*child)(x).
+  virtual Tensor forward(const Tensor& x) = 0;
   Tensor& register_parameter(std::string name, Tensor tensor);
   template <class M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {

@@ -223,3 +223,32 @@ TEST(CrossEntropy, MatchesHandComputedValue) {
   const double l1 = std::log(3.0);
   EXPECT_NEAR(nn::CrossEntropyLoss{}(logits, t).item(), (l0 + l1) / 2, 1e-6);
 }
+
+// Calling a child as child->forward(x) would skip its hooks: forward is not the way in.
+template <class M>
+concept PublicForward = requires(M& m, const Tensor& x) {
+  m.forward(x);
+};
+static_assert(!PublicForward<nn::Net> && !PublicForward<nn::Conv2d> && !PublicForward<nn::Module>);
+
+TEST(Sequential, RunsItsChildrenInOrderWithPyTorchsNamesAndTheirHooks) {
+  nn::Generator gen(3);
+  auto conv = std::make_shared<nn::Conv2d>(3, 4, 3, gen);
+  auto fc = std::make_shared<nn::Linear>(4 * 30 * 30, 10, gen);
+  nn::Sequential model{conv, std::make_shared<nn::ReLU>(), std::make_shared<nn::Flatten>(), fc};
+  EXPECT_EQ(model.size(), 4);
+  EXPECT_EQ(model.module_names(), (std::vector<std::string>{"0", "1", "2", "3"}));
+  EXPECT_EQ(model.state_dict().count("3.weight"), 1u);
+  int conv_calls = 0;
+  const nn::ForwardHookGuard hook(*conv, [&](const Tensor&, const Tensor& out) {
+    ++conv_calls;
+    return out;
+  });
+  const Tensor x = gradlens::testing::random_tensor({2, 3, 32, 32}, 4);
+  const Tensor y = model(x);
+  EXPECT_EQ(conv_calls, 1);
+  const Tensor expected = (*fc)(reshape(relu((*conv)(x)), {2, 4 * 30 * 30}));
+  EXPECT_TRUE(gradlens::testing::allclose(y, expected, 0, 0));
+  EXPECT_EQ(nn::Flatten(2)(Tensor::zeros({2, 3, 4, 5})).shape(), (Shape{2, 3, 20}));
+  EXPECT_THROW(nn::Flatten(4)(Tensor::zeros({2, 3})), std::invalid_argument);
+}
