@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/grad_mode.h"
@@ -248,6 +249,16 @@ Backend* cpu_variant(const std::string& name, std::string* why) {
   }
   *why = "unknown variant " + name;
   return nullptr;
+}
+
+std::string invalid_argument_message(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no std::invalid_argument was thrown";
+  return "";
 }
 
 }  // namespace gradlens::testing

@@ -83,6 +83,10 @@ std::vector<std::string> cpu_variant_names();
 /// The variant's backend, or nullptr with `why` set when this build or machine cannot run it.
 Backend* cpu_variant(const std::string& name, std::string* why);
 
+/// The message of the std::invalid_argument `fn` throws; an empty string (and a test failure) when
+/// it throws none.
+std::string invalid_argument_message(const std::function<void()>& fn);
+
 }  // namespace gradlens::testing
 
 /// Use at the top of a test: resolves a ../shared file or skips (fails under CI).

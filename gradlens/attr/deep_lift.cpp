@@ -25,8 +25,16 @@ namespace gradlens::attr {
 
 namespace {
 
-constexpr const char* kRelu = "relu";
-constexpr const char* kMaxPool = "max_pool2d";
+constexpr std::string_view kRelu = Ops::relu.name();
+constexpr std::string_view kMaxPool = Ops::max_pool2d.name();
+
+// Ops whose plain gradient is DeepLift's multiplier: the linear maps (products and quotients by
+// a constant among them) and the structural ops.
+std::vector<OpId> deeplift_plain_ops() {
+  std::vector<OpId> ops(Ops::structural.begin(), Ops::structural.end());
+  ops.insert(ops.end(), {Ops::conv2d, Ops::linear, Ops::mul, Ops::div});
+  return ops;
+}
 
 // The node's saved input and output; both rules need them.
 const detail::UnaryNode& saved_io(const Node& node) {
@@ -115,7 +123,8 @@ PairGradients doubled_pass(const ForwardFn& forward,
                            const Tensor& inputs,
                            const Tensor& baselines,
                            std::span<const std::int64_t> targets,
-                           float eps) {
+                           float eps,
+                           bool allow_plain_gradient) {
   const std::int64_t n = inputs.size(0);
   std::vector<std::int64_t> both_targets(targets.begin(), targets.end());
   both_targets.insert(both_targets.end(), targets.begin(), targets.end());
@@ -124,13 +133,14 @@ PairGradients doubled_pass(const ForwardFn& forward,
   // on the tape (the max-pool rule routes to the relu that feeds it).
   RescaleRules rules(eps);
   BackwardOverrideGuard relu_rule(
-      kRelu, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
+      Ops::relu, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
         return rules.relu(node, g, needs);
       });
   BackwardOverrideGuard pool_rule(
-      kMaxPool, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
+      Ops::max_pool2d, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
         return rules.max_pool(node, g, needs);
       });
+  const RuleCoverageGuard coverage("deeplift", deeplift_plain_ops(), allow_plain_gradient);
   EnableGradGuard grad_on;
   Tensor both = cat({inputs.detach(), baselines.detach()});
   both.set_requires_grad(true);
@@ -181,7 +191,8 @@ Attributions DeepLift::attribute(const Tensor& inputs,
         slice(inputs, b, e),
         slice(base, b, e),
         std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
-        options_.eps);
+        options_.eps,
+        options_.allow_plain_gradient);
     multipliers.push_back(std::move(part.multipliers));
     gaps.push_back(std::move(part.gap));
   });

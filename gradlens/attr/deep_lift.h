@@ -13,6 +13,9 @@ namespace gradlens::attr {
 struct DeepLiftOptions {
   bool multiply_by_inputs = true;  // attributions = (x - r) * multipliers, else the multipliers
   float eps = 1e-10f;              // |delta_in| below this falls back to the plain gradient
+  // An op with no DeepLift rule (softmax, ...) is an error naming it; true takes its plain
+  // gradient with a warning, as Captum does silently.
+  bool allow_plain_gradient = false;
 };
 
 class DeepLift : public Attribution {

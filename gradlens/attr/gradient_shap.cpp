@@ -55,7 +55,7 @@ Attributions GradientShap::attribute(const Tensor& inputs,
   const std::int64_t k = baselines.size(0);
   Shape expanded = row_shape;
   expanded.insert(expanded.begin(), rows);
-  const RandomDraws* draws = options_.draws;
+  const RandomDraws* draws = options_.draws ? &*options_.draws : nullptr;
   const std::vector<std::int64_t> streams = image_streams(options_.image_ids, n, name());
 
   // (1) baseline rows; sample s of image i takes draw s of the image's streams (draws.h)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -19,7 +20,8 @@ struct GradientShapOptions {
   bool multiply_by_inputs = true;
   std::uint64_t seed = 0;                    // seed of the draws (draws.h), fixed per call
   std::vector<std::int64_t> image_ids = {};  // per input row: its stream of draws; empty = 0 .. N-1
-  const RandomDraws* draws = nullptr;  // baseline_index / noise / alphas to use instead of drawing
+  std::optional<RandomDraws> draws =
+      {};  // baseline_index / noise / alphas to use instead of drawing
   // Per-sample completeness gaps cost two more forward passes over N * n_samples rows; Captum
   // computes them only when asked (return_convergence_delta), and so do we.
   bool return_convergence_delta = false;

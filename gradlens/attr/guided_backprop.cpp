@@ -24,7 +24,7 @@ Tensor relu_rule_gradients(const ForwardFn& forward,
   const auto t = expand_targets(targets, n);
   const Shape row_shape(inputs.shape().begin() + 1, inputs.shape().end());
   const std::int64_t rows = planner.chunk_rows(forward, row_shape, inputs.device());
-  BackwardOverrideGuard relu_rule("relu", std::move(rule));
+  BackwardOverrideGuard relu_rule(Ops::relu, std::move(rule));
   std::vector<Tensor> parts;
   for_each_chunk(n, rows, [&](std::int64_t b, std::int64_t e) {
     parts.push_back(compute_gradients(

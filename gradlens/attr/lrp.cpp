@@ -54,15 +54,20 @@ Attributions LRP::attribute(const Tensor& inputs, const Targets& targets, const 
   for_each_chunk(n, rows, [&](std::int64_t b, std::int64_t e) {
     // Rules first: a model that sees them keeps its ops separate on the tape (no fused
     // conv2d_relu).
-    BackwardOverrideGuard conv_rule("conv2d", rule);
-    BackwardOverrideGuard linear_rule("linear", rule);
-    BackwardOverrideGuard pool_rule("max_pool2d", rule);
-    BackwardOverrideGuard relu_pass("relu",
+    BackwardOverrideGuard conv_rule(Ops::conv2d, rule);
+    BackwardOverrideGuard linear_rule(Ops::linear, rule);
+    BackwardOverrideGuard pool_rule(Ops::max_pool2d, rule);
+    BackwardOverrideGuard relu_pass(Ops::relu,
                                     [](Node& node, const Tensor& g, const std::vector<bool>&) {
                                       std::vector<Tensor> out(node.inputs.size());
                                       out[0] = g;
                                       return out;
                                     });
+    // Relevance passes unchanged through the structural ops; anything else needs a rule.
+    const RuleCoverageGuard coverage(
+        "lrp",
+        {Ops::reshape, Ops::slice, Ops::cat, Ops::index_rows, Ops::pick, Ops::sum, Ops::sum_dim},
+        options_.allow_plain_gradient);
     EnableGradGuard grad_on;
     Tensor x = slice(inputs, b, e).detach();
     x.set_requires_grad(true);

@@ -13,6 +13,9 @@ namespace gradlens::attr {
 // argument.
 struct LRPOptions {
   float epsilon = 1e-9f;  // EpsilonRule's stabiliser: z + eps * (z >= 0 ? 1 : -1)
+  // An op with no LRP rule (softmax, a residual add, ...) is an error naming it; true takes its
+  // plain gradient with a warning.
+  bool allow_plain_gradient = false;
 };
 
 class LRP : public Attribution {

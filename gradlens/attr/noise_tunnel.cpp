@@ -92,13 +92,13 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   const std::size_t row_bytes = static_cast<std::size_t>(inputs.numel() / n) * sizeof(float);
   const Device device = inputs.device();
   const std::size_t chunk_bytes = std::min({planner_.memory_budget(device),
-                                            base_.batching().memory_budget(device),
+                                            base_->batching().memory_budget(device),
                                             preferred_chunk_bytes(device)});
   const std::int64_t group = std::max<std::int64_t>(
       1,
       static_cast<std::int64_t>(chunk_bytes /
                                 (4 * row_bytes * static_cast<std::size_t>(samples_per_call()))));
-  if (n > group && options_.draws == nullptr) {
+  if (n > group && !options_.draws) {
     const bool per_image_baselines = baselines.defined() && baselines.shape() == inputs.shape() &&
                                      !options_.draw_baseline_from_distrib;
     return attribute_in_groups(n, group, [&](std::int64_t b, std::int64_t e) {
@@ -129,7 +129,7 @@ Attributions NoiseTunnel::attribute_images(const Tensor& inputs,
   const std::int64_t rows = n * nt;
   Shape expanded = inputs.shape();
   expanded[0] = rows;
-  const RandomDraws* draws = options_.draws;
+  const RandomDraws* draws = options_.draws ? &*options_.draws : nullptr;
 
   // Draws: sample s of image i takes draw s of the image's streams (draws.h), so the result does
   // not depend on nt_samples_batch_size, the batch or the device. The noise is made on the
@@ -196,7 +196,7 @@ Attributions NoiseTunnel::attribute_images(const Tensor& inputs,
       part_baselines = index_rows(baselines, image_of_row);
     }
 
-    const Attributions a = base_.attribute(noisy, row_targets, part_baselines);
+    const Attributions a = base_->attribute(noisy, row_targets, part_baselines);
     if (need_mean) {
       const Tensor part = sum_samples(a.values, n, m);
       total = total.defined() ? add(total, part) : part;

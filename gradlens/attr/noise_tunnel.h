@@ -5,9 +5,14 @@
 // samples are reduced: smoothgrad = E[a], smoothgrad_sq = E[a^2], vargrad = E[a^2] - E[a]^2.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "gradlens/attr/attribution.h"
@@ -28,16 +33,22 @@ struct NoiseTunnelOptions {
   float stdevs = 1.0f;                       // noise standard deviation (Captum's default)
   std::uint64_t seed = 0;                    // seed of the draws (draws.h), fixed per call
   std::vector<std::int64_t> image_ids = {};  // per input row: its stream of draws; empty = 0 .. N-1
-  const RandomDraws* draws = nullptr;        // noise / baseline_index to use instead of drawing
+  std::optional<RandomDraws> draws = {};     // noise / baseline_index to use instead of drawing
   bool draw_baseline_from_distrib = false;   // baselines [K, ...]: one random row per sample
 };
 
 class NoiseTunnel : public Attribution {
  public:
   using Options = NoiseTunnelOptions;
-  /// `base` must outlive the tunnel; its own options and planner (base.batching()) apply.
-  explicit NoiseTunnel(Attribution& base, Options options = {})
-      : Attribution(base.forward_fn()), base_(base), options_(options) {}
+  /// The tunnel owns its base: a method given by value is moved (or copied) in, or shared. The
+  /// base's own options and planner (base().batching()) apply.
+  explicit NoiseTunnel(std::shared_ptr<Attribution> base, Options options = {})
+      : Attribution(base->forward_fn()), base_(std::move(base)), options_(std::move(options)) {}
+  template <class Method>
+  requires std::derived_from<std::remove_cvref_t<Method>, Attribution>
+  explicit NoiseTunnel(Method&& base, Options options = {})
+      : NoiseTunnel(std::make_shared<std::remove_cvref_t<Method>>(std::forward<Method>(base)),
+                    std::move(options)) {}
 
   std::string_view name() const override { return "noise_tunnel"; }
   /// Baselines shaped like the inputs are repeated per sample like the inputs; other baselines are
@@ -47,9 +58,9 @@ class NoiseTunnel : public Attribution {
   Attributions attribute(const Tensor& inputs,
                          const Targets& targets,
                          const Tensor& baselines = {}) override;
-  bool has_convergence_delta() const override { return base_.has_convergence_delta(); }
+  bool has_convergence_delta() const override { return base_->has_convergence_delta(); }
 
-  Attribution& base() { return base_; }
+  Attribution& base() { return *base_; }
   Options& options() { return options_; }
 
  private:
@@ -60,7 +71,7 @@ class NoiseTunnel : public Attribution {
                                 std::span<const std::int64_t> streams);
   std::int64_t samples_per_call() const;  // nt_samples_batch_size, 0 meaning all
 
-  Attribution& base_;
+  std::shared_ptr<Attribution> base_;
   Options options_;
 };
 

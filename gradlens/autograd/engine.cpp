@@ -88,6 +88,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& outputs,
     grads.erase(found);
     const std::vector<bool>& mask = needs[node];
     const BackwardRule* rule = find_backward_override(node->name());
+    if (rule == nullptr) check_rule_coverage(*node);
     const std::string scope_name = std::string(node->name()) + " backward";
     const detail::OpScope scope(scope_name);
     std::vector<Tensor> input_grads =

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/op_ids.h"
 #include "gradlens/autograd/tensor.h"
 
 namespace gradlens {
@@ -16,7 +17,8 @@ struct Node {
   virtual ~Node() = default;
   std::vector<Tensor> inputs;  // graph edges, in argument order
 
-  /// The op's name ("conv2d"): used in errors and to look up backward overrides (hooks.h).
+  /// The op's name, Ops::<op>.name() ("conv2d"): used in errors and to look up backward
+  /// overrides (hooks.h).
   virtual std::string_view name() const = 0;
   /// Gradient for each input; an undefined Tensor where needs[i] is false or there is none.
   virtual std::vector<Tensor> backward(const Tensor& grad_out, const std::vector<bool>& needs) = 0;

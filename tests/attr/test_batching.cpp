@@ -27,8 +27,8 @@ TEST(Batching, PeakMemoryStaysWithinTheBudget) {
     attr::NoiseTunnel nt(
         ig,
         {.type = attr::NoiseTunnelType::SmoothGradSq, .nt_samples = 20, .stdevs = 0.2f, .seed = 5});
-    ig.batching().set_memory_budget(budget);
-    ig.batching().chunk_rows(set->forward, {3, 32, 32}, kCPU);  // measure the per-row cost first
+    nt.base().batching().set_memory_budget(budget);  // the tunnel's own copy of ig
+    nt.base().batching().chunk_rows(set->forward, {3, 32, 32}, kCPU);  // the per-row probe first
     const std::size_t before = memory_stats(kCPU).current;
     reset_peak_memory(kCPU);
     const Tensor out = nt.attribute(x, t).values;
@@ -67,7 +67,7 @@ TEST(Batching, NoiseTunnelOverIgOn2000ImagesStaysWithinTheBudgetAndEqualsOneImag
   ig.batching().set_memory_budget(kBudget);
   attr::NoiseTunnel nt(ig, options);
   nt.batching().set_memory_budget(kBudget);
-  ig.batching().chunk_rows(forward, {3, 32, 32}, kCPU);  // the per-row probe, outside the peak
+  nt.base().batching().chunk_rows(forward, {3, 32, 32}, kCPU);  // the probe, outside the peak
   const std::size_t before = memory_stats(kCPU).current;
   reset_peak_memory(kCPU);
   const Tensor all = nt.attribute(x, t).values;
@@ -120,7 +120,7 @@ TEST(Batching, ConcurrentGroupsJoinInOrderAndRethrowTheFirstError) {
   planner.set_memory_budget(0);
   EXPECT_EQ(planner.concurrency(kCPU), 2);
   {
-    const BackwardOverrideGuard rule("relu", nullptr);
+    const BackwardOverrideGuard rule(Ops::relu, nullptr);
     EXPECT_EQ(planner.concurrency(kCPU), 1);
   }
 }

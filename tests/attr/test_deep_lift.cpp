@@ -10,6 +10,7 @@
 #include "gradlens/attr/deep_lift.h"
 #include "gradlens/attr/deep_lift_shap.h"
 #include "gradlens/autograd/ops.h"
+#include "gradlens/nn/lenet.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;
@@ -186,4 +187,21 @@ TEST(DeepLiftShap, RejectsASingleBaseline) {
                std::invalid_argument);
   EXPECT_EQ(shap.name(), "deeplift_shap");
   EXPECT_TRUE(shap.has_convergence_delta());
+}
+
+TEST(DeepLift, AnOpWithNoRuleIsAnErrorNamingItUnlessThePlainGradientIsAllowed) {
+  // A softmax head: Captum's DeepLift takes its plain gradient without a word (delta 3.6e-3).
+  nn::Net net(2);
+  const attr::ForwardFn with_softmax = [&net](const Tensor& x) { return softmax(net(x)); };
+  const Tensor x = gradlens::testing::random_tensor({2, 3, 32, 32}, 6);
+  attr::DeepLift strict(with_softmax);
+  const std::string message =
+      gradlens::testing::invalid_argument_message([&] { strict.attribute(x, 1); });
+  EXPECT_NE(message.find("[deeplift] op 'softmax' has no deeplift rule"), std::string::npos)
+      << message;
+  attr::DeepLift lenient(with_softmax, {.allow_plain_gradient = true});
+  EXPECT_EQ(lenient.attribute(x, 1).values.shape(), x.shape());
+  // The Net itself is covered: relu and max-pool rules, linear maps, shape ops.
+  attr::DeepLift plain_net(net);
+  EXPECT_NO_THROW(plain_net.attribute(x, 1));
 }

@@ -56,7 +56,7 @@ TEST(GradientShap, MatchesCaptumWithItsDraws) {
     attr::GradientShap gs(set->forward,
                           {.n_samples = c.n_samples,
                            .stdevs = c.stdevs,
-                           .draws = &draws,
+                           .draws = draws,
                            .return_convergence_delta = true});
     const auto result = gs.attribute(set->inputs, set->labels, baselines);
     const Tensor expected = set->stochastic.tensor(c.key);
@@ -73,7 +73,7 @@ TEST(GradientShap, ZeroNoiseDrawnOrGivenIsTheSame) {
   const Tensor baselines = set->inputs_file.tensor("baseline_set");
   attr::RandomDraws draws = saved_draws(*set, "gradient_shap");  // no noise: stdevs 0 draws zeros
   attr::GradientShap gs(set->forward,
-                        {.n_samples = 20, .draws = &draws, .return_convergence_delta = true});
+                        {.n_samples = 20, .draws = draws, .return_convergence_delta = true});
   const Tensor x = slice(set->inputs, 0, 16);
   EXPECT_TRUE(allclose(gs.attribute(x, set->labels, baselines).values,
                        set->stochastic.tensor("gradient_shap"),
@@ -93,7 +93,7 @@ TEST(GradientShap, DeltaIsTheCompletenessGapOfEachSampleRow) {
   const std::vector<std::int64_t> t(set->labels.begin() + 4, set->labels.begin() + 8);
   attr::GradientShap gs(
       set->forward,
-      {.n_samples = 1, .stdevs = 0.1f, .draws = &draws, .return_convergence_delta = true});
+      {.n_samples = 1, .stdevs = 0.1f, .draws = draws, .return_convergence_delta = true});
   ASSERT_TRUE(gs.has_convergence_delta());
   const auto result = gs.attribute(x, t, baselines);
   const Tensor xn = add(x, draws.noise);
@@ -109,7 +109,7 @@ TEST(GradientShap, DeltaIsTheCompletenessGapOfEachSampleRow) {
   }
   // Without multiply_by_inputs the rows are the gradients at the interpolation points.
   attr::GradientShap grads(
-      set->forward, {.n_samples = 1, .stdevs = 0.1f, .multiply_by_inputs = false, .draws = &draws});
+      set->forward, {.n_samples = 1, .stdevs = 0.1f, .multiply_by_inputs = false, .draws = draws});
   EXPECT_TRUE(
       allclose(mul(grads.attribute(x, t, baselines).values, sub(xn, b)), result.values, 0, 1e-7));
 }
@@ -120,13 +120,13 @@ TEST(GradientShap, OneBatchEqualsSingleImageCallsAndChunks) {
   const attr::RandomDraws draws = saved_draws(*set, "gradient_shap_noisy");
   attr::GradientShap gs(
       set->forward,
-      {.n_samples = 10, .stdevs = 0.09f, .draws = &draws, .return_convergence_delta = true});
+      {.n_samples = 10, .stdevs = 0.09f, .draws = draws, .return_convergence_delta = true});
   const auto all = gs.attribute(set->inputs, set->labels, baselines);
   for (std::int64_t i = 0; i < 16; ++i) {
     const attr::RandomDraws mine = slice_draws(draws, i, 10);
     attr::GradientShap single(
         set->forward,
-        {.n_samples = 10, .stdevs = 0.09f, .draws = &mine, .return_convergence_delta = true});
+        {.n_samples = 10, .stdevs = 0.09f, .draws = mine, .return_convergence_delta = true});
     const std::int64_t target = set->labels[static_cast<std::size_t>(i)];
     const auto one =
         single.attribute(slice(set->inputs, i, i + 1), std::span(&target, 1), baselines);
@@ -170,10 +170,10 @@ TEST(GradientShap, RejectsMissingBaselinesAndBadDraws) {
   const Tensor baselines = set->inputs_file.tensor("baseline_set");
   attr::RandomDraws wrong;
   wrong.noise = Tensor::zeros({3, 3, 32, 32});
-  attr::GradientShap bad_noise(set->forward, {.n_samples = 5, .draws = &wrong});
+  attr::GradientShap bad_noise(set->forward, {.n_samples = 5, .draws = wrong});
   EXPECT_THROW(bad_noise.attribute(x, t, baselines), std::invalid_argument);
   attr::RandomDraws out_of_range;
   out_of_range.baseline_index = std::vector<std::int64_t>(10, 8);
-  attr::GradientShap bad_index(set->forward, {.n_samples = 5, .draws = &out_of_range});
+  attr::GradientShap bad_index(set->forward, {.n_samples = 5, .draws = out_of_range});
   EXPECT_THROW(bad_index.attribute(x, t, baselines), std::invalid_argument);
 }

@@ -8,6 +8,7 @@
 
 #include "gradlens/attr/lrp.h"
 #include "gradlens/autograd/ops.h"
+#include "gradlens/nn/lenet.h"
 #include "tests/attr/reference.h"
 
 using namespace gradlens;
@@ -73,4 +74,16 @@ TEST(LRP, BatchingAndChunkingDoNotChangeTheResult) {
   const auto parts = lrp.attribute(set->inputs, set->labels);
   EXPECT_TRUE(allclose(parts.values, all.values, 0, 1e-6));
   EXPECT_TRUE(allclose(parts.delta, all.delta, 0, 1e-5));
+}
+
+TEST(LRP, AnOpWithNoRuleIsAnErrorNamingIt) {
+  nn::Net net(2);
+  const attr::ForwardFn with_softmax = [&net](const Tensor& x) { return softmax(net(x)); };
+  const Tensor x = gradlens::testing::random_tensor({2, 3, 32, 32}, 6);
+  attr::LRP strict(with_softmax);
+  const std::string message =
+      gradlens::testing::invalid_argument_message([&] { strict.attribute(x, 1); });
+  EXPECT_NE(message.find("[lrp] op 'softmax' has no lrp rule"), std::string::npos) << message;
+  attr::LRP lenient(with_softmax, {.allow_plain_gradient = true});
+  EXPECT_EQ(lenient.attribute(x, 1).values.shape(), x.shape());
 }

@@ -132,7 +132,7 @@ void run_nt10(attr::NoiseTunnelType type,
   attr::RandomDraws draws;
   draws.noise = set->stochastic.tensor("nt10.noise");
   attr::IntegratedGradients ig(set->forward);
-  attr::NoiseTunnel nt(ig, {.type = type, .nt_samples = 10, .stdevs = 0.2f, .draws = &draws});
+  attr::NoiseTunnel nt(ig, {.type = type, .nt_samples = 10, .stdevs = 0.2f, .draws = draws});
   ASSERT_TRUE(nt.has_convergence_delta());
   const auto result = nt.attribute(set->inputs, set->labels, Tensor::zeros(set->inputs.shape()));
   EXPECT_TRUE(three_part_close(
@@ -297,7 +297,7 @@ TEST(NoiseTunnel, PartitionsAndChunksDoNotChangeTheResult) {
   draws.noise = gradlens::testing::random_tensor({15, 3, 32, 32}, 11, -0.4f, 0.4f);
   attr::IntegratedGradients ig(set->forward, {.n_steps = 10});
   attr::NoiseTunnel whole(
-      ig, {.type = attr::NoiseTunnelType::SmoothGradSq, .nt_samples = 5, .draws = &draws});
+      ig, {.type = attr::NoiseTunnelType::SmoothGradSq, .nt_samples = 5, .draws = draws});
   const auto all = whole.attribute(x, t);
   attr::IntegratedGradients ig_chunked(set->forward, {.n_steps = 10});
   ig_chunked.batching().set_max_rows(13);
@@ -305,7 +305,7 @@ TEST(NoiseTunnel, PartitionsAndChunksDoNotChangeTheResult) {
                           {.type = attr::NoiseTunnelType::SmoothGradSq,
                            .nt_samples = 5,
                            .nt_samples_batch_size = 2,
-                           .draws = &draws});
+                           .draws = draws});
   const auto split = parts.attribute(x, t);
   EXPECT_TRUE(allclose(split.values, all.values, 0, 1e-6));
   EXPECT_TRUE(allclose(split.delta, all.delta, 0, 1e-6));
@@ -321,7 +321,7 @@ TEST(NoiseTunnel, OneBatchEqualsSingleImageCallsWithTheirNoise) {
   draws.noise = gradlens::testing::random_tensor({16 * 4, 3, 32, 32}, 99, -0.5f, 0.5f);
   attr::Saliency saliency(set->forward);
   attr::NoiseTunnel nt(saliency,
-                       {.type = attr::NoiseTunnelType::VarGrad, .nt_samples = 4, .draws = &draws});
+                       {.type = attr::NoiseTunnelType::VarGrad, .nt_samples = 4, .draws = draws});
   EXPECT_FALSE(nt.has_convergence_delta());
   const auto all = nt.attribute(set->inputs, set->labels);
   EXPECT_FALSE(all.delta.defined());
@@ -329,7 +329,7 @@ TEST(NoiseTunnel, OneBatchEqualsSingleImageCallsWithTheirNoise) {
     attr::RandomDraws mine;
     mine.noise = slice(draws.noise, i * 4, i * 4 + 4);
     attr::NoiseTunnel single(
-        saliency, {.type = attr::NoiseTunnelType::VarGrad, .nt_samples = 4, .draws = &mine});
+        saliency, {.type = attr::NoiseTunnelType::VarGrad, .nt_samples = 4, .draws = mine});
     const std::int64_t target = set->labels[static_cast<std::size_t>(i)];
     EXPECT_TRUE(
         allclose(single.attribute(slice(set->inputs, i, i + 1), std::span(&target, 1)).values,
@@ -355,12 +355,12 @@ TEST(NoiseTunnel, BaselinesFromADistributionGiveGradientShap) {
                        {.type = attr::NoiseTunnelType::SmoothGrad,
                         .nt_samples = 10,
                         .stdevs = 0.09f,
-                        .draws = &draws,
+                        .draws = draws,
                         .draw_baseline_from_distrib = true});
   const auto tunnel = nt.attribute(set->inputs, set->labels, baselines);
   attr::GradientShap gs(
       set->forward,
-      {.n_samples = 10, .stdevs = 0.09f, .draws = &draws, .return_convergence_delta = true});
+      {.n_samples = 10, .stdevs = 0.09f, .draws = draws, .return_convergence_delta = true});
   const auto shap = gs.attribute(set->inputs, set->labels, baselines);
   EXPECT_TRUE(allclose(tunnel.values, shap.values, 0, 1e-7));
   EXPECT_TRUE(allclose(tunnel.delta, shap.delta, 0, 1e-6));
@@ -374,7 +374,7 @@ TEST(NoiseTunnel, RejectsBadOptionsAndDraws) {
   attr::Saliency saliency(set->forward);
   attr::RandomDraws wrong;
   wrong.noise = Tensor::zeros({2 * 5 + 1, 3, 32, 32});
-  attr::NoiseTunnel bad_noise(saliency, {.nt_samples = 5, .draws = &wrong});
+  attr::NoiseTunnel bad_noise(saliency, {.nt_samples = 5, .draws = wrong});
   try {
     bad_noise.attribute(x, t);
     FAIL() << "noise of the wrong shape accepted";
@@ -393,9 +393,14 @@ TEST(NoiseTunnel, RejectsBadOptionsAndDraws) {
                           attr::NoiseTunnelType::SmoothGradSq,
                           attr::NoiseTunnelType::VarGrad})
     EXPECT_EQ(attr::parse_noise_tunnel_type(attr::to_string(type)), type);
+  // The tunnel owns its base: a copy of a method given by value, or the one it shares.
   attr::NoiseTunnel nt(saliency);
   EXPECT_EQ(nt.name(), "noise_tunnel");
-  EXPECT_EQ(&nt.base(), &saliency);
+  EXPECT_NE(&nt.base(), &saliency);
+  EXPECT_EQ(nt.base().name(), saliency.name());
+  const auto shared = std::make_shared<attr::Saliency>(saliency);
+  attr::NoiseTunnel sharing(shared);
+  EXPECT_EQ(&sharing.base(), shared.get());
 }
 
 TEST(SamplingDraws, NoiseTunnelAndGradientShapDoNotDependOnTheChunking) {

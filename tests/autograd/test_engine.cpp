@@ -1,6 +1,8 @@
 // The tape: backward accumulation into leaves, functional grad, no-grad mode, overrides.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/hooks.h"
@@ -72,7 +74,7 @@ TEST(Engine, OverrideReplacesRuleByOpName) {
   Tensor x = Tensor::from_vector({-1, 2}, {2}).set_requires_grad();
   Tensor y = sum(relu(relu(x)));  // the same op twice, like a reused ReLU module
   int calls = 0;
-  BackwardOverrideGuard guard("relu", [&](Node&, const Tensor& dy, const std::vector<bool>&) {
+  BackwardOverrideGuard guard(Ops::relu, [&](Node&, const Tensor& dy, const std::vector<bool>&) {
     ++calls;
     return std::vector<Tensor>{mul_scalar(dy, 2.f)};
   });
@@ -95,4 +97,41 @@ TEST(Engine, OutOfMemoryNamesTheOpAndTheShape) {
     EXPECT_NE(message.find("bytes"), std::string::npos) << message;
   }
   EXPECT_EQ(add(column, column).numel(), n);  // and the engine still works
+}
+
+TEST(OpIds, EveryNodeIsNamedByItsOpId) {
+  // Rules are keyed by OpId: a node whose name is not one would never meet its rule.
+  const Tensor x = gradlens::testing::random_tensor({2, 3, 6, 6}, 1).set_requires_grad();
+  const Tensor m = gradlens::testing::random_tensor({2, 4}, 2).set_requires_grad();
+  const Tensor w = gradlens::testing::random_tensor({3, 4}, 3).set_requires_grad();
+  const Tensor cw = gradlens::testing::random_tensor({2, 3, 3, 3}, 4).set_requires_grad();
+  const std::int64_t index[] = {0, 1};
+  const std::vector<std::pair<Tensor, OpId>> cases = {
+      {conv2d(x, cw), Ops::conv2d},
+      {conv2d_relu(x, cw, Tensor(), 1, 0), Ops::conv2d_relu},
+      {linear(m, w), Ops::linear},
+      {max_pool2d(x, 2), Ops::max_pool2d},
+      {relu(m), Ops::relu},
+      {add(m, m), Ops::add},
+      {sub(m, m), Ops::sub},
+      {mul(m, m), Ops::mul},
+      {div(m, add_scalar(abs(m), 1.f)), Ops::div},
+      {affine(m, 2.f, 1.f), Ops::affine},
+      {abs(m), Ops::abs},
+      {square(m), Ops::square},
+      {sqrt(add_scalar(abs(m), 1.f)), Ops::sqrt},
+      {softmax(m), Ops::softmax},
+      {log_softmax(m), Ops::log_softmax},
+      {sum(m), Ops::sum},
+      {sum_dim(m, 0), Ops::sum_dim},
+      {reshape(m, {4, 2}), Ops::reshape},
+      {slice(m, 0, 1), Ops::slice},
+      {cat({m, m}), Ops::cat},
+      {index_rows(m, index), Ops::index_rows},
+      {pick(m, index), Ops::pick}};
+  for (const auto& [y, op] : cases) {
+    ASSERT_TRUE(y.grad_fn() != nullptr) << op.name();
+    EXPECT_EQ(y.grad_fn()->name(), op.name());
+    EXPECT_NE(std::find(Ops::all.begin(), Ops::all.end(), op), Ops::all.end()) << op.name();
+  }
 }

@@ -123,9 +123,9 @@ TEST(Net, ABackwardRuleSetAfterAFusedForwardIsAnErrorNotASilentSkip) {
   Tensor x = gradlens::testing::random_tensor({1, 3, 32, 32}, 9);
   x.set_requires_grad(true);
   const Tensor logits = net(x);  // no rule active: conv2d + relu fused
-  BackwardOverrideGuard rule("relu", [](Node& node, const Tensor& g, const std::vector<bool>& n) {
-    return node.backward(g, n);
-  });
+  BackwardOverrideGuard rule(
+      Ops::relu,
+      [](Node& node, const Tensor& g, const std::vector<bool>& n) { return node.backward(g, n); });
   try {
     grad({sum(logits)}, {x});
     FAIL() << "expected an error";

@@ -54,14 +54,12 @@ TEST(VisualizeImageAttr, EqualsTheBufferPipelineWithCaptumsDefaults) {
 
 TEST(VisualizeImageAttr, ShapeErrorsNameBothShapes) {
   const Tensor attr = gradlens::testing::random_tensor({3, 4, 5}, 1);
-  try {
+  const std::string message = gradlens::testing::invalid_argument_message([&] {
     visualize_image_attr(
         attr, gradlens::testing::random_tensor({3, 5, 4}, 2), Method::BlendedHeatMap);
-    FAIL() << "no error";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("[3, 5, 4]"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("[3, 4, 5]"), std::string::npos) << e.what();
-  }
+  });
+  EXPECT_NE(message.find("[3, 5, 4]"), std::string::npos) << message;
+  EXPECT_NE(message.find("[3, 4, 5]"), std::string::npos) << message;
   EXPECT_THROW(visualize_image_attr(attr, {}, Method::BlendedHeatMap), std::invalid_argument);
   EXPECT_THROW(visualize_image_attr_multiple(attr, {}, {Method::HeatMap}, {}),
                std::invalid_argument);

@@ -115,7 +115,9 @@ std::unique_ptr<attr::Attribution> make_base(const MethodConfig& c,
                                 .multiply_by_inputs = c.multiply_by_inputs,
                                 .seed = c.seed,
                                 .image_ids = {},
-                                .draws = c.noise_tunnel.empty() ? draws : nullptr,
+                                .draws = c.noise_tunnel.empty() && draws != nullptr
+                                             ? std::optional<attr::RandomDraws>(*draws)
+                                             : std::nullopt,
                                 .return_convergence_delta = c.delta};
     return std::make_unique<attr::GradientShap>(forward, std::move(o));
   }
@@ -200,19 +202,10 @@ const std::vector<std::string>& method_names() {
   return names;
 }
 
-BuiltMethod::BuiltMethod(std::unique_ptr<attr::RandomDraws> draws,
-                         std::unique_ptr<attr::Attribution> base,
+BuiltMethod::BuiltMethod(std::shared_ptr<attr::Attribution> base,
                          std::unique_ptr<attr::Attribution> tunnel,
                          std::string description)
-    : draws_(std::move(draws)),
-      base_(std::move(base)),
-      tunnel_(std::move(tunnel)),
-      description_(std::move(description)) {}
-BuiltMethod::BuiltMethod(BuiltMethod&&) noexcept = default;
-BuiltMethod& BuiltMethod::operator=(BuiltMethod&&) noexcept = default;
-BuiltMethod::~BuiltMethod() {
-  tunnel_.reset();  // the tunnel refers to the base: drop it first
-}
+    : base_(std::move(base)), tunnel_(std::move(tunnel)), description_(std::move(description)) {}
 
 void BuiltMethod::set_image_ids(const std::vector<std::int64_t>& ids) {
   // A tunnel owns the draws; a GradientShap inside one sees sample rows, not images (see the
@@ -227,12 +220,10 @@ void BuiltMethod::set_image_ids(const std::vector<std::int64_t>& ids) {
 BuiltMethod make_attribution(const MethodConfig& c, nn::Module& model) {
   if (c.internal_batch_size < 0) bad("--internal-batch-size must be >= 0");
   std::string params;
-  // The methods keep a pointer to the draws: the BuiltMethod owns them.
-  auto draws = std::make_unique<attr::RandomDraws>(c.draws);
   const bool has_draws =
-      draws->noise.defined() || !draws->baseline_index.empty() || !draws->alphas.empty();
-  std::unique_ptr<attr::Attribution> base =
-      make_base(c, model, has_draws ? draws.get() : nullptr, params);
+      c.draws.noise.defined() || !c.draws.baseline_index.empty() || !c.draws.alphas.empty();
+  std::shared_ptr<attr::Attribution> base =
+      make_base(c, model, has_draws ? &c.draws : nullptr, params);
   base->batching().set_max_rows(c.internal_batch_size);
   base->batching().set_memory_budget(c.memory_budget);
   // The command line's models have no stateful hooks outside the layer methods' own attribute
@@ -247,14 +238,14 @@ BuiltMethod make_attribution(const MethodConfig& c, nn::Module& model) {
     if (c.nt_samples_batch_size < 0) bad("--nt-samples-batch-size must be >= 0");
     if (!(c.stdevs >= 0.f) || !std::isfinite(c.stdevs)) bad("--stdevs must be >= 0");
     tunnel = std::make_unique<attr::NoiseTunnel>(
-        *base,
+        base,
         attr::NoiseTunnelOptions{.type = type,
                                  .nt_samples = c.nt_samples,
                                  .nt_samples_batch_size = static_cast<int>(c.nt_samples_batch_size),
                                  .stdevs = c.stdevs,
                                  .seed = c.seed,
                                  .image_ids = {},
-                                 .draws = has_draws ? draws.get() : nullptr});
+                                 .draws = has_draws ? std::optional(c.draws) : std::nullopt});
     tunnel->batching().set_max_rows(c.internal_batch_size);
     tunnel->batching().set_memory_budget(c.memory_budget);
     description = "noise_tunnel(" + c.noise_tunnel +
@@ -264,7 +255,7 @@ BuiltMethod make_attribution(const MethodConfig& c, nn::Module& model) {
                   description;
   }
 
-  return BuiltMethod(std::move(draws), std::move(base), std::move(tunnel), std::move(description));
+  return BuiltMethod(std::move(base), std::move(tunnel), std::move(description));
 }
 
 Tensor postprocess(const MethodConfig& c,

@@ -65,13 +65,9 @@ const std::vector<std::string>& method_names();
 /// An attribution method, wrapped in a NoiseTunnel when asked; owns both.
 class BuiltMethod {
  public:
-  BuiltMethod(std::unique_ptr<attr::RandomDraws> draws,
-              std::unique_ptr<attr::Attribution> base,
+  BuiltMethod(std::shared_ptr<attr::Attribution> base,
               std::unique_ptr<attr::Attribution> tunnel,
               std::string description);
-  BuiltMethod(BuiltMethod&&) noexcept;
-  BuiltMethod& operator=(BuiltMethod&&) noexcept;
-  ~BuiltMethod();
 
   /// What to call attribute() on: the NoiseTunnel when there is one, else the method.
   attr::Attribution& get() { return tunnel_ ? *tunnel_ : *base_; }
@@ -83,8 +79,7 @@ class BuiltMethod {
   const std::string& description() const { return description_; }
 
  private:
-  std::unique_ptr<attr::RandomDraws> draws_;  // the methods hold a pointer to them
-  std::unique_ptr<attr::Attribution> base_;
+  std::shared_ptr<attr::Attribution> base_;  // shared with the tunnel, when there is one
   std::unique_ptr<attr::Attribution> tunnel_;
   std::string description_;
 };

@@ -33,12 +33,12 @@ struct Conv2dNode : detail::Conv2dNodeBase {
 // model fuses only while no rule is active (any_backward_override), and a rule set between the
 // forward and the backward is refused here rather than silently skipped.
 struct Conv2dReluNode : Conv2dNode {
-  std::string_view name() const override { return "conv2d_relu"; }
+  std::string_view name() const override { return Ops::conv2d_relu.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
-    GRADLENS_CHECK(
-        find_backward_override("relu") == nullptr && find_backward_override("conv2d") == nullptr,
-        "[conv2d_relu] a backward rule for relu or conv2d was set after the forward "
-        "pass fused them; set it (BackwardOverrideGuard) before the forward");
+    GRADLENS_CHECK(find_backward_override(Ops::relu) == nullptr &&
+                       find_backward_override(Ops::conv2d) == nullptr,
+                   "[conv2d_relu] a backward rule for relu or conv2d was set after the forward "
+                   "pass fused them; set it (BackwardOverrideGuard) before the forward");
     return Conv2dNode::backward(dy, needs);
   }
 };

@@ -9,7 +9,7 @@ namespace gradlens::detail {
 struct Conv2dNodeBase : UnaryNode {
   Conv2dParams params{};
   Tensor w;  // detached; x and y (UnaryNode) are the input and the output, detached
-  std::string_view name() const override { return "conv2d"; }
+  std::string_view name() const override { return Ops::conv2d.name(); }
 };
 
 }  // namespace gradlens::detail

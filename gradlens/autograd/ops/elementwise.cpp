@@ -16,13 +16,13 @@ namespace {
 const char* binary_name(BinaryOp op) {
   switch (op) {
     case BinaryOp::Add:
-      return "add";
+      return Ops::add.name().data();
     case BinaryOp::Sub:
-      return "sub";
+      return Ops::sub.name().data();
     case BinaryOp::Mul:
-      return "mul";
+      return Ops::mul.name().data();
     case BinaryOp::Div:
-      return "div";
+      return Ops::div.name().data();
   }
   return "binary";
 }
@@ -100,7 +100,7 @@ struct BinaryNode : Node {
 struct DivNode : Node {
   BroadcastParams params;
   Tensor a, b, y;  // detached
-  std::string_view name() const override { return "div"; }
+  std::string_view name() const override { return Ops::div.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
     Tensor da = detail::grad_buffer(needs, 0, inputs[0]);
     Tensor db = detail::grad_buffer(needs, 1, inputs[1]);
@@ -150,7 +150,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
 
 struct AffineNode : Node {
   float alpha = 1.f;
-  std::string_view name() const override { return "affine"; }
+  std::string_view name() const override { return Ops::affine.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     Tensor dx = Tensor::empty(dy.shape(), dy.device());
     backend_of(dy).affine(dy.data(), alpha, 0.f, dx.data(), dy.numel());
@@ -161,17 +161,17 @@ struct AffineNode : Node {
 const char* unary_name(UnaryOp op) {
   switch (op) {
     case UnaryOp::Abs:
-      return "abs";
+      return Ops::abs.name().data();
     case UnaryOp::Square:
-      return "square";
+      return Ops::square.name().data();
     case UnaryOp::Sqrt:
-      return "sqrt";
+      return Ops::sqrt.name().data();
     case UnaryOp::Sign:
-      return "sign";
+      return Ops::sign.name().data();
     case UnaryOp::Step:
-      return "step";
+      return Ops::step.name().data();
     case UnaryOp::Stabilize:
-      return "stabilize";
+      return Ops::stabilize.name().data();
   }
   return "unary";
 }
@@ -217,7 +217,7 @@ Tensor unary(UnaryOp op, const Tensor& x, float param = 0.f) {
 struct SafeDivNode : Node {
   float eps = 0.f;
   Tensor num, den, y;  // detached
-  std::string_view name() const override { return "safe_div"; }
+  std::string_view name() const override { return Ops::safe_div.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
     const Tensor zeros = Tensor::zeros(dy.shape(), dy.device());
     std::vector<Tensor> out(3);
@@ -232,7 +232,7 @@ struct SafeDivNode : Node {
 };
 
 struct ReluNode : detail::UnaryNode {
-  std::string_view name() const override { return "relu"; }
+  std::string_view name() const override { return Ops::relu.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     Tensor dx = Tensor::empty(x.shape(), x.device());
     backend_of(dy).relu_backward(x.data(), dy.data(), dx.data(), x.numel());

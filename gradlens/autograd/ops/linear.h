@@ -8,7 +8,7 @@ namespace gradlens::detail {
 
 struct LinearNodeBase : UnaryNode {
   Tensor w;  // detached; x and y (UnaryNode) are the input and the output, detached
-  std::string_view name() const override { return "linear"; }
+  std::string_view name() const override { return Ops::linear.name(); }
 };
 
 }  // namespace gradlens::detail

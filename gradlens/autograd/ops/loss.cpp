@@ -27,7 +27,7 @@ RowsCols last_dim(const char* op, const Tensor& x) {
 struct SoftmaxNode : Node {
   Tensor y;
   bool log = false;
-  std::string_view name() const override { return log ? "log_softmax" : "softmax"; }
+  std::string_view name() const override { return (log ? Ops::log_softmax : Ops::softmax).name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     Tensor dx = Tensor::empty(y.shape(), y.device());
     const std::int64_t cols = y.size(-1), rows = y.numel() / cols;
@@ -62,7 +62,7 @@ Tensor softmax_impl(const Tensor& x, bool log) {
 struct CrossEntropyNode : Node {
   Tensor probs;
   std::shared_ptr<detail::IndexBuffer> targets;
-  std::string_view name() const override { return "cross_entropy"; }
+  std::string_view name() const override { return Ops::cross_entropy.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     Tensor dx = Tensor::empty(probs.shape(), probs.device());
     backend_of(dy).cross_entropy_backward(

@@ -12,7 +12,7 @@ struct MaxPool2dNodeBase : UnaryNode {
   const std::int32_t* indices() const {
     return static_cast<const std::int32_t*>(index_storage->data());
   }
-  std::string_view name() const override { return "max_pool2d"; }
+  std::string_view name() const override { return Ops::max_pool2d.name(); }
 };
 
 }  // namespace gradlens::detail

@@ -10,7 +10,7 @@ namespace {
 
 struct SumNode : Node {
   Shape shape;
-  std::string_view name() const override { return "sum"; }
+  std::string_view name() const override { return Ops::sum.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     return {mul(Tensor::full(shape, 1.f, dy.device()), dy)};
   }
@@ -19,7 +19,7 @@ struct SumNode : Node {
 struct SumDimNode : Node {
   Shape in_shape;
   std::int64_t outer = 0, size = 0, inner = 0;
-  std::string_view name() const override { return "sum_dim"; }
+  std::string_view name() const override { return Ops::sum_dim.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     const Tensor spread =
         mul(Tensor::full({outer, size, inner}, 1.f, dy.device()), reshape(dy, {outer, 1, inner}));

@@ -13,7 +13,7 @@ namespace {
 
 struct ReshapeNode : Node {
   Shape in_shape;
-  std::string_view name() const override { return "reshape"; }
+  std::string_view name() const override { return Ops::reshape.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     return {Tensor::make_view(dy, in_shape, 0)};
   }
@@ -21,7 +21,7 @@ struct ReshapeNode : Node {
 
 struct SliceNode : Node {
   std::int64_t start = 0;
-  std::string_view name() const override { return "slice"; }
+  std::string_view name() const override { return Ops::slice.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     const Tensor& x = inputs[0];
     Tensor dx = Tensor::zeros(x.shape(), x.device());
@@ -32,7 +32,7 @@ struct SliceNode : Node {
 };
 
 struct CatNode : Node {
-  std::string_view name() const override { return "cat"; }
+  std::string_view name() const override { return Ops::cat.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
     std::vector<Tensor> out(inputs.size());
     std::int64_t offset = 0;
@@ -46,7 +46,7 @@ struct CatNode : Node {
 
 struct IndexRowsNode : Node {
   std::vector<std::int64_t> index;
-  std::string_view name() const override { return "index_rows"; }
+  std::string_view name() const override { return Ops::index_rows.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     const Tensor& x = inputs[0];
     Tensor dx = Tensor::empty(x.shape(), x.device());
@@ -60,7 +60,7 @@ struct IndexRowsNode : Node {
 
 struct PickNode : Node {
   std::vector<std::int64_t> index;
-  std::string_view name() const override { return "pick"; }
+  std::string_view name() const override { return Ops::pick.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     const Tensor& x = inputs[0];
     Tensor dx = Tensor::empty(x.shape(), x.device());
