@@ -57,6 +57,7 @@ if [[ -f "$model" && -d "$shared/cifar10" ]]; then
   # A few hundred steps only: this checks the program, not how well it learns.
   "$work/own_cnn/own_cnn" "$shared/cifar10" "$work" 300
   [[ -s "$work/smoothgrad.png" && -s "$work/gradcam.png" ]] || fail "examples/own_cnn wrote no picture"
+  "$work/cpu_vs_gpu/cpu_vs_gpu" "$model" "$shared/cifar10" 32
 elif [[ -n "${CI:-}" ]]; then
   fail "CI is set but $model or $shared/cifar10 is missing"
 else
