@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bench/workloads.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/storage.h"
 #include "gradlens/nn/lenet.h"
 #include "gradlens/nn/safetensors.h"
@@ -46,26 +47,21 @@ std::vector<Workload> workloads() {
     cli::MethodConfig c;
     c.method = method;
     // IG with its delta (the tutorial asks for it), GradientShap without (Captum's default)
-    c.delta = c.method != "gradient_shap";
+    c.delta = c.method != "gradient_shap";  // as captum_bench.py
     return c;
   };
-  std::vector<Workload> w = {
-      {"Saliency", cfg("saliency")},
-      {"InputXGradient", cfg("input_x_gradient")},
-      {"IntegratedGradients", cfg("integrated_gradients")},  // 50 Gauss-Legendre steps
-      {"DeepLift", cfg("deeplift")},                         // zero baselines
-      {"DeepLiftShap", cfg("deeplift_shap"), 8},
-      {"GradientShap", cfg("gradient_shap"), 8},  // n_samples 5, stdevs 0
-      {"GuidedBackprop", cfg("guided_backprop")},
-      {"Deconvolution", cfg("deconvolution")},
-      {"LayerGradCam", cfg("layer_grad_cam")},  // conv2
-      {"GuidedGradCam", cfg("guided_grad_cam")},
-      {"LRP", cfg("lrp")},
-      {"Occlusion", cfg("occlusion")},  // (3,8,8) windows, (3,4,4) strides
-      {"FeatureAblation", cfg("feature_ablation")},
-  };
-  w.back().config.feature_mask = superpixel_mask();
-  w.back().config.mask_shape = {32, 32};
+  // Every method of the registry under its Captum class (captum_bench.py's names), with its
+  // defaults: 50 Gauss-Legendre steps, zero baselines, LayerGradCam on conv2, (3,8,8) occlusion
+  // windows with (3,4,4) strides; the distribution methods get 8 random images as baselines.
+  std::vector<Workload> w;
+  for (const attr::MethodInfo& m : attr::methods()) {
+    w.push_back({std::string(m.captum_class), cfg(std::string(m.name).c_str())});
+    if (m.baselines == attr::Baselines::Distribution) w.back().baselines = 8;
+    if (m.name == "feature_ablation") {
+      w.back().config.feature_mask = superpixel_mask();
+      w.back().config.mask_shape = {32, 32};
+    }
+  }
   // The tutorial's NoiseTunnel(IG): smoothgrad_sq, 100 samples, stdev 0.2, zero baselines.
   Workload nt{"NoiseTunnelIG", cfg("integrated_gradients"), 0, {1, 16}};
   nt.config.noise_tunnel = "smoothgrad_sq";

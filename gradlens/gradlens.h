@@ -16,6 +16,7 @@
 #include "gradlens/attr/lrp.h"
 #include "gradlens/attr/noise_tunnel.h"
 #include "gradlens/attr/occlusion.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/attr/saliency.h"
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/error.h"

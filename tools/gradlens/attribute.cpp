@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/cifar10.h"
@@ -414,11 +415,7 @@ void run_attribute(AttributeOptions& o) {
 void add_attribute_command(CLI::App& app) {
   auto o = std::make_shared<AttributeOptions>();
   MethodConfig& c = o->config;
-  std::string names;
-  for (const auto& n : method_names()) {
-    if (!names.empty()) names += ", ";
-    names += n;
-  }
+  const std::string names = attr::method_names_text();
   CLI::App* cmd = app.add_subcommand(
       "attribute", "explain the Net's predictions with an attribution method (Captum's names)");
   cmd->add_option("method", c.method, "one of: " + names)->required();

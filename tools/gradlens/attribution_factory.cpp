@@ -24,6 +24,7 @@
 #include "gradlens/attr/lrp.h"
 #include "gradlens/attr/noise_tunnel.h"
 #include "gradlens/attr/occlusion.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/attr/saliency.h"
 
 namespace gradlens::cli {
@@ -31,15 +32,6 @@ namespace gradlens::cli {
 namespace {
 
 [[noreturn]] void bad(const std::string& message) { throw std::invalid_argument(message); }
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) {
-    if (!out.empty()) out += ", ";
-    out += n;
-  }
-  return out;
-}
 
 std::string shape_list(const Shape& s) {
   std::string out;
@@ -180,27 +172,10 @@ std::unique_ptr<attr::Attribution> make_base(const MethodConfig& c,
                                      .mask_shape = c.mask_shape,
                                      .perturbations_per_eval = c.perturbations_per_eval});
   }
-  bad("unknown method '" + m + "'; valid methods: " + join(method_names()));
+  bad("unknown method '" + m + "'; valid methods: " + attr::method_names_text());
 }
 
 }  // namespace
-
-const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names = {"saliency",
-                                                 "input_x_gradient",
-                                                 "integrated_gradients",
-                                                 "deeplift",
-                                                 "deeplift_shap",
-                                                 "gradient_shap",
-                                                 "guided_backprop",
-                                                 "deconvolution",
-                                                 "layer_grad_cam",
-                                                 "guided_grad_cam",
-                                                 "lrp",
-                                                 "occlusion",
-                                                 "feature_ablation"};
-  return names;
-}
 
 BuiltMethod::BuiltMethod(std::shared_ptr<attr::Attribution> base,
                          std::unique_ptr<attr::Attribution> tunnel,
@@ -262,7 +237,8 @@ Tensor postprocess(const MethodConfig& c,
                    const Tensor& values,
                    std::int64_t height,
                    std::int64_t width) {
-  if (c.method != "layer_grad_cam" || c.interpolate.empty() || values.dim() != 4) return values;
+  if (!attr::method_info(c.method).layer_output || c.interpolate.empty() || values.dim() != 4)
+    return values;
   return attr::interpolate(values, height, width, attr::parse_interpolation(c.interpolate));
 }
 

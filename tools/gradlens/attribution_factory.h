@@ -18,7 +18,7 @@ namespace gradlens::cli {
 
 /// Every option of every method, with Captum's defaults; each method reads the ones it has.
 struct MethodConfig {
-  std::string method;  // "integrated_gradients", ... (method_names())
+  std::string method;  // "integrated_gradients", ... (attr::methods())
 
   // Batching of the gradient calls (every method).
   std::int64_t internal_batch_size = 0;  // rows per gradient call; 0 = from the memory budget
@@ -60,7 +60,6 @@ struct MethodConfig {
 };
 
 /// The method names the factory knows, in the order the help text lists them.
-const std::vector<std::string>& method_names();
 
 /// An attribution method, wrapped in a NoiseTunnel when asked; owns both.
 class BuiltMethod {

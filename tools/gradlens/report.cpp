@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/data/cifar10.h"
 #include "gradlens/data/transforms.h"
@@ -304,7 +305,7 @@ void run_report(const ReportOptions& o) {
   std::string baseline_note;
   const fs::path train_file = fs::path(o.data_dir) / "data_batch_1.bin";
   const bool wants_baselines = std::any_of(specs.begin(), specs.end(), [](const MethodSpec& s) {
-    return s.config.method == "deeplift_shap" || s.config.method == "gradient_shap";
+    return attr::method_info(s.config.method).baselines == attr::Baselines::Distribution;
   });
   if (wants_baselines) {
     if (fs::exists(train_file)) {
@@ -337,7 +338,7 @@ void run_report(const ReportOptions& o) {
     MethodRun run;
     run.spec = &spec;
     const bool shap =
-        spec.config.method == "deeplift_shap" || spec.config.method == "gradient_shap";
+        attr::method_info(spec.config.method).baselines == attr::Baselines::Distribution;
     BuiltMethod built = make_attribution(spec.config, net);
     run.description = built.description();
     if (shap && !baseline_set.defined()) {
@@ -539,7 +540,7 @@ void run_report(const ReportOptions& o) {
       html << "<br><span class=\"meta\">tutorial: " << viz::html_escape(spec.tutorial_title)
            << "</span>";
     html << "</td><td>" << viz::html_escape(run.description);
-    if (spec.config.method == "deeplift_shap" || spec.config.method == "gradient_shap")
+    if (attr::method_info(spec.config.method).baselines == attr::Baselines::Distribution)
       html << "<br>baselines: " << viz::html_escape(baseline_note);
     html << "</td><td>blended_heat_map, sign=" << viz::to_string(spec.sign)
          << ", outlier_perc=" << general(spec.outlier_perc) << "</td><td>"
