@@ -31,6 +31,7 @@
 #include "gradlens/kernels/backend.h"
 #include "gradlens/kernels/build_info.h"
 #include "gradlens/kernels/precision.h"
+#include "gradlens/nn/evaluate.h"
 #include "gradlens/nn/init.h"
 #include "gradlens/nn/layers.h"
 #include "gradlens/nn/lenet.h"

@@ -530,4 +530,14 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   writer.save(path);
 }
 
+void load_model(Module& model, const std::string& path) {
+  if (!std::filesystem::exists(path)) throw std::runtime_error("model file not found: " + path);
+  const SafetensorsFile file = SafetensorsFile::load(path);
+  try {
+    model.load_state_dict(file.float_tensors());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
 }  // namespace gradlens::nn

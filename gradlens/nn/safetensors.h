@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/nn/module.h"
 
 namespace gradlens::nn {
 
@@ -88,5 +89,9 @@ class SafetensorsWriter {
 
 /// Writes every tensor of `tensors` as F32 (atomically, as SafetensorsWriter::save).
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors);
+
+/// Loads the state_dict saved in `path` into `model` (PyTorch's names); a missing file or a
+/// missing, extra or mis-shaped tensor is a std::runtime_error naming the file and the tensor.
+void load_model(Module& model, const std::string& path);
 
 }  // namespace gradlens::nn

@@ -7,9 +7,12 @@
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/hooks.h"
 #include "gradlens/autograd/ops.h"
+#include "gradlens/data/transforms.h"
+#include "gradlens/nn/evaluate.h"
 #include "gradlens/nn/lenet.h"
 #include "gradlens/nn/loss.h"
 #include "gradlens/nn/optim/sgd.h"
+#include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
 using namespace gradlens;
@@ -251,4 +254,29 @@ TEST(Sequential, RunsItsChildrenInOrderWithPyTorchsNamesAndTheirHooks) {
   EXPECT_TRUE(gradlens::testing::allclose(y, expected, 0, 0));
   EXPECT_EQ(nn::Flatten(2)(Tensor::zeros({2, 3, 4, 5})).shape(), (Shape{2, 3, 20}));
   EXPECT_THROW(nn::Flatten(4)(Tensor::zeros({2, 3})), std::invalid_argument);
+}
+
+TEST(Evaluate, CountsThePredictionsOfEveryImageInBatches) {
+  nn::Net net(4);
+  data::CifarSplit split;
+  for (int i = 0; i < 5; ++i) {
+    for (int b = 0; b < 3072; ++b)
+      split.images.push_back(static_cast<std::uint8_t>((b * 7 + i * 31) % 256));
+    split.labels.push_back(i % 10);
+  }
+  const nn::EvalResult r = nn::evaluate(net, split, 2, kCPU);  // batches of 2, 2 and 1
+  const std::vector<std::int64_t> all = {0, 1, 2, 3, 4};
+  EXPECT_EQ(r.predictions, nn::predict(net, data::to_normalized_tensor(split, all)));
+  EXPECT_EQ(r.total, 5);
+  std::int64_t correct = 0;
+  for (int i = 0; i < 5; ++i) correct += r.predictions[static_cast<std::size_t>(i)] == i % 10;
+  EXPECT_EQ(r.correct, correct);
+  EXPECT_THROW(nn::evaluate(net, split, 0, kCPU), std::invalid_argument);
+  const std::string missing = "/nonexistent/model.safetensors";
+  try {
+    nn::load_model(net, missing);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
+  }
 }

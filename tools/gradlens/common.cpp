@@ -16,36 +16,7 @@
 
 namespace gradlens::cli {
 
-EvalResult evaluate(nn::Net& net,
-                    const data::CifarSplit& split,
-                    std::int64_t batch_size,
-                    Device device) {
-  NoGradGuard no_grad;
-  EvalResult r;
-  r.predictions.reserve(static_cast<std::size_t>(split.size()));
-  std::vector<std::int64_t> idx;
-  for (std::int64_t start = 0; start < split.size(); start += batch_size) {
-    const std::int64_t end = std::min(split.size(), start + batch_size);
-    idx.resize(static_cast<std::size_t>(end - start));
-    std::iota(idx.begin(), idx.end(), start);
-    const Tensor x = data::to_normalized_tensor(split, idx).to(device);
-    const std::vector<std::int64_t> predicted = argmax_rows(net(x));
-    for (std::int64_t i = 0; i < end - start; ++i) {
-      const std::int64_t pred = predicted[static_cast<std::size_t>(i)];
-      const std::int64_t label = split.labels[static_cast<std::size_t>(start + i)];
-      r.predictions.push_back(pred);
-      r.class_total[label]++;
-      r.total++;
-      if (pred == label) {
-        r.class_correct[label]++;
-        r.correct++;
-      }
-    }
-  }
-  return r;
-}
-
-void print_accuracy(const EvalResult& r) {
+void print_accuracy(const nn::EvalResult& r) {
   std::printf("Accuracy of the network on the %lld test images: %.2f %% (%lld/%lld)\n",
               static_cast<long long>(r.total),
               r.accuracy(),
@@ -54,16 +25,6 @@ void print_accuracy(const EvalResult& r) {
   for (int c = 0; c < 10; ++c) {
     const double acc = r.class_total[c] ? 100.0 * r.class_correct[c] / r.class_total[c] : 0.0;
     std::printf("Accuracy for class: %-5s is %.1f %%\n", data::kCifarClassNames[c].data(), acc);
-  }
-}
-
-void load_model(nn::Net& net, const std::string& path) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error("model file not found: " + path);
-  const auto file = nn::SafetensorsFile::load(path);
-  try {
-    net.load_state_dict(file.float_tensors());
-  } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": " + e.what());
   }
 }
 
