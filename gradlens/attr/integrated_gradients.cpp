@@ -30,8 +30,7 @@ Attributions IntegratedGradients::attribute(const Tensor& inputs,
   const std::int64_t n = inputs.size(0);
   const auto t = expand_targets(targets, n);
   const Tensor base = expand_baselines(baselines, inputs, name());
-  const Tensor diff = sub(inputs, base);
-  const Quadrature q = quadrature(options_.method, options_.n_steps);
+  const Quadrature q = quadrature(options_.method, options_.n_steps);  // once, for every group
 
   Shape row_shape(inputs.shape().begin() + 1, inputs.shape().end());
   const std::int64_t rows = planner_.chunk_rows(forward_, row_shape, inputs.device());
@@ -46,13 +45,26 @@ Attributions IntegratedGradients::attribute(const Tensor& inputs,
         n,
         group,
         [&](std::int64_t b, std::int64_t e) {
-          return attribute(
+          return attribute_steps(
               slice(inputs, b, e),
               std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
-              slice(base, b, e));
+              slice(base, b, e),
+              q,
+              rows);
         },
         planner_.concurrency(inputs.device()));
   }
+  return attribute_steps(inputs, t, base, q, rows);
+}
+
+Attributions IntegratedGradients::attribute_steps(const Tensor& inputs,
+                                                  std::span<const std::int64_t> t,
+                                                  const Tensor& base,
+                                                  const Quadrature& q,
+                                                  std::int64_t rows) {
+  NoGradGuard no_grad;  // again: a concurrent group runs on a thread of its own
+  const std::int64_t n = inputs.size(0);
+  const Tensor diff = sub(inputs, base);
   const std::int64_t steps_per_chunk = std::max<std::int64_t>(1, rows / n);
 
   // One broadcast op builds a chunk's scaled inputs [steps, n, ...] and one weighs and sums its

@@ -34,6 +34,12 @@ class IntegratedGradients : public Attribution {
   Options& options() { return options_; }
 
  private:
+  // The steps of images that need no further grouping, `rows` a gradient call.
+  Attributions attribute_steps(const Tensor& inputs,
+                               std::span<const std::int64_t> t,
+                               const Tensor& base,
+                               const Quadrature& q,
+                               std::int64_t rows);
   Options options_;
 };
 
