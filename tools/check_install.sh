@@ -25,9 +25,14 @@ for top in attr autograd data kernels nn viz; do
   [[ ! -e "$inc/$top" ]] || fail "headers installed outside the gradlens/ prefix: $inc/$top"
 done
 targets="$(cat "$prefix"/lib*/cmake/gradlens/gradlensTargets*.cmake)"
-for leak in march eigen3 Eigen3 nlohmann CLI11 cuda/include Werror; do
+for leak in march eigen3 Eigen3 nlohmann CLI11 -i cuda Werror; do
   if grep -q -- "$leak" <<<"$targets"; then fail "the exported targets mention '$leak'"; fi
 done
+# CUDA is a run-time choice: the package asks for no toolkit, the CUDA kernels are a plugin.
+if grep -qi cuda "$prefix"/lib*/cmake/gradlens/gradlensConfig.cmake; then
+  fail "gradlensConfig.cmake asks for CUDA"
+fi
+plugin="$(find "$prefix" -name libgradlens_cuda.so | head -1)"
 
 # Every public header, in one consumer translation unit with strict warnings, then each on its own
 # (a header must compile without the ones before it).
@@ -46,10 +51,13 @@ echo "check_install: ${#headers[@]} public headers compile cleanly under ${stric
 for example in "$root"/examples/*/; do
   name="$(basename "$example")"
   cmake -S "$example" -B "$work/$name" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
-    > "$work/$name.log"
+    -DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON > "$work/$name.log"
   cmake --build "$work/$name" -j "$(nproc)" >> "$work/$name.log" || { cat "$work/$name.log"; exit 1; }
   echo "check_install: built examples/$name against the installed package"
 done
+if objdump -p "$work/pretrained_ig/explain" | grep NEEDED | grep -qi -e cuda -e nvidia; then
+  fail "examples/pretrained_ig needs a CUDA library to start: $(objdump -p "$work/pretrained_ig/explain" | grep NEEDED)"
+fi
 model="$shared/reference/cifar_net.safetensors"
 if [[ -f "$model" && -d "$shared/cifar10" ]]; then
   "$work/pretrained_ig/explain" "$model" "$shared/cifar10" "$work/ig.png" 3
@@ -58,6 +66,18 @@ if [[ -f "$model" && -d "$shared/cifar10" ]]; then
   "$work/own_cnn/own_cnn" "$shared/cifar10" "$work" 300
   [[ -s "$work/smoothgrad.png" && -s "$work/gradcam.png" ]] || fail "examples/own_cnn wrote no picture"
   "$work/cpu_vs_gpu/cpu_vs_gpu" "$model" "$shared/cifar10" 32
+  if [[ -n "$plugin" ]]; then
+    # Without the plugin (a machine with no CUDA) a CPU program runs all the same; with it, the
+    # installed plugin loads (on a machine without a GPU, cuda is then "no device", not "not found").
+    GRADLENS_CUDA_BACKEND=/nonexistent/libgradlens_cuda.so \
+      "$work/cpu_vs_gpu/cpu_vs_gpu" "$model" "$shared/cifar10" 8 > "$work/no_plugin.txt"
+    GRADLENS_CUDA_BACKEND="$plugin" "$work/cpu_vs_gpu/cpu_vs_gpu" "$model" "$shared/cifar10" 8 \
+      > "$work/plugin.txt"
+    if grep -q "could not be loaded" "$work/plugin.txt"; then
+      fail "the installed CUDA plugin does not load: $(cat "$work/plugin.txt")"
+    fi
+    echo "check_install: CPU programs run without the CUDA plugin; the installed plugin loads"
+  fi
 elif [[ -n "${CI:-}" ]]; then
   fail "CI is set but $model or $shared/cifar10 is missing"
 else

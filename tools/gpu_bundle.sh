@@ -61,6 +61,11 @@ for p in "${programs[@]}"; do
   strip --strip-unneeded "$BUNDLE/.bin/$(basename "$p")"
 done
 
+# The CUDA kernels are a plugin the programs open at run time (gradlens/kernels/cuda/plugin.h): it
+# goes to .lib/, on the wrappers' library path, where the loader's search finds it.
+cp "$BUILD/lib/libgradlens_cuda.so" "$BUNDLE/.lib/"
+strip --strip-unneeded "$BUNDLE/.lib/libgradlens_cuda.so"
+
 # Libraries: whatever ldd resolves, followed through their own dependencies; the driver's stay.
 loader=""
 while read -r name path; do
@@ -69,7 +74,7 @@ while read -r name path; do
   esac
   cp -L "$path" "$BUNDLE/.lib/$name"
   [[ "$name" == ld-linux* ]] && loader=$name
-done < <(for p in "${programs[@]}"; do ldd "$p"; done |
+done < <(for p in "${programs[@]}" "$BUNDLE/.lib/libgradlens_cuda.so"; do ldd "$p"; done |
   awk '$2 == "=>" && $3 ~ /^\// {print $1, $3} $1 ~ /^\/.*ld-linux/ {n = $1; sub(/.*\//, "", n); print n, $1}' |
   sort -u)
 [[ -n "$loader" ]] || { echo "gpu_bundle: ldd named no dynamic loader" >&2; exit 1; }
@@ -138,8 +143,10 @@ if ((REHEARSE)); then
   tar -xzf "$b/programs.tar.gz" -C "$b"
   run() { env -i HOME=/tmp PATH=/usr/bin:/bin GRADLENS_SHARED_DIR="$b/data" \
     GRADLENS_BINARY_DIR="$b" CI=1 "$@"; }
-  echo "=== rehearsal: gradlens info"
-  run "$b/gradlens" info
+  echo "=== rehearsal: gradlens info (the CUDA plugin must load from the bundle)"
+  run "$b/gradlens" info | tee "$b/info.txt"
+  grep -q "kernels $b/.lib/libgradlens_cuda.so" "$b/info.txt" ||
+    { echo "gpu_bundle: the programs do not find the bundle's CUDA plugin" >&2; exit 1; }
   echo "=== rehearsal: eval of the pretrained Net on the CPU"
   run "$b/gradlens" eval --model "$b/data/reference/cifar_net.safetensors" --data "$b/data/cifar10"
   echo "=== rehearsal: the gpu suite (no GPU: it must skip cleanly, nothing may be missing)"

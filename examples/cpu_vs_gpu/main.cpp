@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   const double cpu = images_per_second(net, images, labels, kCPU, &on_cpu);
   std::printf("CPU (%d threads): %.1f images/s\n", num_threads(), cpu);
   if (!cuda_is_available()) {
-    std::printf("no CUDA device: the GPU side is skipped\n");
+    std::printf("the GPU side is skipped: %s\n", cuda_unavailable_reason().c_str());
     return 0;
   }
   const double gpu = images_per_second(net, images, labels, Device::parse("cuda"), &on_gpu);

@@ -34,6 +34,16 @@ Backend& backend_for(Device device) {
 
 bool cuda_is_available() { return detail::cuda_device_present(); }
 
+std::string cuda_unavailable_reason() {
+  if (cuda_is_available()) return "";
+  try {
+    backend_for(kCUDA);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no CUDA device is visible";
+}
+
 namespace {
 std::atomic<MatmulPrecision> current_precision{MatmulPrecision::Float32};
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
+#include <string>
 
 #include "gradlens/kernels/device.h"
 #include "gradlens/kernels/params.h"
@@ -149,8 +150,10 @@ class Backend {
 /// the build has no CUDA or no GPU is visible.
 Backend& backend_for(Device device);
 
-/// True when the build has CUDA kernels and a GPU is visible.
+/// True when the build has CUDA kernels, they load (libgradlens_cuda.so) and a GPU is visible.
 bool cuda_is_available();
+/// Why cuda_is_available() is false, in one line naming what is missing; "" when it is true.
+std::string cuda_unavailable_reason();
 
 /// Threads used by the CPU kernels (default: the machine's cores).
 void set_num_threads(int threads);

@@ -18,16 +18,6 @@
 
 namespace gradlens::testing {
 
-/// Why backend_for(kCUDA) cannot be used here (the backend's own message: no build, no device).
-inline std::string cuda_unavailable_reason() {
-  try {
-    backend_for(kCUDA);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "cuda_is_available() is false";
-}
-
 /// GRADLENS_CUDA_SUITE_ON_CPU=1 runs this suite with the CPU standing in for the GPU, so that the
 /// suite itself (its plumbing, shapes and run time) can be checked on a machine without one.
 inline bool suite_on_cpu() {
