@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "gradlens/export.h"
+
 namespace gradlens::attr {
 
 enum class Approximation {
@@ -17,15 +19,15 @@ enum class Approximation {
 };
 
 /// "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid".
-Approximation parse_approximation(const std::string& name);
-const char* approximation_name(Approximation method);
+GRADLENS_API Approximation parse_approximation(const std::string& name);
+GRADLENS_API const char* approximation_name(Approximation method);
 
-struct Quadrature {
+struct GRADLENS_API Quadrature {
   std::vector<double> alphas;
   std::vector<double> weights;
 };
 
 /// n >= 1 points (the Riemann rules need n >= 2 where they divide by n - 1).
-Quadrature quadrature(Approximation method, int n);
+GRADLENS_API Quadrature quadrature(Approximation method, int n);
 
 }  // namespace gradlens::attr

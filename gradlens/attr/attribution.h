@@ -15,6 +15,7 @@
 
 #include "gradlens/attr/batching.h"
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 #include "gradlens/nn/module.h"
 
 namespace gradlens::attr {
@@ -22,7 +23,7 @@ namespace gradlens::attr {
 /// The model: a callable from a batch [N, ...] to logits [N, C]. A Module is held by reference,
 /// never copied (it must outlive the method), and called through operator(), so its hooks run;
 /// any other callable is held by value.
-class ForwardFn : public std::function<Tensor(const Tensor&)> {
+class GRADLENS_API ForwardFn : public std::function<Tensor(const Tensor&)> {
   using Base = std::function<Tensor(const Tensor&)>;
 
  public:
@@ -38,7 +39,7 @@ class ForwardFn : public std::function<Tensor(const Tensor&)> {
 
 /// Targets: one class per input row, or one for every row, from an integer, a list or vector of
 /// integers, a span, or a tensor of class indices (floats holding integers, as argmax gives).
-class Targets {
+class GRADLENS_API Targets {
  public:
   Targets(std::int64_t target) : values_{target} {}
   Targets(std::span<const std::int64_t> targets) : values_(targets.begin(), targets.end()) {}
@@ -62,12 +63,12 @@ class Targets {
   std::vector<std::int64_t> values_;
 };
 
-struct Attributions {
+struct GRADLENS_API Attributions {
   Tensor values;  // shaped like the inputs (layer methods: like the layer)
   Tensor delta;   // convergence delta per row, [N] (or [N * K] for DeepLiftShap), where defined
 };
 
-class Attribution {
+class GRADLENS_API Attribution {
  public:
   explicit Attribution(ForwardFn forward) : forward_(std::move(forward)) {}
   virtual ~Attribution() = default;
@@ -82,6 +83,9 @@ class Attribution {
                                  const Tensor& baselines = {}) = 0;
   /// Whether attribute() fills Attributions::delta.
   virtual bool has_convergence_delta() const { return false; }
+  /// The data-set index of each input row of the next attribute() calls, for the methods that draw
+  /// random numbers (NoiseTunnel, GradientShap): an image's draws then do not depend on its batch.
+  virtual void set_image_ids(std::vector<std::int64_t> ids) { (void)ids; }
 
   const ForwardFn& forward_fn() const { return forward_; }
   /// Memory budget and row limit for the batched gradient calls.
@@ -93,9 +97,12 @@ class Attribution {
 };
 
 /// targets expanded to one per row: a single target repeats; otherwise the count must be `rows`.
-std::vector<std::int64_t> expand_targets(std::span<const std::int64_t> targets, std::int64_t rows);
+GRADLENS_API std::vector<std::int64_t> expand_targets(std::span<const std::int64_t> targets,
+                                                      std::int64_t rows);
 
 /// Baselines as a tensor shaped like `inputs`: zeros when undefined, [1, ...] repeated per row.
-Tensor expand_baselines(const Tensor& baselines, const Tensor& inputs, std::string_view method);
+GRADLENS_API Tensor expand_baselines(const Tensor& baselines,
+                                     const Tensor& inputs,
+                                     std::string_view method);
 
 }  // namespace gradlens::attr

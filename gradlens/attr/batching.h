@@ -10,18 +10,19 @@
 #include <map>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-struct Attributions;  // attribution.h, which includes this header
+struct GRADLENS_API Attributions;  // attribution.h, which includes this header
 
 /// Half the memory currently free on `device` (the host's available RAM for the CPU).
-std::size_t default_memory_budget(Device device);
+GRADLENS_API std::size_t default_memory_budget(Device device);
 /// The chunk size a device runs fastest, which the planner uses when the budget allows: 16 MiB
 /// on the CPU (activations stay in the caches), the whole default budget on a GPU.
-std::size_t preferred_chunk_bytes(Device device);
+GRADLENS_API std::size_t preferred_chunk_bytes(Device device);
 
-class BatchPlanner {
+class GRADLENS_API BatchPlanner {
  public:
   /// Bytes that one chunk may hold at its peak (a ceiling: chunks are preferred_chunk_bytes() when
   /// that is smaller); 0 = default_memory_budget().
@@ -57,15 +58,15 @@ class BatchPlanner {
 /// The attributions of `n` images as groups of at most `group`, part(begin, end) for each, joined
 /// in order (values, and deltas where the parts have them); `concurrency` groups at a time, each
 /// on its own CPU thread (the result is the same).
-Attributions attribute_in_groups(
-    std::int64_t n,
-    std::int64_t group,
-    const std::function<Attributions(std::int64_t, std::int64_t)>& part,
-    int concurrency = 1);
+GRADLENS_API Attributions
+attribute_in_groups(std::int64_t n,
+                    std::int64_t group,
+                    const std::function<Attributions(std::int64_t, std::int64_t)>& part,
+                    int concurrency = 1);
 
 /// Calls fn(begin, end) over [0, total) in pieces of at most `rows` (rows >= 1).
-void for_each_chunk(std::int64_t total,
-                    std::int64_t rows,
-                    const std::function<void(std::int64_t, std::int64_t)>& fn);
+GRADLENS_API void for_each_chunk(std::int64_t total,
+                                 std::int64_t rows,
+                                 const std::function<void(std::int64_t, std::int64_t)>& fn);
 
 }  // namespace gradlens::attr

@@ -4,10 +4,11 @@
 #pragma once
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-class Deconvolution : public Attribution {
+class GRADLENS_API Deconvolution : public Attribution {
  public:
   explicit Deconvolution(ForwardFn forward) : Attribution(std::move(forward)) {}
 

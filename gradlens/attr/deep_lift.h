@@ -5,12 +5,13 @@
 #pragma once
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
 // Outside the class: GCC rejects a nested struct's default member initializers in a default
 // argument.
-struct DeepLiftOptions {
+struct GRADLENS_API DeepLiftOptions {
   bool multiply_by_inputs = true;  // attributions = (x - r) * multipliers, else the multipliers
   float eps = 1e-10f;              // |delta_in| below this falls back to the plain gradient
   // An op with no DeepLift rule (softmax, ...) is an error naming it; true takes its plain
@@ -18,7 +19,7 @@ struct DeepLiftOptions {
   bool allow_plain_gradient = false;
 };
 
-class DeepLift : public Attribution {
+class GRADLENS_API DeepLift : public Attribution {
  public:
   using Options = DeepLiftOptions;
   explicit DeepLift(ForwardFn forward, Options options = {})

@@ -4,10 +4,11 @@
 #pragma once
 
 #include "gradlens/attr/deep_lift.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-class DeepLiftShap : public DeepLift {
+class GRADLENS_API DeepLiftShap : public DeepLift {
  public:
   explicit DeepLiftShap(ForwardFn forward, Options options = {})
       : DeepLift(std::move(forward), options) {}

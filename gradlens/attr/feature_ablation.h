@@ -9,10 +9,11 @@
 #include <vector>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-struct FeatureAblationOptions {
+struct GRADLENS_API FeatureAblationOptions {
   /// Feature id of each element of a mask of shape `mask_shape` (row-major); empty: every scalar
   /// of a row is its own feature.
   std::vector<std::int64_t> feature_mask{};
@@ -24,7 +25,7 @@ struct FeatureAblationOptions {
   std::int64_t perturbations_per_eval = 1;
 };
 
-class FeatureAblation : public Attribution {
+class GRADLENS_API FeatureAblation : public Attribution {
  public:
   using Options = FeatureAblationOptions;
   explicit FeatureAblation(ForwardFn forward, Options options = {})
@@ -48,13 +49,13 @@ using PerturbationMasks = std::function<Tensor(std::int64_t begin, std::int64_t 
 /// The loop FeatureAblation and Occlusion share: sum over perturbations j of
 /// (f_t(x) - f_t(x * (1 - M_j) + baseline * M_j)) * M_j -> the inputs' shape, accumulated in the
 /// order of j whatever per_eval is. `count` perturbations, `per_eval` of them per forward pass.
-Tensor perturbation_sum(const ForwardFn& forward,
-                        const Tensor& inputs,
-                        std::span<const std::int64_t> targets,
-                        const Tensor& baselines,
-                        std::int64_t count,
-                        std::int64_t per_eval,
-                        const PerturbationMasks& masks,
-                        std::string_view method);
+GRADLENS_API Tensor perturbation_sum(const ForwardFn& forward,
+                                     const Tensor& inputs,
+                                     std::span<const std::int64_t> targets,
+                                     const Tensor& baselines,
+                                     std::int64_t count,
+                                     std::int64_t per_eval,
+                                     const PerturbationMasks& masks,
+                                     std::string_view method);
 
 }  // namespace gradlens::attr

@@ -7,28 +7,29 @@
 #include <span>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
 /// inputs [N, ...] -> gradients [N, ...]; grad mode is switched on for the call.
-Tensor compute_gradients(const ForwardFn& forward,
-                         const Tensor& inputs,
-                         std::span<const std::int64_t> targets);
+GRADLENS_API Tensor compute_gradients(const ForwardFn& forward,
+                                      const Tensor& inputs,
+                                      std::span<const std::int64_t> targets);
 
 /// f(x)[i, t_i] without a tape -> [N].
-Tensor target_outputs(const ForwardFn& forward,
-                      const Tensor& inputs,
-                      std::span<const std::int64_t> targets);
+GRADLENS_API Tensor target_outputs(const ForwardFn& forward,
+                                   const Tensor& inputs,
+                                   std::span<const std::int64_t> targets);
 
 /// d sum_i f(x)[i, t_i] / dx for every row of inputs [N, ...] -> [N, ...], in as few gradient calls
 /// as the planner's chunk size allows (one when everything fits). Shared by the plain-gradient
 /// methods (Saliency, InputXGradient, GradientShap).
-Tensor chunked_gradients(const ForwardFn& forward,
-                         BatchPlanner& planner,
-                         const Tensor& inputs,
-                         std::span<const std::int64_t> targets);
+GRADLENS_API Tensor chunked_gradients(const ForwardFn& forward,
+                                      BatchPlanner& planner,
+                                      const Tensor& inputs,
+                                      std::span<const std::int64_t> targets);
 
 /// Per-row sum of x [N, ...] -> [N] (convergence deltas).
-Tensor row_sums(const Tensor& x);
+GRADLENS_API Tensor row_sums(const Tensor& x);
 
 }  // namespace gradlens::attr

@@ -11,10 +11,11 @@
 
 #include "gradlens/attr/attribution.h"
 #include "gradlens/attr/draws.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-struct GradientShapOptions {
+struct GRADLENS_API GradientShapOptions {
   int n_samples = 5;
   float stdevs = 0.f;  // noise added to the inputs (Captum's default: none)
   bool multiply_by_inputs = true;
@@ -27,7 +28,7 @@ struct GradientShapOptions {
   bool return_convergence_delta = false;
 };
 
-class GradientShap : public Attribution {
+class GRADLENS_API GradientShap : public Attribution {
  public:
   using Options = GradientShapOptions;
   explicit GradientShap(ForwardFn forward, Options options = {})
@@ -42,6 +43,9 @@ class GradientShap : public Attribution {
                          const Tensor& baselines) override;
   bool has_convergence_delta() const override { return options_.return_convergence_delta; }
   Options& options() { return options_; }
+  void set_image_ids(std::vector<std::int64_t> ids) override {
+    options_.image_ids = std::move(ids);
+  }
 
  private:
   Options options_;

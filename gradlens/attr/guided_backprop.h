@@ -6,10 +6,11 @@
 
 #include "gradlens/attr/attribution.h"
 #include "gradlens/autograd/hooks.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-class GuidedBackprop : public Attribution {
+class GRADLENS_API GuidedBackprop : public Attribution {
  public:
   explicit GuidedBackprop(ForwardFn forward) : Attribution(std::move(forward)) {}
 
@@ -22,11 +23,11 @@ class GuidedBackprop : public Attribution {
 
 /// d sum_i f(x_i)[t_i] / dx with `rule` replacing the backward of every relu node, in chunks of
 /// `planner`'s size (GuidedBackprop, Deconvolution).
-Tensor relu_rule_gradients(const ForwardFn& forward,
-                           BatchPlanner& planner,
-                           const Tensor& inputs,
-                           std::span<const std::int64_t> targets,
-                           std::string_view method,
-                           BackwardRule rule);
+GRADLENS_API Tensor relu_rule_gradients(const ForwardFn& forward,
+                                        BatchPlanner& planner,
+                                        const Tensor& inputs,
+                                        std::span<const std::int64_t> targets,
+                                        std::string_view method,
+                                        BackwardRule rule);
 
 }  // namespace gradlens::attr

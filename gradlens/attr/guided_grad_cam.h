@@ -8,15 +8,16 @@
 #include "gradlens/attr/guided_backprop.h"
 #include "gradlens/attr/interpolate.h"
 #include "gradlens/attr/layer_grad_cam.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-struct GuidedGradCamOptions {
+struct GRADLENS_API GuidedGradCamOptions {
   Interpolation mode = Interpolation::Nearest;
   bool attribute_to_layer_input = false;
 };
 
-class GuidedGradCam : public Attribution {
+class GRADLENS_API GuidedGradCam : public Attribution {
  public:
   using Options = GuidedGradCamOptions;
   /// `layer` as for LayerGradCam; the model must outlive this object.

@@ -6,10 +6,11 @@
 #include <span>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-class InputXGradient : public Attribution {
+class GRADLENS_API InputXGradient : public Attribution {
  public:
   explicit InputXGradient(ForwardFn forward) : Attribution(std::move(forward)) {}
 

@@ -5,12 +5,13 @@
 
 #include "gradlens/attr/approximation.h"
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
 // Outside the class: GCC rejects a nested struct's default member initializers in a default
 // argument.
-struct IntegratedGradientsOptions {
+struct GRADLENS_API IntegratedGradientsOptions {
   int n_steps = 50;
   Approximation method = Approximation::GaussLegendre;
   bool multiply_by_inputs = true;
@@ -19,7 +20,7 @@ struct IntegratedGradientsOptions {
   bool return_convergence_delta = true;
 };
 
-class IntegratedGradients : public Attribution {
+class GRADLENS_API IntegratedGradients : public Attribution {
  public:
   using Options = IntegratedGradientsOptions;
   explicit IntegratedGradients(ForwardFn forward, Options options = {})
@@ -44,10 +45,10 @@ class IntegratedGradients : public Attribution {
 };
 
 /// sum(attributions[i]) - (f_t(x_i) - f_t(b_i)) for each row: the completeness gap.
-Tensor convergence_delta(const ForwardFn& forward,
-                         const Tensor& attributions,
-                         const Tensor& inputs,
-                         const Tensor& baselines,
-                         std::span<const std::int64_t> targets);
+GRADLENS_API Tensor convergence_delta(const ForwardFn& forward,
+                                      const Tensor& attributions,
+                                      const Tensor& inputs,
+                                      const Tensor& baselines,
+                                      std::span<const std::int64_t> targets);
 
 }  // namespace gradlens::attr

@@ -8,21 +8,22 @@
 #include <string>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
 enum class Interpolation { Nearest, Bilinear };
 
 /// "nearest" or "bilinear" (Captum's interpolate_mode names).
-Interpolation parse_interpolation(const std::string& name);
-const char* interpolation_name(Interpolation mode);
+GRADLENS_API Interpolation parse_interpolation(const std::string& name);
+GRADLENS_API const char* interpolation_name(Interpolation mode);
 
 /// maps [N, C, h, w] -> [N, C, height, width] on the maps' device. Indices and weights are
 /// float32 as in PyTorch 1.13 (scale = float(in) / out). The maps are small, so this runs on the
 /// host; no gradient is recorded.
-Tensor interpolate(const Tensor& maps,
-                   std::int64_t height,
-                   std::int64_t width,
-                   Interpolation mode = Interpolation::Nearest);
+GRADLENS_API Tensor interpolate(const Tensor& maps,
+                                std::int64_t height,
+                                std::int64_t width,
+                                Interpolation mode = Interpolation::Nearest);
 
 }  // namespace gradlens::attr

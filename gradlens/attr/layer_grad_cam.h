@@ -7,16 +7,17 @@
 #include <string>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 #include "gradlens/nn/module.h"
 
 namespace gradlens::attr {
 
-struct LayerGradCamOptions {
+struct GRADLENS_API LayerGradCamOptions {
   bool relu_attributions = false;
   bool attribute_to_layer_input = false;  // the layer's input instead of its output
 };
 
-class LayerGradCam : public Attribution {
+class GRADLENS_API LayerGradCam : public Attribution {
  public:
   using Options = LayerGradCamOptions;
   /// `layer` is a dotted module path of `model` ("conv2"); an unknown name is an
@@ -38,6 +39,8 @@ class LayerGradCam : public Attribution {
 };
 
 /// The submodule `path` of `model`, or std::invalid_argument("[method] ... valid layers: ...").
-nn::Module& find_layer(nn::Module& model, const std::string& path, std::string_view method);
+GRADLENS_API nn::Module& find_layer(nn::Module& model,
+                                    const std::string& path,
+                                    std::string_view method);
 
 }  // namespace gradlens::attr

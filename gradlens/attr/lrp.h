@@ -6,19 +6,20 @@
 #pragma once
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
 // Outside the class: GCC rejects a nested struct's default member initializers in a default
 // argument.
-struct LRPOptions {
+struct GRADLENS_API LRPOptions {
   float epsilon = 1e-9f;  // EpsilonRule's stabiliser: z + eps * (z >= 0 ? 1 : -1)
   // An op with no LRP rule (softmax, a residual add, ...) is an error naming it; true takes its
   // plain gradient with a warning.
   bool allow_plain_gradient = false;
 };
 
-class LRP : public Attribution {
+class GRADLENS_API LRP : public Attribution {
  public:
   using Options = LRPOptions;
   explicit LRP(ForwardFn forward, Options options = {})

@@ -17,16 +17,17 @@
 
 #include "gradlens/attr/attribution.h"
 #include "gradlens/attr/draws.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
 enum class NoiseTunnelType { SmoothGrad, SmoothGradSq, VarGrad };
 
 /// Captum's nt_type strings: "smoothgrad", "smoothgrad_sq", "vargrad".
-std::string_view to_string(NoiseTunnelType type);
-NoiseTunnelType parse_noise_tunnel_type(std::string_view name);
+GRADLENS_API std::string_view to_string(NoiseTunnelType type);
+GRADLENS_API NoiseTunnelType parse_noise_tunnel_type(std::string_view name);
 
-struct NoiseTunnelOptions {
+struct GRADLENS_API NoiseTunnelOptions {
   NoiseTunnelType type = NoiseTunnelType::SmoothGrad;
   int nt_samples = 5;
   int nt_samples_batch_size = 0;             // samples per base call; 0 = all at once
@@ -37,7 +38,7 @@ struct NoiseTunnelOptions {
   bool draw_baseline_from_distrib = false;   // baselines [K, ...]: one random row per sample
 };
 
-class NoiseTunnel : public Attribution {
+class GRADLENS_API NoiseTunnel : public Attribution {
  public:
   using Options = NoiseTunnelOptions;
   /// The tunnel owns its base: a method given by value is moved (or copied) in, or shared. The
@@ -62,6 +63,9 @@ class NoiseTunnel : public Attribution {
 
   Attribution& base() { return *base_; }
   Options& options() { return options_; }
+  void set_image_ids(std::vector<std::int64_t> ids) override {
+    options_.image_ids = std::move(ids);
+  }
 
  private:
   // The work of attribute() for images whose draws come from `streams` (one per image).
@@ -76,8 +80,8 @@ class NoiseTunnel : public Attribution {
 };
 
 /// torch.repeat_interleave(samples, dim 0): row i * samples + s of the result is row i of x.
-Tensor repeat_interleave(const Tensor& x, std::int64_t samples);
-std::vector<std::int64_t> repeat_interleave(std::span<const std::int64_t> values,
-                                            std::int64_t samples);
+GRADLENS_API Tensor repeat_interleave(const Tensor& x, std::int64_t samples);
+GRADLENS_API std::vector<std::int64_t> repeat_interleave(std::span<const std::int64_t> values,
+                                                         std::int64_t samples);
 
 }  // namespace gradlens::attr

@@ -7,10 +7,11 @@
 #include <cstdint>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-struct OcclusionOptions {
+struct GRADLENS_API OcclusionOptions {
   /// One size per row dim ([3, 8, 8] for rows [3, 32, 32]); required.
   Shape sliding_window_shapes{};
   /// One step per row dim, or a single step for all; empty: 1 everywhere.
@@ -20,7 +21,7 @@ struct OcclusionOptions {
   std::int64_t perturbations_per_eval = 1;
 };
 
-class Occlusion : public Attribution {
+class GRADLENS_API Occlusion : public Attribution {
  public:
   using Options = OcclusionOptions;
   explicit Occlusion(ForwardFn forward, Options options = {})

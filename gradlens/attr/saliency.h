@@ -7,14 +7,15 @@
 #include <span>
 
 #include "gradlens/attr/attribution.h"
+#include "gradlens/export.h"
 
 namespace gradlens::attr {
 
-struct SaliencyOptions {
+struct GRADLENS_API SaliencyOptions {
   bool abs = true;  // Captum's default: the gradient's magnitude
 };
 
-class Saliency : public Attribution {
+class GRADLENS_API Saliency : public Attribution {
  public:
   using Options = SaliencyOptions;
   explicit Saliency(ForwardFn forward, Options options = {})

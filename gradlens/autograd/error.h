@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "gradlens/export.h"
+
 namespace gradlens::detail {
 
 template <class... Parts>
@@ -17,7 +19,7 @@ template <class... Parts>
 
 /// The op running on this thread, for errors raised below it (a device out of memory names the op
 /// that asked, not just the size). Nested scopes restore the outer name.
-class OpScope {
+class GRADLENS_API OpScope {
  public:
   explicit OpScope(std::string_view op) : outer_(current_) { current_ = op; }
   ~OpScope() { current_ = outer_; }

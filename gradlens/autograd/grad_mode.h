@@ -1,15 +1,17 @@
 // Grad mode: when off (NoGradGuard), ops record nothing. Per thread, like PyTorch.
 #pragma once
 
+#include "gradlens/export.h"
+
 namespace gradlens {
 
-struct GradMode {
+struct GRADLENS_API GradMode {
   static bool enabled();
   static void set_enabled(bool enabled);
 };
 
 /// RAII: no tape while it lives (inference, optimizer steps).
-class NoGradGuard {
+class GRADLENS_API NoGradGuard {
  public:
   NoGradGuard() : previous_(GradMode::enabled()) { GradMode::set_enabled(false); }
   ~NoGradGuard() { GradMode::set_enabled(previous_); }
@@ -21,7 +23,7 @@ class NoGradGuard {
 };
 
 /// RAII: tape on again inside a no-grad region (attribution methods under NoiseTunnel).
-class EnableGradGuard {
+class GRADLENS_API EnableGradGuard {
  public:
   EnableGradGuard() : previous_(GradMode::enabled()) { GradMode::set_enabled(true); }
   ~EnableGradGuard() { GradMode::set_enabled(previous_); }

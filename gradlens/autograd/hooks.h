@@ -11,13 +11,14 @@
 
 #include "gradlens/autograd/node.h"
 #include "gradlens/autograd/op_ids.h"
+#include "gradlens/export.h"
 
 namespace gradlens {
 
 using BackwardRule = std::function<std::vector<Tensor>(
     Node& node, const Tensor& grad_out, const std::vector<bool>& needs)>;
 
-class BackwardOverrideGuard {
+class GRADLENS_API BackwardOverrideGuard {
  public:
   BackwardOverrideGuard(OpId op, BackwardRule rule);
   ~BackwardOverrideGuard();
@@ -29,20 +30,20 @@ class BackwardOverrideGuard {
 };
 
 /// The innermost active rule for the op named `op_name` on this thread, or null.
-const BackwardRule* find_backward_override(std::string_view op_name);
+GRADLENS_API const BackwardRule* find_backward_override(std::string_view op_name);
 inline const BackwardRule* find_backward_override(OpId op) {
   return find_backward_override(op.name());
 }
 /// Whether any rule is active on this thread: a model fuses ops (conv2d + relu) only when none is,
 /// since a rule may look for the separate ops on the tape.
-bool any_backward_override();
+GRADLENS_API bool any_backward_override();
 
 /// A modified-backward method's promise that its rules cover the model: while the guard lives,
 /// every op a backward pass on this thread meets must have an active rule or be in `plain` (ops
 /// whose plain gradient is what the method means, Ops::structural and the like). Any other op is
 /// an error naming it and `method`; with allow_plain_gradient, a warning on stderr, once per op
 /// and method, and the plain gradient.
-class RuleCoverageGuard {
+class GRADLENS_API RuleCoverageGuard {
  public:
   RuleCoverageGuard(std::string_view method, std::vector<OpId> plain, bool allow_plain_gradient);
   ~RuleCoverageGuard();
@@ -53,6 +54,6 @@ class RuleCoverageGuard {
 /// Called by the backward sweep for each node without a rule; throws or warns as above. Ops::mul
 /// and Ops::div in `plain` cover only their linear use: a product or quotient by a tensor that is
 /// off the tape.
-void check_rule_coverage(const Node& node);
+GRADLENS_API void check_rule_coverage(const Node& node);
 
 }  // namespace gradlens

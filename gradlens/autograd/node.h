@@ -10,10 +10,11 @@
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/op_ids.h"
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 
 namespace gradlens {
 
-struct Node {
+struct GRADLENS_API Node {
   virtual ~Node() = default;
   std::vector<Tensor> inputs;  // graph edges, in argument order
 

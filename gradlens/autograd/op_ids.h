@@ -6,9 +6,11 @@
 #include <array>
 #include <string_view>
 
+#include "gradlens/export.h"
+
 namespace gradlens {
 
-class OpId {
+class GRADLENS_API OpId {
  public:
   constexpr std::string_view name() const { return name_; }
   constexpr bool operator==(const OpId& other) const { return name_ == other.name_; }
@@ -19,7 +21,7 @@ class OpId {
   std::string_view name_;
 };
 
-struct Ops {
+struct GRADLENS_API Ops {
   static constexpr OpId conv2d{"conv2d"}, conv2d_relu{"conv2d_relu"}, linear{"linear"},
       max_pool2d{"max_pool2d"}, relu{"relu"};
   static constexpr OpId add{"add"}, sub{"sub"}, mul{"mul"}, div{"div"}, affine{"affine"},

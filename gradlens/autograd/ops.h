@@ -8,95 +8,99 @@
 #include <vector>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 
 namespace gradlens {
 
 // --- elementwise (ops/elementwise.cpp) ---
 // a, b broadcast as in PyTorch (trailing dims aligned, size-1 dims repeat): [N,C,H,W] + [C,H,W],
 // [N,C,H,W] * [N,1,1,1], [N,D] - [1,D], x + scalar tensor [].
-Tensor add(const Tensor& a, const Tensor& b);
-Tensor sub(const Tensor& a, const Tensor& b);
-Tensor mul(const Tensor& a, const Tensor& b);
+GRADLENS_API Tensor add(const Tensor& a, const Tensor& b);
+GRADLENS_API Tensor sub(const Tensor& a, const Tensor& b);
+GRADLENS_API Tensor mul(const Tensor& a, const Tensor& b);
 // x * alpha + beta, any shape
-Tensor affine(const Tensor& x, float alpha, float beta);
+GRADLENS_API Tensor affine(const Tensor& x, float alpha, float beta);
 inline Tensor add_scalar(const Tensor& x, float s) { return affine(x, 1.f, s); }
 inline Tensor mul_scalar(const Tensor& x, float s) { return affine(x, s, 0.f); }
 inline Tensor neg(const Tensor& x) { return affine(x, -1.f, 0.f); }
 // relu(x) = max(x, 0), any shape; derivative 0 at 0
-Tensor relu(const Tensor& x);
+GRADLENS_API Tensor relu(const Tensor& x);
 // a / b with broadcasting
-Tensor div(const Tensor& a, const Tensor& b);
+GRADLENS_API Tensor div(const Tensor& a, const Tensor& b);
 // elementwise, any shape: |x|, x^2, sqrt(x), sign(x) (0 at 0), step(x) = (x > 0 ? 1 : 0)
-Tensor abs(const Tensor& x);
-Tensor square(const Tensor& x);
-Tensor sqrt(const Tensor& x);
-Tensor sign(const Tensor& x);
-Tensor step(const Tensor& x);
+GRADLENS_API Tensor abs(const Tensor& x);
+GRADLENS_API Tensor square(const Tensor& x);
+GRADLENS_API Tensor sqrt(const Tensor& x);
+GRADLENS_API Tensor sign(const Tensor& x);
+GRADLENS_API Tensor step(const Tensor& x);
 // x + eps * (x >= 0 ? 1 : -1): LRP's epsilon stabiliser (never 0 for eps > 0)
-Tensor stabilize(const Tensor& x, float eps);
+GRADLENS_API Tensor stabilize(const Tensor& x, float eps);
 // num / den where |den| >= eps, else fallback (same shapes): DeepLift's rescale multiplier
-Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& fallback);
+GRADLENS_API Tensor safe_div(const Tensor& num,
+                             const Tensor& den,
+                             float eps,
+                             const Tensor& fallback);
 
 // --- reductions (ops/reduce.cpp) ---
-Tensor sum(const Tensor& x);   // any shape -> []
-Tensor mean(const Tensor& x);  // any shape -> []
+GRADLENS_API Tensor sum(const Tensor& x);   // any shape -> []
+GRADLENS_API Tensor mean(const Tensor& x);  // any shape -> []
 // sum / mean over one dim, which is removed: [A, D, B] -> [A, B] for dim 1
-Tensor sum_dim(const Tensor& x, std::int64_t dim);
+GRADLENS_API Tensor sum_dim(const Tensor& x, std::int64_t dim);
 /// x [N, C] -> the index of each row's largest value (the first on ties; a NaN wins, as
 /// torch.argmax), on the host.
-std::vector<std::int64_t> argmax_rows(const Tensor& x);
-Tensor mean_dim(const Tensor& x, std::int64_t dim);
+GRADLENS_API std::vector<std::int64_t> argmax_rows(const Tensor& x);
+GRADLENS_API Tensor mean_dim(const Tensor& x, std::int64_t dim);
 
 // --- shape and batch (ops/shape.cpp) ---
 // reshape / view: same storage, one size may be -1
-Tensor reshape(const Tensor& x, Shape shape);
+GRADLENS_API Tensor reshape(const Tensor& x, Shape shape);
 inline Tensor view(const Tensor& x, Shape shape) { return reshape(x, std::move(shape)); }
 // x [N, ...] rows start..end-1 -> [end-start, ...], a view
-Tensor slice(const Tensor& x, std::int64_t start, std::int64_t end);
+GRADLENS_API Tensor slice(const Tensor& x, std::int64_t start, std::int64_t end);
 // along dim 0: [N1, ...] ++ [N2, ...] -> [N1+N2, ...]
-Tensor cat(const std::vector<Tensor>& xs);
+GRADLENS_API Tensor cat(const std::vector<Tensor>& xs);
 // x [N, ...] + stdev * z, z the standard normal draws of kernels/philox.h: row r gets draws
 // samples[r] * row_size + j of stream (seed, streams[r], purpose), made on x's device. Not
 // recorded.
-Tensor normal_noise(const Tensor& x,
-                    std::span<const std::int64_t> streams,
-                    std::span<const std::int64_t> samples,
-                    float stdev,
-                    std::uint64_t seed,
-                    std::uint32_t purpose);
+GRADLENS_API Tensor normal_noise(const Tensor& x,
+                                 std::span<const std::int64_t> streams,
+                                 std::span<const std::int64_t> samples,
+                                 float stdev,
+                                 std::uint64_t seed,
+                                 std::uint32_t purpose);
 // x [N, ...], rows picked by index (repeats allowed) -> [index.size(), ...]
-Tensor index_rows(const Tensor& x, std::span<const std::int64_t> index);
+GRADLENS_API Tensor index_rows(const Tensor& x, std::span<const std::int64_t> index);
 // x [N, C] -> [N]: x[i, index[i]] (attribution targets)
-Tensor pick(const Tensor& x, std::span<const std::int64_t> index);
+GRADLENS_API Tensor pick(const Tensor& x, std::span<const std::int64_t> index);
 
 // --- layers (ops/linear.cpp, ops/conv2d.cpp, ops/pool.cpp) ---
 // x [N, in], weight [out, in], bias [out] (optional) -> [N, out]
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+GRADLENS_API Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 // x [N, C, H, W], weight [K, C, R, S], bias [K] (optional) -> [N, K, OH, OW],
 // OH = (H + 2 * padding - R) / stride + 1
-Tensor conv2d(const Tensor& x,
-              const Tensor& weight,
-              const Tensor& bias = {},
-              std::int64_t stride = 1,
-              std::int64_t padding = 0);
+GRADLENS_API Tensor conv2d(const Tensor& x,
+                           const Tensor& weight,
+                           const Tensor& bias = {},
+                           std::int64_t stride = 1,
+                           std::int64_t padding = 0);
 // relu(conv2d(...)) in one op (the ReLU in the kernels' epilogue and its mask in the backward's
 // prologue); recorded as "conv2d_relu", so use it only when no backward rule is active.
-Tensor conv2d_relu(const Tensor& x,
-                   const Tensor& weight,
-                   const Tensor& bias = {},
-                   std::int64_t stride = 1,
-                   std::int64_t padding = 0);
+GRADLENS_API Tensor conv2d_relu(const Tensor& x,
+                                const Tensor& weight,
+                                const Tensor& bias = {},
+                                std::int64_t stride = 1,
+                                std::int64_t padding = 0);
 // x [N, C, H, W] -> [N, C, OH, OW]; stride defaults to kernel; first maximum wins (PyTorch)
-Tensor max_pool2d(const Tensor& x,
-                  std::int64_t kernel,
-                  std::int64_t stride = 0,
-                  std::int64_t padding = 0);
+GRADLENS_API Tensor max_pool2d(const Tensor& x,
+                               std::int64_t kernel,
+                               std::int64_t stride = 0,
+                               std::int64_t padding = 0);
 
 // --- softmax and loss (ops/loss.cpp) ---
 // along the last dim of x [..., C]
-Tensor softmax(const Tensor& x);
-Tensor log_softmax(const Tensor& x);
+GRADLENS_API Tensor softmax(const Tensor& x);
+GRADLENS_API Tensor log_softmax(const Tensor& x);
 // logits [N, C], targets N integers in [0, C) -> [] mean over the batch (CrossEntropyLoss)
-Tensor cross_entropy(const Tensor& logits, std::span<const std::int64_t> targets);
+GRADLENS_API Tensor cross_entropy(const Tensor& logits, std::span<const std::int64_t> targets);
 
 }  // namespace gradlens

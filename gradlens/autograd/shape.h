@@ -6,13 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "gradlens/export.h"
+
 namespace gradlens {
 
 using Shape = std::vector<std::int64_t>;
 
 /// Product of the sizes (1 for a scalar, shape {}).
-std::int64_t shape_numel(const Shape& shape);
+GRADLENS_API std::int64_t shape_numel(const Shape& shape);
 /// "[4, 3, 32, 32]", as every error message prints shapes.
-std::string shape_str(const Shape& shape);
+GRADLENS_API std::string shape_str(const Shape& shape);
 
 }  // namespace gradlens

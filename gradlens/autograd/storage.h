@@ -4,11 +4,12 @@
 #include <cstddef>
 #include <memory>
 
+#include "gradlens/export.h"
 #include "gradlens/kernels/device.h"
 
 namespace gradlens {
 
-class Storage {
+class GRADLENS_API Storage {
  public:
   Storage(std::size_t bytes, Device device);
   ~Storage();
@@ -27,11 +28,11 @@ class Storage {
 
 /// Bytes held by live Storage on each device type, and the high-water mark since the last reset:
 /// how attribution chunks its batches to a memory budget, and how benchmarks report peak memory.
-struct MemoryStats {
+struct GRADLENS_API MemoryStats {
   std::size_t current = 0;
   std::size_t peak = 0;
 };
-MemoryStats memory_stats(Device device);
-void reset_peak_memory(Device device);
+GRADLENS_API MemoryStats memory_stats(Device device);
+GRADLENS_API void reset_peak_memory(Device device);
 
 }  // namespace gradlens

@@ -9,6 +9,7 @@
 
 #include "gradlens/autograd/shape.h"
 #include "gradlens/autograd/storage.h"
+#include "gradlens/export.h"
 #include "gradlens/kernels/device.h"
 
 namespace gradlens {
@@ -16,7 +17,7 @@ namespace gradlens {
 struct Node;
 struct TensorImpl;
 
-class Tensor {
+class GRADLENS_API Tensor {
  public:
   Tensor() = default;  // undefined: no storage (used for "no gradient")
 
@@ -80,9 +81,9 @@ class Tensor {
 
 /// PyTorch's way: tensor([[0.1235, -1.0000], ...], shape [2, 2], cpu), at most 3 items at each
 /// end of every dim beyond 6.
-std::ostream& operator<<(std::ostream& os, const Tensor& t);
+GRADLENS_API std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
-struct TensorImpl {
+struct GRADLENS_API TensorImpl {
   std::shared_ptr<Storage> storage;
   std::int64_t offset = 0;
   Shape shape;

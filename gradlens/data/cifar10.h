@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "gradlens/export.h"
+
 namespace gradlens::data {
 
 inline constexpr std::int64_t kCifarChannels = 3;
@@ -31,12 +33,12 @@ inline constexpr std::array<std::string_view, kCifarClasses> kCifarOfficialClass
 
 /// The official file names: data_batch_1.bin .. data_batch_5.bin for train, test_batch.bin for
 /// test.
-std::vector<std::string> cifar10_file_names(bool train);
+GRADLENS_API std::vector<std::string> cifar10_file_names(bool train);
 /// True for the six names above: such files must hold exactly 10,000 records.
-bool is_official_cifar10_name(std::string_view file_name);
+GRADLENS_API bool is_official_cifar10_name(std::string_view file_name);
 
 /// Images and labels of one split, in file order.
-struct CifarSplit {
+struct GRADLENS_API CifarSplit {
   std::vector<std::uint8_t> images;  // size() * 3072 bytes, each image CHW [3, 32, 32]
   std::vector<std::int64_t> labels;  // 0-9
 
@@ -51,9 +53,9 @@ struct CifarSplit {
 
 /// One binary batch file. Throws std::runtime_error naming the file when it is missing, its size is
 /// not a whole number of records (exactly 10,000 for an official name) or a label is above 9.
-CifarSplit load_cifar10_file(const std::string& path);
+GRADLENS_API CifarSplit load_cifar10_file(const std::string& path);
 /// train: data_batch_1..5.bin concatenated in order (50,000 records); else test_batch.bin (10,000).
 /// Throws std::runtime_error when `dir` or a file is missing or malformed.
-CifarSplit load_cifar10(const std::string& dir, bool train);
+GRADLENS_API CifarSplit load_cifar10(const std::string& dir, bool train);
 
 }  // namespace gradlens::data

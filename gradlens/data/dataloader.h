@@ -14,16 +14,17 @@
 #include "gradlens/autograd/tensor.h"
 #include "gradlens/data/cifar10.h"
 #include "gradlens/data/transforms.h"
+#include "gradlens/export.h"
 
 namespace gradlens::data {
 
-struct Batch {
+struct GRADLENS_API Batch {
   Tensor images;                      // [B, 3, 32, 32], CPU, normalized
   std::vector<std::int64_t> labels;   // B labels, 0-9
   std::vector<std::int64_t> indices;  // B positions in the split
 };
 
-struct DataLoaderOptions {
+struct GRADLENS_API DataLoaderOptions {
   std::int64_t batch_size = 4;
   bool shuffle = true;
   std::uint64_t seed = 0;
@@ -43,7 +44,7 @@ struct DataLoaderOptions {
 ///   }
 ///
 /// `split` must outlive the loader. Not thread-safe: one thread calls start_epoch() and next().
-class DataLoader {
+class GRADLENS_API DataLoader {
  public:
   DataLoader(const CifarSplit& split,
              std::int64_t batch_size,

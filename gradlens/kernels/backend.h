@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gradlens/export.h"
 #include "gradlens/kernels/device.h"
 #include "gradlens/kernels/params.h"
 
@@ -16,12 +17,12 @@ namespace gradlens {
 using i64 = std::int64_t;
 
 /// Thrown by Backend::allocate when the device has no room left, even after freeing its cache.
-class OutOfMemoryError : public std::runtime_error {
+class GRADLENS_API OutOfMemoryError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-class Backend {
+class GRADLENS_API Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
@@ -148,20 +149,20 @@ class Backend {
 
 /// The backend that owns memory on `device`. CPU always exists; CUDA throws std::runtime_error when
 /// the build has no CUDA or no GPU is visible.
-Backend& backend_for(Device device);
+GRADLENS_API Backend& backend_for(Device device);
 
 /// True when the build has CUDA kernels, they load (libgradlens_cuda.so) and a GPU is visible.
-bool cuda_is_available();
+GRADLENS_API bool cuda_is_available();
 /// Why cuda_is_available() is false, in one line naming what is missing; "" when it is true.
-std::string cuda_unavailable_reason();
+GRADLENS_API std::string cuda_unavailable_reason();
 
 /// Threads used by the CPU kernels (default: the machine's cores).
-void set_num_threads(int threads);
-int num_threads();
+GRADLENS_API void set_num_threads(int threads);
+GRADLENS_API int num_threads();
 
 /// fn(0) ... fn(count - 1) on those threads, several at once, each call's CPU kernels inline on
 /// its own thread: for independent pieces of work too small to split well inside (a chunk of
 /// attribution rows). Returns when all are done; the lowest-numbered call's exception is rethrown.
-void parallel_tasks(std::int64_t count, const std::function<void(std::int64_t)>& fn);
+GRADLENS_API void parallel_tasks(std::int64_t count, const std::function<void(std::int64_t)>& fn);
 
 }  // namespace gradlens

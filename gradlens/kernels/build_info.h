@@ -3,9 +3,11 @@
 
 #include <string>
 
+#include "gradlens/export.h"
+
 namespace gradlens {
 
-struct BuildInfo {
+struct GRADLENS_API BuildInfo {
   std::string version;       // "0.1.0"
   std::string build_type;    // "Release"
   std::string compiler;      // "GNU 12.2.0"
@@ -14,6 +16,6 @@ struct BuildInfo {
   std::string cuda;          // "sm_75 sm_90 (nvcc 13.0.48)", "emulated on the CPU" or "off"
 };
 
-const BuildInfo& build_info();
+GRADLENS_API const BuildInfo& build_info();
 
 }  // namespace gradlens

@@ -4,11 +4,13 @@
 #include <cstdint>
 #include <string>
 
+#include "gradlens/export.h"
+
 namespace gradlens {
 
 enum class DeviceType : std::uint8_t { CPU, CUDA };
 
-struct Device {
+struct GRADLENS_API Device {
   DeviceType type = DeviceType::CPU;
   int index = 0;
 

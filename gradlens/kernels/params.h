@@ -4,10 +4,12 @@
 
 #include <cstdint>
 
+#include "gradlens/export.h"
+
 namespace gradlens {
 
 // conv2d: x [n, c, h, w] * weight [k, c, r, s] (+ bias [k]) -> y [n, k, oh, ow]
-struct Conv2dParams {
+struct GRADLENS_API Conv2dParams {
   std::int64_t n, c, h, w;  // input
   std::int64_t k, r, s;     // output channels, kernel height and width
   std::int64_t stride, padding;
@@ -19,7 +21,7 @@ struct Conv2dParams {
 
 // normal_noise: y[r, j] = x[r, j] + stdev * z, z = philox::normal(seed, stream[r], purpose,
 // sample[r] * row_size + j) (kernels/philox.h): row r is sample `sample[r]` of stream `stream[r]`.
-struct NoiseParams {
+struct GRADLENS_API NoiseParams {
   std::uint64_t seed;
   std::uint32_t purpose;
   std::int64_t rows, row_size;
@@ -28,7 +30,7 @@ struct NoiseParams {
 
 // max_pool2d: x [n, c, h, w] -> y [n, c, oh, ow]; indices hold the flat h*w position of each
 // maximum.
-struct Pool2dParams {
+struct GRADLENS_API Pool2dParams {
   std::int64_t n, c, h, w;
   std::int64_t kernel, stride, padding;
   std::int64_t oh, ow;
@@ -85,7 +87,7 @@ inline Pool2dParams make_pool2d_params(std::int64_t n,
 
 // Broadcasting of two operands to an output shape: a stride of 0 repeats that operand along a dim.
 inline constexpr int kMaxDims = 8;
-struct BroadcastParams {
+struct GRADLENS_API BroadcastParams {
   int ndim = 0;
   std::int64_t numel = 0;
   std::int64_t shape[kMaxDims] = {};
@@ -123,7 +125,7 @@ enum class UnaryOp : std::uint8_t { Abs, Square, Sqrt, Sign, Step, Stabilize };
 
 // torch.optim.SGD: g = grad + weight_decay * p; buf = first ? g : momentum * buf + (1 - dampening)
 // * g; g = nesterov ? g + momentum * buf : buf; p -= lr * g.
-struct SgdParams {
+struct GRADLENS_API SgdParams {
   float lr = 0.001f, momentum = 0.f, dampening = 0.f, weight_decay = 0.f;
   bool nesterov = false;
   bool first_step = true;  // the momentum buffer starts as a copy of the first gradient

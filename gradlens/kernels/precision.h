@@ -5,14 +5,16 @@
 
 #include <string_view>
 
+#include "gradlens/export.h"
+
 namespace gradlens {
 
 enum class MatmulPrecision { Float32, TF32 };
 
 /// Process-wide, read by the CUDA kernels at each conv2d and linear call.
-void set_matmul_precision(MatmulPrecision precision);
-MatmulPrecision matmul_precision();
+GRADLENS_API void set_matmul_precision(MatmulPrecision precision);
+GRADLENS_API MatmulPrecision matmul_precision();
 /// "float32" or "tf32"; anything else is an error naming the accepted values.
-MatmulPrecision parse_matmul_precision(std::string_view text);
+GRADLENS_API MatmulPrecision parse_matmul_precision(std::string_view text);
 
 }  // namespace gradlens

@@ -6,11 +6,12 @@
 #include <vector>
 
 #include "gradlens/data/cifar10.h"
+#include "gradlens/export.h"
 #include "gradlens/nn/module.h"
 
 namespace gradlens::nn {
 
-struct EvalResult {
+struct GRADLENS_API EvalResult {
   std::int64_t correct = 0, total = 0;
   std::int64_t class_correct[10] = {}, class_total[10] = {};
   std::vector<std::int64_t> predictions;  // one per image of the split, in order
@@ -21,9 +22,9 @@ struct EvalResult {
 
 /// Predictions of `model` (on `device`, where it must already be) for every image of `split`,
 /// normalized as the tutorial does, `batch_size` at a time.
-EvalResult evaluate(Module& model,
-                    const data::CifarSplit& split,
-                    std::int64_t batch_size,
-                    Device device);
+GRADLENS_API EvalResult evaluate(Module& model,
+                                 const data::CifarSplit& split,
+                                 std::int64_t batch_size,
+                                 Device device);
 
 }  // namespace gradlens::nn

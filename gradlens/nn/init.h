@@ -6,11 +6,12 @@
 #include <random>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 
 namespace gradlens::nn {
 
 /// The one random source of the engine: explicit and seeded, never global.
-class Generator {
+class GRADLENS_API Generator {
  public:
   explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
   float uniform(float lo, float hi);
@@ -26,8 +27,8 @@ class Generator {
 };
 
 /// Tensor of U(-bound, bound) on the CPU.
-Tensor uniform_tensor(const Shape& shape, float bound, Generator& gen);
+GRADLENS_API Tensor uniform_tensor(const Shape& shape, float bound, Generator& gen);
 /// PyTorch's Conv2d/Linear reset_parameters(): bound = 1 / sqrt(fan_in) for weight and bias.
-float default_init_bound(std::int64_t fan_in);
+GRADLENS_API float default_init_bound(std::int64_t fan_in);
 
 }  // namespace gradlens::nn

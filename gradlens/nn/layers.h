@@ -7,12 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "gradlens/export.h"
 #include "gradlens/nn/init.h"
 #include "gradlens/nn/module.h"
 
 namespace gradlens::nn {
 
-class Conv2d : public Module {
+class GRADLENS_API Conv2d : public Module {
  public:
   Conv2d(std::int64_t in_channels,
          std::int64_t out_channels,
@@ -27,7 +28,7 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x) override;  // [N, C, H, W] -> [N, K, OH, OW]
 };
 
-class Linear : public Module {
+class GRADLENS_API Linear : public Module {
  public:
   Linear(std::int64_t in_features, std::int64_t out_features, Generator& gen);
   Tensor weight, bias;
@@ -36,7 +37,7 @@ class Linear : public Module {
   Tensor forward(const Tensor& x) override;  // [N, in] -> [N, out]
 };
 
-class MaxPool2d : public Module {
+class GRADLENS_API MaxPool2d : public Module {
  public:
   /// PyTorch's MaxPool2d(kernel_size, stride): stride 0 means the kernel size.
   explicit MaxPool2d(std::int64_t kernel_size, std::int64_t stride_size = 0)
@@ -47,14 +48,14 @@ class MaxPool2d : public Module {
   Tensor forward(const Tensor& x) override;
 };
 
-class ReLU : public Module {
+class GRADLENS_API ReLU : public Module {
  public:
  protected:
   Tensor forward(const Tensor& x) override;
 };
 
 /// Children run in order, named "0", "1", ... as PyTorch's nn.Sequential.
-class Sequential : public Module {
+class GRADLENS_API Sequential : public Module {
  public:
   Sequential() = default;
   Sequential(std::initializer_list<std::shared_ptr<Module>> modules);
@@ -74,7 +75,7 @@ class Sequential : public Module {
 };
 
 /// PyTorch's nn.Flatten(start_dim = 1): [N, C, H, W] -> [N, C * H * W].
-class Flatten : public Module {
+class GRADLENS_API Flatten : public Module {
  public:
   explicit Flatten(std::int64_t start_dim = 1) : start_dim_(start_dim) {}
 
@@ -87,6 +88,6 @@ class Flatten : public Module {
 
 /// relu(conv(x)) as one fused op (autograd's conv2d_relu) when nothing can see the pre-ReLU
 /// output: no forward hook on either module and no backward rule active; else the two modules.
-Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x);
+GRADLENS_API Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x);
 
 }  // namespace gradlens::nn

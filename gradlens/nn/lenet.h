@@ -6,11 +6,12 @@
 #include <cstdint>
 #include <memory>
 
+#include "gradlens/export.h"
 #include "gradlens/nn/layers.h"
 
 namespace gradlens::nn {
 
-class Net : public Module {
+class GRADLENS_API Net : public Module {
  public:
   /// Initialised as torch's Net() would be (same distributions; not the same random stream).
   explicit Net(std::uint64_t seed = 0);

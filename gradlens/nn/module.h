@@ -10,15 +10,16 @@
 #include <vector>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 
 namespace gradlens::nn {
 
-struct Parameter {
+struct GRADLENS_API Parameter {
   std::string name;  // dotted path, as in PyTorch's named_parameters()
   Tensor tensor;
 };
 
-class Module {
+class GRADLENS_API Module {
  public:
   virtual ~Module() = default;
   /// Calls the module: forward(), then every forward hook in order (a hook may replace the
@@ -68,10 +69,10 @@ class Module {
 };
 
 /// The class each row of x is predicted as: argmax of model(x), without recording a tape.
-std::vector<std::int64_t> predict(Module& model, const Tensor& x);
+GRADLENS_API std::vector<std::int64_t> predict(Module& model, const Tensor& x);
 
 /// RAII: a forward hook on `module` for the guard's lifetime.
-class ForwardHookGuard {
+class GRADLENS_API ForwardHookGuard {
  public:
   ForwardHookGuard(Module& module, Module::ForwardHook hook)
       : module_(module), id_(module.add_forward_hook(std::move(hook))) {}

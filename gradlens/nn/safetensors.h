@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 #include "gradlens/nn/module.h"
 
 namespace gradlens::nn {
 
 /// A whole safetensors file held in memory, checked on load.
-class SafetensorsFile {
+class GRADLENS_API SafetensorsFile {
  public:
   /// Reads and validates `path`; throws std::runtime_error naming the file on any problem.
   static SafetensorsFile load(const std::string& path);
@@ -58,7 +59,7 @@ class SafetensorsFile {
 };
 
 /// Collects tensors in memory and writes them as one safetensors file.
-class SafetensorsWriter {
+class GRADLENS_API SafetensorsWriter {
  public:
   /// F32; the values are copied to the host now.
   void add(const std::string& name, const Tensor& t);
@@ -88,10 +89,11 @@ class SafetensorsWriter {
 };
 
 /// Writes every tensor of `tensors` as F32 (atomically, as SafetensorsWriter::save).
-void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors);
+GRADLENS_API void save_safetensors(const std::string& path,
+                                   const std::map<std::string, Tensor>& tensors);
 
 /// Loads the state_dict saved in `path` into `model` (PyTorch's names); a missing file or a
 /// missing, extra or mis-shaped tensor is a std::runtime_error naming the file and the tensor.
-void load_model(Module& model, const std::string& path);
+GRADLENS_API void load_model(Module& model, const std::string& path);
 
 }  // namespace gradlens::nn

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "gradlens/export.h"
 #include "gradlens/viz/visualize.h"
 
 namespace gradlens::viz {
@@ -20,26 +21,26 @@ enum class Colormap {
 };
 
 /// Channels in [0, 1], as matplotlib's float lookup table holds them.
-struct Rgb {
+struct GRADLENS_API Rgb {
   float r = 0, g = 0, b = 0;
 };
 using Rgb8 = std::array<std::uint8_t, 3>;
 
 /// The colour at `value01` (0..1 along the map), with matplotlib's index rounding.
-Rgb color(Colormap map, float value01);
+GRADLENS_API Rgb color(Colormap map, float value01);
 /// The same as bytes, as matplotlib renders it (to_rgba(bytes=True): lut * 255 truncated).
-Rgb8 color_u8(Colormap map, float value01);
+GRADLENS_API Rgb8 color_u8(Colormap map, float value01);
 /// lut entry i in 0..255.
-Rgb lut_entry(Colormap map, int index);
+GRADLENS_API Rgb lut_entry(Colormap map, int index);
 
 /// Captum's default map for a sign: All -> RdWhGn, Positive -> Greens, Negative -> Reds,
 /// AbsoluteValue -> Blues.
-Colormap default_colormap(Sign sign);
+GRADLENS_API Colormap default_colormap(Sign sign);
 /// Captum's vmin for a sign (-1 for All, else 0); vmax is always 1.
-float colormap_vmin(Sign sign);
+GRADLENS_API float colormap_vmin(Sign sign);
 
 /// "RdWhGn", "Blues", "Greens", "Reds", "gray"; throws std::invalid_argument.
-Colormap parse_colormap(std::string_view name);
-std::string_view to_string(Colormap map);
+GRADLENS_API Colormap parse_colormap(std::string_view name);
+GRADLENS_API std::string_view to_string(Colormap map);
 
 }  // namespace gradlens::viz

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "gradlens/export.h"
 #include "gradlens/viz/png.h"
 
 namespace gradlens::viz {
@@ -13,9 +14,9 @@ namespace gradlens::viz {
 /// Panels left to right (top-aligned, RGB or RGBA composited over white), `titles` (one per panel,
 /// or none) above them and `header` (may be empty) on top. Throws std::invalid_argument when the
 /// counts differ or there is no panel.
-Image titled_row(std::span<const Image> panels,
-                 std::span<const std::string> titles,
-                 std::string_view header,
-                 int font_scale = 2);
+GRADLENS_API Image titled_row(std::span<const Image> panels,
+                              std::span<const std::string> titles,
+                              std::string_view header,
+                              int font_scale = 2);
 
 }  // namespace gradlens::viz

@@ -4,6 +4,7 @@
 
 #include <string_view>
 
+#include "gradlens/export.h"
 #include "gradlens/viz/colormap.h"
 #include "gradlens/viz/png.h"
 
@@ -14,9 +15,10 @@ constexpr int kGlyphAdvance = 6;
 constexpr int kGlyphLineHeight = 9;
 
 /// Width of `text` drawn at `scale` (no trailing gap); 0 for empty text.
-int text_width(std::string_view text, int scale);
+GRADLENS_API int text_width(std::string_view text, int scale);
 /// Draws `text` with its top-left corner at (x, y); pixels outside the image are clipped.
 /// Characters without a glyph are drawn as '?'.
-void draw_text(Image& image, int x, int y, std::string_view text, Rgb8 color, int scale = 1);
+GRADLENS_API void draw_text(
+    Image& image, int x, int y, std::string_view text, Rgb8 color, int scale = 1);
 
 }  // namespace gradlens::viz

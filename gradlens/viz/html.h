@@ -7,17 +7,18 @@
 #include <string_view>
 #include <vector>
 
+#include "gradlens/export.h"
 #include "gradlens/viz/png.h"
 
 namespace gradlens::viz {
 
 /// RFC 4648 base64 with '=' padding.
-std::string base64_encode(std::span<const std::uint8_t> bytes);
+GRADLENS_API std::string base64_encode(std::span<const std::uint8_t> bytes);
 /// The inverse; throws std::invalid_argument on a character outside the alphabet or a bad length.
-std::vector<std::uint8_t> base64_decode(std::string_view text);
+GRADLENS_API std::vector<std::uint8_t> base64_decode(std::string_view text);
 /// "data:image/png;base64,..." of `image` encoded as PNG.
-std::string png_data_uri(const Image& image);
+GRADLENS_API std::string png_data_uri(const Image& image);
 /// `text` with &, <, >, " and ' escaped for HTML text and attribute values.
-std::string html_escape(std::string_view text);
+GRADLENS_API std::string html_escape(std::string_view text);
 
 }  // namespace gradlens::viz

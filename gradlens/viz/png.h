@@ -8,10 +8,12 @@
 #include <string_view>
 #include <vector>
 
+#include "gradlens/export.h"
+
 namespace gradlens::viz {
 
 /// Interleaved 8-bit pixels, row-major: pixels[(y * width + x) * channels + c].
-struct Image {
+struct GRADLENS_API Image {
   int width = 0, height = 0;
   int channels = 3;  // 3 = RGB, 4 = RGBA
   std::vector<std::uint8_t> pixels;
@@ -26,14 +28,14 @@ struct Image {
 };
 
 /// Writes `image` as an 8-bit RGB or RGBA PNG. Throws std::runtime_error naming `path`.
-void write_png(const std::string& path, const Image& image);
+GRADLENS_API void write_png(const std::string& path, const Image& image);
 /// The PNG encoded in memory (for data: URIs).
-std::vector<std::uint8_t> encode_png(const Image& image);
+GRADLENS_API std::vector<std::uint8_t> encode_png(const Image& image);
 /// Writes `bytes` to `path` atomically (temp file beside it, fsync, rename); throws
 /// std::runtime_error naming the file, and leaves nothing behind on failure.
-void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
-void write_file_atomic(const std::string& path, std::string_view text);
+GRADLENS_API void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
+GRADLENS_API void write_file_atomic(const std::string& path, std::string_view text);
 /// Reads an 8-bit RGB or RGBA PNG (palette/gray/16-bit are converted to 8-bit RGB(A)).
-Image read_png(const std::string& path);
+GRADLENS_API Image read_png(const std::string& path);
 
 }  // namespace gradlens::viz

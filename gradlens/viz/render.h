@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "gradlens/export.h"
 #include "gradlens/viz/colormap.h"
 #include "gradlens/viz/png.h"
 #include "gradlens/viz/visualize.h"
@@ -17,17 +18,23 @@ namespace gradlens::viz {
 
 /// Captum's _prepare_image on an HWC float image: when max <= 1 it is scaled by 255 (float32);
 /// then every value is truncated to int and clipped to 0..255. `hwc` holds height*width*3 values.
-std::vector<int> prepare_image(std::span<const float> hwc);
+GRADLENS_API std::vector<int> prepare_image(std::span<const float> hwc);
 /// The same from raw CIFAR bytes, CHW [3, H, W] -> HWC ints (what the tutorial's
 /// original_image = img/2 + 0.5 becomes after _prepare_image, up to float rounding).
-std::vector<int> image_from_chw_u8(std::span<const std::uint8_t> chw, int height, int width);
+GRADLENS_API std::vector<int> image_from_chw_u8(std::span<const std::uint8_t> chw,
+                                                int height,
+                                                int width);
 /// The tutorial's original_image for a normalized input x in [-1, 1], CHW: x/2 + 0.5, as HWC
 /// float32 in [0, 1].
-std::vector<float> original_from_normalized_chw(std::span<const float> chw, int height, int width);
+GRADLENS_API std::vector<float> original_from_normalized_chw(std::span<const float> chw,
+                                                             int height,
+                                                             int width);
 /// blended_heat_map's background: the mean over channels of the prepared int image (double).
-std::vector<double> background_gray(std::span<const int> image_hwc, int height, int width);
+GRADLENS_API std::vector<double> background_gray(std::span<const int> image_hwc,
+                                                 int height,
+                                                 int width);
 
-struct RenderOptions {
+struct GRADLENS_API RenderOptions {
   Method method = Method::BlendedHeatMap;
   double alpha_overlay = 0.5;
   int scale = 8;                 // nearest-neighbour upscale factor (>= 1)
@@ -39,9 +46,9 @@ struct RenderOptions {
 /// may be empty for HeatMap only). Returns RGB, or RGBA for AlphaScaling. Throws
 /// std::invalid_argument for a missing/mis-sized image, masked_image or alpha_scaling with
 /// Sign::All (as Captum), or a bad scale.
-Image render_panel(const NormalizedMap& map,
-                   Sign sign,
-                   std::span<const int> image_hwc,
-                   const RenderOptions& options = {});
+GRADLENS_API Image render_panel(const NormalizedMap& map,
+                                Sign sign,
+                                std::span<const int> image_hwc,
+                                const RenderOptions& options = {});
 
 }  // namespace gradlens::viz

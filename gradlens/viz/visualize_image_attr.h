@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gradlens/autograd/tensor.h"
+#include "gradlens/export.h"
 #include "gradlens/viz/colormap.h"
 #include "gradlens/viz/png.h"
 #include "gradlens/viz/visualize.h"
@@ -16,7 +17,7 @@
 namespace gradlens::viz {
 
 /// Captum's remaining keyword arguments, plus the upscale a 32x32 image needs to be seen.
-struct VisualizeOptions {
+struct GRADLENS_API VisualizeOptions {
   std::optional<Colormap> cmap;  // default: by sign, as Captum
   double alpha_overlay = 0.5;
   bool show_colorbar = false;
@@ -25,20 +26,20 @@ struct VisualizeOptions {
 
 /// One panel. original_image may be undefined for Method::HeatMap only. Throws
 /// std::invalid_argument naming the shapes when they do not fit, or on a NaN.
-Image visualize_image_attr(const Tensor& attr,
-                           const Tensor& original_image = {},
-                           Method method = Method::HeatMap,
-                           Sign sign = Sign::AbsoluteValue,
-                           double outlier_perc = 2.0,
-                           const VisualizeOptions& options = {});
+GRADLENS_API Image visualize_image_attr(const Tensor& attr,
+                                        const Tensor& original_image = {},
+                                        Method method = Method::HeatMap,
+                                        Sign sign = Sign::AbsoluteValue,
+                                        double outlier_perc = 2.0,
+                                        const VisualizeOptions& options = {});
 
 /// methods[i] with signs[i] side by side, each under titles[i] (titles empty, or one per panel).
-Image visualize_image_attr_multiple(const Tensor& attr,
-                                    const Tensor& original_image,
-                                    const std::vector<Method>& methods,
-                                    const std::vector<Sign>& signs,
-                                    const std::vector<std::string>& titles = {},
-                                    double outlier_perc = 2.0,
-                                    const VisualizeOptions& options = {});
+GRADLENS_API Image visualize_image_attr_multiple(const Tensor& attr,
+                                                 const Tensor& original_image,
+                                                 const std::vector<Method>& methods,
+                                                 const std::vector<Sign>& signs,
+                                                 const std::vector<std::string>& titles = {},
+                                                 double outlier_perc = 2.0,
+                                                 const VisualizeOptions& options = {});
 
 }  // namespace gradlens::viz

@@ -4,11 +4,12 @@
 
 #include <vector>
 
+#include "gradlens/export.h"
 #include "gradlens/nn/module.h"
 
 namespace gradlens::nn {
 
-struct SGDOptions {
+struct GRADLENS_API SGDOptions {
   float lr = 0.001f;
   float momentum = 0.f;
   float dampening = 0.f;
@@ -16,7 +17,7 @@ struct SGDOptions {
   bool nesterov = false;
 };
 
-class SGD {
+class GRADLENS_API SGD {
  public:
   SGD(std::vector<Parameter> params, SGDOptions options);
   /// One update of every parameter that has a gradient (no tape is recorded).
