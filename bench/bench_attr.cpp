@@ -15,7 +15,6 @@
 #include "gradlens/autograd/storage.h"
 #include "gradlens/nn/lenet.h"
 #include "gradlens/nn/safetensors.h"
-#include "tools/gradlens/attribution_factory.h"
 
 namespace {
 
@@ -37,36 +36,38 @@ std::vector<std::int64_t> superpixel_mask() {
 
 struct Workload {
   std::string name;  // BM_<name>_CPU
-  cli::MethodConfig config;
+  std::string method;
+  attr::MethodArgs args;
   int baselines = 0;  // 0: zero baselines (or none); K: K random images (the *_shap methods)
   std::vector<std::int64_t> images = {1, 16};
 };
 
 std::vector<Workload> workloads() {
   const auto cfg = [](const char* method) {
-    cli::MethodConfig c;
-    c.method = method;
+    attr::MethodArgs args;
     // IG with its delta (the tutorial asks for it), GradientShap without (Captum's default)
-    c.delta = c.method != "gradient_shap";  // as captum_bench.py
-    return c;
+    if (std::string_view(method) == "integrated_gradients") args.values["delta"] = "true";
+    args.concurrency = 0;  // as the command line
+    return args;
   };
   // Every method of the registry under its Captum class (captum_bench.py's names), with its
   // defaults: 50 Gauss-Legendre steps, zero baselines, LayerGradCam on conv2, (3,8,8) occlusion
   // windows with (3,4,4) strides; the distribution methods get 8 random images as baselines.
   std::vector<Workload> w;
   for (const attr::MethodInfo& m : attr::methods()) {
-    w.push_back({std::string(m.captum_class), cfg(std::string(m.name).c_str())});
+    w.push_back(
+        {std::string(m.captum_class), std::string(m.name), cfg(std::string(m.name).c_str())});
     if (m.baselines == attr::Baselines::Distribution) w.back().baselines = 8;
     if (m.name == "feature_ablation") {
-      w.back().config.feature_mask = superpixel_mask();
-      w.back().config.mask_shape = {32, 32};
+      w.back().args.feature_mask = superpixel_mask();
+      w.back().args.mask_shape = {32, 32};
     }
   }
   // The tutorial's NoiseTunnel(IG): smoothgrad_sq, 100 samples, stdev 0.2, zero baselines.
-  Workload nt{"NoiseTunnelIG", cfg("integrated_gradients"), 0, {1, 16}};
-  nt.config.noise_tunnel = "smoothgrad_sq";
-  nt.config.nt_samples = 100;
-  nt.config.stdevs = 0.2f;
+  Workload nt{"NoiseTunnelIG", "integrated_gradients", cfg("integrated_gradients"), 0, {1, 16}};
+  nt.args.values["noise_tunnel"] = "smoothgrad_sq";
+  nt.args.values["nt_samples"] = "100";
+  nt.args.values["stdevs"] = "0.2";
   w.push_back(nt);
   return w;
 }
@@ -74,16 +75,16 @@ std::vector<Workload> workloads() {
 void run_workload(benchmark::State& state, const Workload& w) try {
   const std::int64_t n = state.range(0);
   nn::Net& net = bench_net();
-  cli::BuiltMethod method = cli::make_attribution(w.config, net);
+  const std::unique_ptr<attr::Attribution> method = attr::make_method(w.method, net, w.args);
   const Tensor x = bench::random_images(n, 1);
   std::vector<std::int64_t> targets;
   for (std::int64_t i = 0; i < n; ++i) targets.push_back((i * 7) % 10);
   const Tensor baselines = w.baselines ? bench::random_images(w.baselines, 2) : Tensor();
 
-  method.get().attribute(x, targets, baselines);  // warm-up: sizes the chunks once
+  method->attribute(x, targets, baselines);  // warm-up: sizes the chunks once
   reset_peak_memory(kCPU);
   for (auto _ : state) {
-    const attr::Attributions a = method.get().attribute(x, targets, baselines);
+    const attr::Attributions a = method->attribute(x, targets, baselines);
     benchmark::DoNotOptimize(a.values.data());
   }
   state.SetItemsProcessed(state.iterations() * n);

@@ -55,8 +55,9 @@ for example in "$root"/examples/*/; do
   cmake --build "$work/$name" -j "$(nproc)" >> "$work/$name.log" || { cat "$work/$name.log"; exit 1; }
   echo "check_install: built examples/$name against the installed package"
 done
-if objdump -p "$work/pretrained_ig/explain" | grep NEEDED | grep -qi -e cuda -e nvidia; then
-  fail "examples/pretrained_ig needs a CUDA library to start: $(objdump -p "$work/pretrained_ig/explain" | grep NEEDED)"
+needed="$(objdump -p "$work/pretrained_ig/explain" | grep NEEDED)"
+if grep -qi -e cuda -e nvidia <<<"$needed"; then
+  fail "examples/pretrained_ig needs a CUDA library to start: $needed"
 fi
 model="$shared/reference/cifar_net.safetensors"
 if [[ -f "$model" && -d "$shared/cifar10" ]]; then

@@ -1,7 +1,10 @@
 // Deconvolution: at each relu, grad_in = relu(grad_out).
 #include "gradlens/attr/deconvolution.h"
 
+#include <memory>
+
 #include "gradlens/attr/guided_backprop.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/ops.h"
 
 namespace gradlens::attr {
@@ -21,5 +24,20 @@ Attributions Deconvolution::attribute(const Tensor& inputs, const Targets& targe
                           });
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+std::unique_ptr<Attribution> make_deconvolution(nn::Module& model, const MethodArgs&) {
+  return std::make_unique<Deconvolution>(model);
+}
+
+}  // namespace
+
+extern const MethodInfo deconvolution_method{
+    .name = "deconvolution", .captum_class = "Deconvolution", .make = &make_deconvolution};
 
 }  // namespace gradlens::attr

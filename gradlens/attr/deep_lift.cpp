@@ -10,10 +10,12 @@
 #include "gradlens/attr/deep_lift.h"
 
 #include <algorithm>
+#include <memory>
 #include <unordered_map>
 #include <utility>
 
 #include "gradlens/attr/gradient.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
@@ -202,5 +204,40 @@ Attributions DeepLift::attribute(const Tensor& inputs,
   out.delta = sub(row_sums(out.values), gaps.size() == 1 ? gaps[0] : cat(gaps));
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kDeepLiftOptions[] = {
+    {.name = "multiply_by_inputs",
+     .type = OptionType::Bool,
+     .default_value = "true",
+     .help = "(inputs - baselines) * multipliers, or the multipliers alone"},
+    {.name = "eps",
+     .type = OptionType::Float,
+     .default_value = "1e-10",
+     .min = 0,
+     .help = "|delta_in| below this takes the plain gradient"}};
+
+DeepLiftOptions deeplift_options(const MethodArgs& args) {
+  return {.multiply_by_inputs = args.flag("multiply_by_inputs"),
+          .eps = static_cast<float>(args.number("eps"))};
+}
+
+std::unique_ptr<Attribution> make_deeplift(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<DeepLift>(model, deeplift_options(args));
+}
+
+}  // namespace
+
+extern const MethodInfo deeplift_method{.name = "deeplift",
+                                        .captum_class = "DeepLift",
+                                        .baselines = Baselines::PerInput,
+                                        .has_delta = true,
+                                        .options = kDeepLiftOptions,
+                                        .make = &make_deeplift};
 
 }  // namespace gradlens::attr

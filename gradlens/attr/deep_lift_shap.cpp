@@ -2,7 +2,9 @@
 #include "gradlens/attr/deep_lift_shap.h"
 
 #include <algorithm>
+#include <memory>
 
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -44,5 +46,30 @@ Attributions DeepLiftShap::attribute(const Tensor& inputs,
   out.delta = std::move(pairs.delta);
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h): DeepLift's options.
+namespace gradlens::attr {
+
+extern const MethodInfo deeplift_method;
+
+namespace {
+
+std::unique_ptr<Attribution> make_deeplift_shap(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<DeepLiftShap>(
+      model,
+      DeepLiftOptions{.multiply_by_inputs = args.flag("multiply_by_inputs"),
+                      .eps = static_cast<float>(args.number("eps"))});
+}
+
+}  // namespace
+
+extern const MethodInfo deeplift_shap_method{.name = "deeplift_shap",
+                                             .captum_class = "DeepLiftShap",
+                                             .baselines = Baselines::Distribution,
+                                             .has_delta = true,
+                                             .options = deeplift_method.options,
+                                             .make = &make_deeplift_shap};
 
 }  // namespace gradlens::attr

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 
 #include "gradlens/attr/gradient.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -172,5 +174,35 @@ Attributions FeatureAblation::attribute(const Tensor& inputs,
                                 name());
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kFeatureAblationOptions[] = {{.name = "perturbations_per_eval",
+                                                   .type = OptionType::Int,
+                                                   .default_value = "1",
+                                                   .min = 1,
+                                                   .max = 1000000,
+                                                   .help = "ablated copies per forward pass"}};
+
+std::unique_ptr<Attribution> make_feature_ablation(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<FeatureAblation>(
+      model,
+      FeatureAblationOptions{.feature_mask = args.feature_mask,
+                             .mask_shape = args.mask_shape,
+                             .perturbations_per_eval = args.integer("perturbations_per_eval")});
+}
+
+}  // namespace
+
+extern const MethodInfo feature_ablation_method{.name = "feature_ablation",
+                                                .captum_class = "FeatureAblation",
+                                                .baselines = Baselines::PerInput,
+                                                .perturbation = true,
+                                                .options = kFeatureAblationOptions,
+                                                .make = &make_feature_ablation};
 
 }  // namespace gradlens::attr

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 
 #include "gradlens/attr/gradient.h"
 #include "gradlens/attr/integrated_gradients.h"
 #include "gradlens/attr/noise_tunnel.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -108,5 +110,64 @@ Attributions GradientShap::attribute(const Tensor& inputs,
   if (options_.return_convergence_delta) out.delta = convergence_delta(forward_, per_row, xn, b, t);
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kGradientShapOptions[] = {
+    {.name = "n_samples",
+     .type = OptionType::Int,
+     .default_value = "5",
+     .min = 1,
+     .max = 1000000,
+     .help = "random points per image"},
+    {.name = "gs_stdevs",
+     .type = OptionType::Float,
+     .default_value = "0",
+     .min = 0,
+     .help = "the input noise's standard deviation",
+     .captum = "stdevs"},
+    {.name = "multiply_by_inputs",
+     .type = OptionType::Bool,
+     .default_value = "true",
+     .help = "(inputs - baselines) * gradients, or the gradients alone"},
+    {.name = "seed",
+     .type = OptionType::Int,
+     .default_value = "0",
+     .min = 0,
+     .max = 9.2e18,
+     .help = "seed of the random draws (one stream per image)"},
+    {.name = "delta",
+     .type = OptionType::Switch,
+     .default_value = "false",
+     .help = "the convergence delta too",
+     .captum = "return_convergence_delta"}};
+
+std::unique_ptr<Attribution> make_gradient_shap(nn::Module& model, const MethodArgs& args) {
+  // Inside a NoiseTunnel the saved draws are the tunnel's.
+  const bool tunnel = args.has("noise_tunnel") && !args.text("noise_tunnel").empty();
+  return std::make_unique<GradientShap>(
+      model,
+      GradientShapOptions{.n_samples = static_cast<int>(args.integer("n_samples")),
+                          .stdevs = static_cast<float>(args.number("gs_stdevs")),
+                          .multiply_by_inputs = args.flag("multiply_by_inputs"),
+                          .seed = static_cast<std::uint64_t>(args.integer("seed")),
+                          .image_ids = {},
+                          .draws = tunnel ? std::nullopt : args.draws,
+                          .return_convergence_delta = args.flag("delta")});
+}
+
+}  // namespace
+
+extern const MethodInfo gradient_shap_method{.name = "gradient_shap",
+                                             .captum_class = "GradientShap",
+                                             .baselines = Baselines::Distribution,
+                                             .stochastic = true,
+                                             .has_delta = true,
+                                             .options = kGradientShapOptions,
+                                             .make = &make_gradient_shap};
 
 }  // namespace gradlens::attr

@@ -2,7 +2,10 @@
 // own backward; conv, linear, max-pool and the rest keep their plain gradients.
 #include "gradlens/attr/guided_backprop.h"
 
+#include <memory>
+
 #include "gradlens/attr/gradient.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -52,5 +55,20 @@ Attributions GuidedBackprop::attribute(const Tensor& inputs,
       });
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+std::unique_ptr<Attribution> make_guided_backprop(nn::Module& model, const MethodArgs&) {
+  return std::make_unique<GuidedBackprop>(model);
+}
+
+}  // namespace
+
+extern const MethodInfo guided_backprop_method{
+    .name = "guided_backprop", .captum_class = "GuidedBackprop", .make = &make_guided_backprop};
 
 }  // namespace gradlens::attr

@@ -2,6 +2,9 @@
 // nearest (default) or bilinear resampling of the layer map to the input's H x W.
 #include "gradlens/attr/guided_grad_cam.h"
 
+#include <memory>
+
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -48,5 +51,42 @@ Attributions GuidedGradCam::attribute(const Tensor& inputs, const Targets& targe
   out.values = mul(guided, up);
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kGuidedGradCamOptions[] = {{.name = "layer",
+                                                 .type = OptionType::Text,
+                                                 .default_value = "conv2",
+                                                 .help = "the layer's dotted name"},
+                                                {.name = "attribute_to_layer_input",
+                                                 .type = OptionType::Switch,
+                                                 .default_value = "false",
+                                                 .help = "the layer's input instead of its output"},
+                                                {.name = "interpolate",
+                                                 .type = OptionType::Text,
+                                                 .default_value = "nearest",
+                                                 .choices = "nearest,bilinear",
+                                                 .help = "how the GradCAM map is upsampled",
+                                                 .captum = "interpolate_mode"}};
+
+std::unique_ptr<Attribution> make_guided_grad_cam(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<GuidedGradCam>(
+      model,
+      args.text("layer"),
+      GuidedGradCamOptions{.mode = parse_interpolation(args.text("interpolate")),
+                           .attribute_to_layer_input = args.flag("attribute_to_layer_input")});
+}
+
+}  // namespace
+
+extern const MethodInfo guided_grad_cam_method{.name = "guided_grad_cam",
+                                               .captum_class = "GuidedGradCam",
+                                               .takes_layer = true,
+                                               .options = kGuidedGradCamOptions,
+                                               .make = &make_guided_grad_cam};
 
 }  // namespace gradlens::attr

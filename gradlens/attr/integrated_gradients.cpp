@@ -2,8 +2,10 @@
 #include "gradlens/attr/integrated_gradients.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "gradlens/attr/gradient.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -100,5 +102,56 @@ Attributions IntegratedGradients::attribute_steps(const Tensor& inputs,
     out.delta = convergence_delta(forward_, out.values, inputs, base, t);
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kIntegratedGradientsOptions[] = {
+    {.name = "n_steps",
+     .type = OptionType::Int,
+     .default_value = "50",
+     .min = 1,
+     .max = 100000,
+     .help = "steps of the path integral"},
+    {.name = "method",
+     .type = OptionType::Text,
+     .default_value = "gausslegendre",
+     .choices = "gausslegendre,riemann_left,riemann_right,riemann_middle,riemann_trapezoid",
+     .help = "how the integral is approximated"},
+    {.name = "multiply_by_inputs",
+     .type = OptionType::Bool,
+     .default_value = "true",
+     .help = "(inputs - baselines) * the integral, or the integral alone"},
+    {.name = "delta",
+     .type = OptionType::Switch,
+     .default_value = "false",
+     .help = "the convergence delta too",
+     .captum = "return_convergence_delta"}};
+
+std::unique_ptr<Attribution> make_integrated_gradients(nn::Module& model, const MethodArgs& args) {
+  const Approximation method = parse_approximation(args.text("method"));
+  if (method != Approximation::GaussLegendre && args.integer("n_steps") < 2)
+    throw OptionError(
+        "n_steps",
+        "[attribute] integrated_gradients option n_steps must be >= 2 for " + args.text("method"));
+  return std::make_unique<IntegratedGradients>(
+      model,
+      IntegratedGradientsOptions{.n_steps = static_cast<int>(args.integer("n_steps")),
+                                 .method = method,
+                                 .multiply_by_inputs = args.flag("multiply_by_inputs"),
+                                 .return_convergence_delta = args.flag("delta")});
+}
+
+}  // namespace
+
+extern const MethodInfo integrated_gradients_method{.name = "integrated_gradients",
+                                                    .captum_class = "IntegratedGradients",
+                                                    .baselines = Baselines::PerInput,
+                                                    .has_delta = true,
+                                                    .options = kIntegratedGradientsOptions,
+                                                    .make = &make_integrated_gradients};
 
 }  // namespace gradlens::attr

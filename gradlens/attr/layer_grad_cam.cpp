@@ -3,6 +3,9 @@
 // intermediate tensor gives every row's gradient in one backward sweep.
 #include "gradlens/attr/layer_grad_cam.h"
 
+#include <memory>
+
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
@@ -102,5 +105,47 @@ Attributions LayerGradCam::attribute(const Tensor& inputs, const Targets& target
   out.values = cams.size() == 1 ? cams[0] : cat(cams);
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kLayerGradCamOptions[] = {
+    {.name = "layer",
+     .type = OptionType::Text,
+     .default_value = "conv2",
+     .help = "the layer's dotted name"},
+    {.name = "relu_attributions",
+     .type = OptionType::Switch,
+     .default_value = "false",
+     .help = "clip the maps at 0"},
+    {.name = "attribute_to_layer_input",
+     .type = OptionType::Switch,
+     .default_value = "false",
+     .help = "the layer's input instead of its output"},
+    {.name = "interpolate",
+     .type = OptionType::Text,
+     .default_value = "",
+     .choices = "nearest,bilinear",
+     .help = "upsample the maps to the input's size (LayerAttribution.interpolate)"}};
+
+std::unique_ptr<Attribution> make_layer_grad_cam(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<LayerGradCam>(
+      model,
+      args.text("layer"),
+      LayerGradCamOptions{.relu_attributions = args.flag("relu_attributions"),
+                          .attribute_to_layer_input = args.flag("attribute_to_layer_input")});
+}
+
+}  // namespace
+
+extern const MethodInfo layer_grad_cam_method{.name = "layer_grad_cam",
+                                              .captum_class = "LayerGradCam",
+                                              .takes_layer = true,
+                                              .layer_output = true,
+                                              .options = kLayerGradCamOptions,
+                                              .make = &make_layer_grad_cam};
 
 }  // namespace gradlens::attr

@@ -5,8 +5,10 @@
 #include "gradlens/attr/lrp.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "gradlens/attr/gradient.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
@@ -92,5 +94,31 @@ Attributions LRP::attribute(const Tensor& inputs, const Targets& targets, const 
   out.delta = sub(outputs.size() == 1 ? outputs[0] : cat(outputs), row_sums(out.values));
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kLrpOptions[] = {{.name = "lrp_epsilon",
+                                       .type = OptionType::Float,
+                                       .default_value = "1e-09",
+                                       .min = 0,
+                                       .help = "EpsilonRule's stabiliser",
+                                       .captum = "epsilon"}};
+
+std::unique_ptr<Attribution> make_lrp(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<LRP>(
+      model, LRPOptions{.epsilon = static_cast<float>(args.number("lrp_epsilon"))});
+}
+
+}  // namespace
+
+extern const MethodInfo lrp_method{.name = "lrp",
+                                   .captum_class = "LRP",
+                                   .has_delta = true,
+                                   .options = kLrpOptions,
+                                   .make = &make_lrp};
 
 }  // namespace gradlens::attr

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "gradlens/attr/batching.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -249,5 +250,45 @@ Attributions NoiseTunnel::attribute_images(const Tensor& inputs,
   }
   return out;
 }
+
+}  // namespace gradlens::attr
+
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kNoiseTunnelOptions[] = {
+    {.name = "noise_tunnel",
+     .type = OptionType::Text,
+     .default_value = "",
+     .choices = "smoothgrad,smoothgrad_sq,vargrad",
+     .help = "wrap the method in a NoiseTunnel of this type",
+     .captum = "nt_type"},
+    {.name = "nt_samples",
+     .type = OptionType::Int,
+     .default_value = "5",
+     .min = 1,
+     .max = 1000000,
+     .help = "noisy copies per image"},
+    {.name = "nt_samples_batch_size",
+     .type = OptionType::Int,
+     .default_value = "0",
+     .min = 0,
+     .max = 2147483647,
+     .help = "copies per call of the method (0 = all at once)"},
+    {.name = "stdevs",
+     .type = OptionType::Float,
+     .default_value = "1",
+     .min = 0,
+     .help = "the noise's standard deviation"},
+    {.name = "seed",
+     .type = OptionType::Int,
+     .default_value = "0",
+     .min = 0,
+     .max = 9.2e18,
+     .help = "seed of the random draws (one stream per image)"}};
+
+}  // namespace
+
+std::span<const OptionSpec> noise_tunnel_options() { return kNoiseTunnelOptions; }
 
 }  // namespace gradlens::attr

@@ -4,9 +4,11 @@
 #include "gradlens/attr/occlusion.h"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "gradlens/attr/feature_ablation.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -104,5 +106,43 @@ Attributions Occlusion::attribute(const Tensor& inputs,
   out.values = div(total, coverage);
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kOcclusionOptions[] = {{.name = "sliding_window_shapes",
+                                             .type = OptionType::Shape,
+                                             .default_value = "3,8,8",
+                                             .help = "the occluding window, per input dimension"},
+                                            {.name = "strides",
+                                             .type = OptionType::Shape,
+                                             .default_value = "3,4,4",
+                                             .help = "the window's steps"},
+                                            {.name = "perturbations_per_eval",
+                                             .type = OptionType::Int,
+                                             .default_value = "1",
+                                             .min = 1,
+                                             .max = 1000000,
+                                             .help = "occluded copies per forward pass"}};
+
+std::unique_ptr<Attribution> make_occlusion(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<Occlusion>(
+      model,
+      OcclusionOptions{.sliding_window_shapes = args.shape("sliding_window_shapes"),
+                       .strides = args.shape("strides"),
+                       .perturbations_per_eval = args.integer("perturbations_per_eval")});
+}
+
+}  // namespace
+
+extern const MethodInfo occlusion_method{.name = "occlusion",
+                                         .captum_class = "Occlusion",
+                                         .baselines = Baselines::PerInput,
+                                         .perturbation = true,
+                                         .options = kOcclusionOptions,
+                                         .make = &make_occlusion};
 
 }  // namespace gradlens::attr

@@ -1,9 +1,11 @@
 // Saliency: attr = |grad| (abs) or grad, grad = d f_t(x) / dx.
 #include "gradlens/attr/saliency.h"
 
+#include <memory>
 #include <vector>
 
 #include "gradlens/attr/gradient.h"
+#include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -21,5 +23,28 @@ Attributions Saliency::attribute(const Tensor& inputs,
   out.values = options_.abs ? abs(grads) : grads;
   return out;
 }
+
+}  // namespace gradlens::attr
+
+// Its entry in the method registry (registry.h).
+namespace gradlens::attr {
+namespace {
+
+constexpr OptionSpec kSaliencyOptions[] = {
+    {.name = "abs",
+     .type = OptionType::Bool,
+     .default_value = "true",
+     .help = "the gradient's magnitude; false keeps its sign"}};
+
+std::unique_ptr<Attribution> make_saliency(nn::Module& model, const MethodArgs& args) {
+  return std::make_unique<Saliency>(model, SaliencyOptions{.abs = args.flag("abs")});
+}
+
+}  // namespace
+
+extern const MethodInfo saliency_method{.name = "saliency",
+                                        .captum_class = "Saliency",
+                                        .options = kSaliencyOptions,
+                                        .make = &make_saliency};
 
 }  // namespace gradlens::attr

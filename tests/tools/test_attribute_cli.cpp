@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "gradlens/attr/registry.h"
 #include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
@@ -152,6 +153,27 @@ TEST(AttributeCli, BadInputsAreOneLineErrors) {
   expect_one_line_error("saliency --model " + model + " --data /nonexistent/cifar",
                         "/nonexistent/cifar");
   expect_one_line_error("gradient_shap --draws " + model + common, "--draws");
+  // Options a method does not take are refused, not ignored.
+  expect_one_line_error("saliency --n-steps 8" + common,
+                        "--n-steps: [attribute] saliency takes no");
+  expect_one_line_error("saliency --nt-samples 8" + common, "--nt-samples");
+  expect_one_line_error("integrated_gradients --n-steps 4294967297" + common, "out of range");
+}
+
+// `gradlens methods` prints the library's registry: every method, every option with its flag.
+TEST(AttributeCli, MethodsListsTheRegistry) {
+  const gradlens::testing::CliRun text = gradlens::testing::run_gradlens("methods");
+  const gradlens::testing::CliRun json = gradlens::testing::run_gradlens("methods --json");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  for (const gradlens::attr::MethodInfo& m : gradlens::attr::methods()) {
+    EXPECT_NE(text.out.find(std::string(m.name) + " (Captum " + std::string(m.captum_class)),
+              std::string::npos)
+        << m.name;
+    EXPECT_NE(json.out.find("\"name\": \"" + std::string(m.name) + "\""), std::string::npos);
+  }
+  EXPECT_NE(text.out.find("--n-steps"), std::string::npos) << text.out;
+  EXPECT_NE(json.out.find("\"flag\": \"--nt-samples-batch-size\""), std::string::npos);
 }
 
 TEST(AttributeCli, UnknownFlagIsAnErrorNotACrash) {

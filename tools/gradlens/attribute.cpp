@@ -21,9 +21,9 @@
 #include "gradlens/kernels/backend.h"
 #include "gradlens/kernels/build_info.h"
 #include "gradlens/nn/safetensors.h"
-#include "tools/gradlens/attribution_factory.h"
 #include "tools/gradlens/commands.h"
 #include "tools/gradlens/common.h"
+#include "tools/gradlens/method_flags.h"
 #include "tools/gradlens/shards.h"
 
 namespace gradlens::cli {
@@ -31,7 +31,9 @@ namespace gradlens::cli {
 namespace {
 
 struct AttributeOptions {
-  MethodConfig config;
+  std::string method;
+  attr::MethodArgs args;
+  MethodFlags flags;
   std::string model = "cifar_net.safetensors";
   std::string data_dir = ".data/cifar10";
   std::string indices;  // "" = image 3 of the test set, or every row of --inputs
@@ -42,8 +44,6 @@ struct AttributeOptions {
   std::string draws_file;
   std::string draws_prefix;
   std::string memory_budget;
-  std::string sliding_window_shapes = "3,8,8";
-  std::string strides = "3,4,4";
   std::string device = "cpu";
   std::string precision = "float32";
   int threads = 0;
@@ -134,35 +134,18 @@ std::vector<std::int64_t> choose_targets(const std::string& how,
   return std::vector<std::int64_t>(in.labels.size(), t);
 }
 
-Tensor load_baselines(const std::string& spec) {
-  if (spec == "zero" || spec == "zeros") return {};
-  const auto file = open_file(spec, "--baselines");
-  for (const char* name : {"baselines", "baseline_set"}) {
-    if (file.contains(name)) return file.tensor(name);
-  }
-  fail("--baselines: " + spec + " has neither a tensor 'baselines' nor 'baseline_set'");
+void require_file(const std::string& path, const std::string& flag) {
+  if (!std::filesystem::exists(path)) fail(flag + ": file not found: " + path);
 }
 
-attr::RandomDraws load_draws(const std::string& path, const std::string& prefix) {
-  const auto file = open_file(path, "--draws");
-  attr::RandomDraws draws;
-  bool any = false;
-  if (file.contains(prefix + "noise")) {
-    draws.noise = file.tensor(prefix + "noise");
-    any = true;
+Tensor load_baselines(const std::string& spec) {
+  if (spec == "zero" || spec == "zeros") return {};
+  require_file(spec, "--baselines");
+  try {
+    return attr::load_baselines(spec);
+  } catch (const std::exception& e) {
+    fail(std::string("--baselines: ") + e.what());
   }
-  if (file.contains(prefix + "baseline_index")) {
-    draws.baseline_index = file.int64s(prefix + "baseline_index");
-    any = true;
-  }
-  if (file.contains(prefix + "alphas")) {
-    for (double a : file.float64s(prefix + "alphas")) draws.alphas.push_back(static_cast<float>(a));
-    any = true;
-  }
-  if (!any)
-    fail("--draws: " + path + " has none of " + prefix + "noise, " + prefix + "baseline_index, " +
-         prefix + "alphas");
-  return draws;
 }
 
 std::string join_ints(const std::vector<std::int64_t>& v, std::size_t max_items = 16) {
@@ -189,8 +172,8 @@ std::string duration_text(double seconds) {
 // --out DIR/: the chosen images of the split, in order, a shard of --images-per-shard at a time
 // (the method chunks each shard's rows to the memory budget), each shard written as it finishes.
 void run_sharded(const AttributeOptions& o,
-                 const MethodConfig& c,
-                 BuiltMethod& method,
+                 attr::Attribution& method,
+                 const std::string& description,
                  nn::Net& net,
                  Device device) {
   if (!o.inputs_file.empty())
@@ -207,7 +190,7 @@ void run_sharded(const AttributeOptions& o,
   // Everything that decides the numbers; not the device, the threads or where the data lives.
   const nlohmann::json manifest = {
       {"gradlens", build_info().version},
-      {"method", method.description()},
+      {"method", description},
       {"model_md5", data::md5_file(o.model)},
       {"split", o.split},
       {"split_size", split.size()},
@@ -218,7 +201,7 @@ void run_sharded(const AttributeOptions& o,
       {"baselines", o.baselines},
       {"draws", o.draws_file + (o.draws_prefix.empty() ? "" : "#" + o.draws_prefix)},
       {"precision", o.precision},
-      {"seed", c.seed}};
+      {"seed", o.args.has("seed") ? o.args.text("seed") : "0"}};
   write_or_check_manifest(dir, manifest);
 
   const auto [begin, end] = shard_slice(static_cast<std::int64_t>(planned.size()), job, jobs);
@@ -238,7 +221,7 @@ void run_sharded(const AttributeOptions& o,
   }
   Tensor baselines = load_baselines(o.baselines);
   if (baselines.defined()) baselines = baselines.to(device);
-  std::printf("method:      %s\n", method.description().c_str());
+  std::printf("method:      %s\n", description.c_str());
   std::printf(
       "images:      %lld of the CIFAR-10 %s set (%s), job %lld/%lld: positions %lld..%lld, "
       "%lld already written\n",
@@ -266,14 +249,16 @@ void run_sharded(const AttributeOptions& o,
     const std::vector<std::int64_t> predicted = nn::predict(net, x);
     const std::vector<std::int64_t> targets = choose_targets(o.target, in, predicted);
     method.set_image_ids(in.ids);
-    attr::Attributions result = method.get().attribute(x, targets, baselines);
+    attr::Attributions result = method.attribute(x, targets, baselines);
     nn::SafetensorsWriter writer;
-    writer.add("attributions", postprocess(c, result.values, x.size(2), x.size(3)).to(kCPU));
+    writer.add(
+        "attributions",
+        attr::upsample_layer_maps(o.method, o.args, result.values, x.size(2), x.size(3)).to(kCPU));
     if (result.delta.defined()) writer.add("delta", result.delta.to(kCPU));
     writer.add_int64("indices", in.ids, {count});
     writer.add_int64("targets", targets, {count});
     writer.add_int64("predicted", predicted, {count});
-    writer.set_metadata("method", method.description());
+    writer.set_metadata("method", description);
     writer.save(shard_file(dir, b, count));
     done += count;
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -298,29 +283,42 @@ bool is_directory_output(const std::string& out) {
 }
 
 void run_attribute(AttributeOptions& o) {
-  MethodConfig& c = o.config;
+  attr::MethodArgs& args = o.args;
   const Device device = Device::parse(o.device);
   apply_precision(o.precision, device);
   apply_threads(o.threads);
-  if (!o.memory_budget.empty()) c.memory_budget = parse_bytes(o.memory_budget, "--memory-budget");
-  c.sliding_window_shapes = parse_shape(o.sliding_window_shapes, "--sliding-window-shapes");
-  c.strides = parse_shape(o.strides, "--strides");
+  o.flags.collect(args);
+  if (!o.memory_budget.empty())
+    args.memory_budget = parse_bytes(o.memory_budget, "--memory-budget");
+  // The command line's models have no stateful hooks outside the layer methods' own attribute
+  // calls, so independent chunks may run one a CPU thread.
+  args.concurrency = 0;
   if (!o.feature_mask_file.empty()) {
     const auto file = open_file(o.feature_mask_file, "--feature-mask");
     if (!file.contains("feature_mask"))
       fail("--feature-mask: " + o.feature_mask_file + " has no tensor 'feature_mask'");
-    c.feature_mask = file.int64s("feature_mask");
-    c.mask_shape = file.shape("feature_mask");
+    args.feature_mask = file.int64s("feature_mask");
+    args.mask_shape = file.shape("feature_mask");
   }
-  if (!o.draws_file.empty()) c.draws = load_draws(o.draws_file, o.draws_prefix);
-  if (c.draws.noise.defined()) c.draws.noise = c.draws.noise.to(device);
+  if (!o.draws_file.empty()) {
+    require_file(o.draws_file, "--draws");
+    try {
+      args.draws = attr::load_draws(o.draws_file, o.draws_prefix);
+    } catch (const std::exception& e) {
+      fail(std::string("--draws: ") + e.what());
+    }
+    if (args.draws->noise.defined()) args.draws->noise = args.draws->noise.to(device);
+  }
 
   nn::Net net;
-  BuiltMethod method = make_attribution(c, net);  // bad methods and layers fail before any file
+  // Bad methods, options and layers fail here, before any file is read or written.
+  const std::unique_ptr<attr::Attribution> method =
+      MethodFlags::in_flag_terms([&] { return attr::make_method(o.method, net, args); });
+  const std::string description = attr::describe_method(o.method, args);
   load_model(net, o.model);
   net.to(device);
   if (is_directory_output(o.out)) {
-    run_sharded(o, c, method, net, device);
+    run_sharded(o, *method, description, net, device);
     return;
   }
   if (!o.shard.empty() || o.resume) fail("--shard and --resume need --out DIR/ (a directory)");
@@ -332,7 +330,7 @@ void run_attribute(AttributeOptions& o) {
   Tensor baselines = load_baselines(o.baselines);
   if (baselines.defined()) baselines = baselines.to(device);
 
-  std::printf("method:      %s\n", method.description().c_str());
+  std::printf("method:      %s\n", description.c_str());
   std::printf(
       "model:       %s on %s, %d threads\n", o.model.c_str(), device.str().c_str(), num_threads());
   std::printf("images:      %lld from %s: %s\n",
@@ -349,9 +347,9 @@ void run_attribute(AttributeOptions& o) {
 
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  method.set_image_ids(in.ids);
-  attr::Attributions result = method.get().attribute(x, targets, baselines);
-  result.values = postprocess(c, result.values, x.size(2), x.size(3));
+  method->set_image_ids(in.ids);
+  attr::Attributions result = method->attribute(x, targets, baselines);
+  result.values = attr::upsample_layer_maps(o.method, args, result.values, x.size(2), x.size(3));
   const Tensor values = result.values.to(kCPU);
   const Tensor delta = result.delta.defined() ? result.delta.to(kCPU) : Tensor();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -403,7 +401,7 @@ void run_attribute(AttributeOptions& o) {
     writer.add("attributions", values);
     if (delta.defined()) writer.add("delta", delta);
     writer.add_int64("targets", targets, {n});
-    writer.set_metadata("method", method.description());
+    writer.set_metadata("method", description);
     writer.set_metadata("source", in.source);
     writer.save(o.out);
     std::printf("wrote %s\n", o.out.c_str());
@@ -414,13 +412,10 @@ void run_attribute(AttributeOptions& o) {
 
 void add_attribute_command(CLI::App& app) {
   auto o = std::make_shared<AttributeOptions>();
-  MethodConfig& c = o->config;
   const std::string names = attr::method_names_text();
   CLI::App* cmd = app.add_subcommand(
       "attribute", "explain the Net's predictions with an attribution method (Captum's names)");
-  cmd->add_option("method", c.method, "one of: " + names)->required();
-  c.delta = false;  // computed only when asked
-  cmd->add_flag("--delta", c.delta, "integrated_gradients, gradient_shap: convergence deltas too");
+  cmd->add_option("method", o->method, "one of: " + names)->required();
 
   // What to explain.
   cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
@@ -435,60 +430,20 @@ void add_attribute_command(CLI::App& app) {
          "--baselines", o->baselines, "zero, or a safetensors file ('baselines' or 'baseline_set')")
       ->capture_default_str();
 
-  // Method parameters, named after Captum's.
-  cmd->add_option("--n-steps", c.n_steps, "integrated_gradients steps")->capture_default_str();
-  cmd->add_option(
-         "--method", c.approximation, "gausslegendre or riemann_{left,right,middle,trapezoid}")
-      ->capture_default_str();
+  // The methods' own options, named after Captum's (attr/registry.h), and NoiseTunnel's.
+  o->flags.add_to(cmd);
   cmd->add_option("--internal-batch-size",
-                  c.internal_batch_size,
+                  o->args.internal_batch_size,
                   "rows per gradient call (0 = as the memory budget allows)")
       ->capture_default_str();
   cmd->add_option("--memory-budget",
                   o->memory_budget,
                   "most bytes per chunk, e.g. 512M (default: half the free memory; CPU chunks stay "
                   "at 16M, GPU ones fill the budget)");
-  cmd->add_option("--multiply-by-inputs", c.multiply_by_inputs, "true or false")
-      ->default_str("true");
-  cmd->add_option("--abs", c.abs, "saliency: absolute gradients (true or false)")
-      ->default_str("true");
-  cmd->add_option("--n-samples", c.n_samples, "gradient_shap samples per image")
-      ->capture_default_str();
-  cmd->add_option("--gs-stdevs", c.gs_stdevs, "gradient_shap's input noise")->capture_default_str();
-  cmd->add_option("--eps", c.deeplift_eps, "deeplift: |delta_in| below this uses the gradient")
-      ->capture_default_str();
-  cmd->add_option("--lrp-epsilon", c.lrp_epsilon, "lrp: EpsilonRule's epsilon")
-      ->capture_default_str();
-  cmd->add_option("--layer", c.layer, "layer_grad_cam / guided_grad_cam layer")
-      ->capture_default_str();
-  cmd->add_flag("--relu-attributions", c.relu_attributions, "layer_grad_cam: clip at 0");
-  cmd->add_flag("--attribute-to-layer-input",
-                c.attribute_to_layer_input,
-                "layer methods: the layer's input instead of its output");
-  cmd->add_option("--interpolate",
-                  c.interpolate,
-                  "nearest or bilinear: guided_grad_cam's mode; layer_grad_cam upsamples to 32x32");
-  cmd->add_option("--sliding-window-shapes", o->sliding_window_shapes, "occlusion window")
-      ->capture_default_str();
-  cmd->add_option("--strides", o->strides, "occlusion strides")->capture_default_str();
-  cmd->add_option("--perturbations-per-eval",
-                  c.perturbations_per_eval,
-                  "occlusion / feature_ablation copies per forward pass")
-      ->capture_default_str();
   cmd->add_option("--feature-mask", o->feature_mask_file, "safetensors with I64 'feature_mask'");
-  cmd->add_option("--seed", c.seed, "seed of the random draws")->capture_default_str();
   cmd->add_option(
       "--draws", o->draws_file, "safetensors with saved draws: noise, baseline_index, alphas");
   cmd->add_option("--draws-prefix", o->draws_prefix, "prefix of the draws' names, e.g. nt10.");
-
-  // NoiseTunnel around the method.
-  cmd->add_option("--noise-tunnel", c.noise_tunnel, "smoothgrad, smoothgrad_sq or vargrad");
-  cmd->add_option("--nt-samples", c.nt_samples, "noise samples per image")->capture_default_str();
-  cmd->add_option(
-         "--nt-samples-batch-size", c.nt_samples_batch_size, "samples per call (0 = all at once)")
-      ->capture_default_str();
-  cmd->add_option("--stdevs", c.stdevs, "NoiseTunnel's noise standard deviation")
-      ->capture_default_str();
 
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
 

@@ -11,5 +11,6 @@ void add_data_command(CLI::App& app);
 void add_attribute_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_methods_command(CLI::App& app);
 
 }  // namespace gradlens::cli

@@ -1,5 +1,5 @@
-// gradlens: train, eval, attribute, report, data and info subcommands in one program. Every failure
-// is one line on stderr and a non-zero exit, never a crash.
+// gradlens: train, eval, attribute, methods, report, data, info and shards subcommands in one
+// program. Every failure is one line on stderr and a non-zero exit, never a crash.
 #include <cstdio>
 #include <exception>
 
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   gradlens::cli::add_train_command(app);
   gradlens::cli::add_eval_command(app);
   gradlens::cli::add_attribute_command(app);
+  gradlens::cli::add_methods_command(app);
   gradlens::cli::add_report_command(app);
   gradlens::cli::add_info_command(app);
   gradlens::cli::add_shards_command(app);

@@ -23,9 +23,9 @@
 #include "gradlens/viz/png.h"
 #include "gradlens/viz/render.h"
 #include "gradlens/viz/visualize.h"
-#include "tools/gradlens/attribution_factory.h"
 #include "tools/gradlens/commands.h"
 #include "tools/gradlens/common.h"
+#include "tools/gradlens/method_flags.h"
 
 namespace gradlens::cli {
 
@@ -57,9 +57,10 @@ struct ReportOptions {
 
 // One column of the report: what the factory builds and how Captum's visualizer draws it.
 struct MethodSpec {
-  std::string key;    // --methods name and file name part
-  std::string title;  // shown above the panel
-  MethodConfig config;
+  std::string key;        // --methods name and file name part
+  std::string title;      // shown above the panel
+  std::string method;     // attr::methods() name
+  attr::MethodArgs args;  // its options; the rest take Captum's defaults
   viz::Sign sign = viz::Sign::All;
   double outlier_perc = 2;
   std::string tutorial_title;  // non-empty for the tutorial's four figures
@@ -76,9 +77,14 @@ std::vector<MethodSpec> all_methods(const ReportOptions& o) {
     MethodSpec s;
     s.key = std::move(key);
     s.title = std::move(title);
-    s.config.method = std::move(method);
-    s.config.n_steps = o.n_steps;
-    s.config.seed = o.seed;
+    s.method = std::move(method);
+    s.args.concurrency = 0;  // as the attribute command: independent chunks one a CPU thread
+    // The convergence delta wherever a method has one, and the report's own step count and seed.
+    for (const attr::OptionSpec& option : attr::method_info(s.method).options) {
+      if (option.name == "delta") s.args.values["delta"] = "true";
+      if (option.name == "n_steps") s.args.values["n_steps"] = std::to_string(o.n_steps);
+      if (option.name == "seed") s.args.values["seed"] = std::to_string(o.seed);
+    }
     s.sign = sign;
     s.outlier_perc = outlier;
     s.tutorial_title = std::move(tutorial);
@@ -103,10 +109,11 @@ std::vector<MethodSpec> all_methods(const ReportOptions& o) {
                        10,
                        "Overlayed Integrated Gradients with SmoothGrad Squared");
   m.back().png_title = "integrated gradients";
-  nt.config.noise_tunnel = "smoothgrad_sq";
+  nt.args.values["noise_tunnel"] = "smoothgrad_sq";
+  nt.args.values["seed"] = std::to_string(o.seed);
   nt.png_title = "ig smoothgrad_sq";
-  nt.config.nt_samples = o.nt_samples;
-  nt.config.stdevs = o.stdevs;
+  nt.args.values["nt_samples"] = std::to_string(o.nt_samples);
+  nt.args.values["stdevs"] = std::to_string(o.stdevs);
   m.push_back(std::move(nt));
   m.push_back(spec("deeplift", "DeepLift", "deeplift", Sign::All, 2, "Overlayed DeepLift"));
   // The rest of what the factory knows, each drawn as a signed blended heat map.
@@ -117,7 +124,7 @@ std::vector<MethodSpec> all_methods(const ReportOptions& o) {
   m.push_back(spec("deconvolution", "Deconvolution", "deconvolution", Sign::All));
   m.push_back(spec("guided_grad_cam", "Guided GradCAM (conv2)", "guided_grad_cam", Sign::All));
   MethodSpec cam = spec("layer_grad_cam", "Layer GradCAM (conv2)", "layer_grad_cam", Sign::All);
-  cam.config.interpolate = "nearest";  // LayerAttribution.interpolate's default, to 32x32
+  cam.args.values["interpolate"] = "nearest";  // LayerAttribution.interpolate's default, to 32x32
   m.push_back(std::move(cam));
   m.push_back(spec("lrp", "LRP (epsilon)", "lrp", Sign::All));
   m.push_back(spec("occlusion", "Occlusion (3x8x8, stride 4)", "occlusion", Sign::All));
@@ -125,8 +132,8 @@ std::vector<MethodSpec> all_methods(const ReportOptions& o) {
       spec("feature_ablation", "Feature Ablation (4x4 superpixels)", "feature_ablation", Sign::All);
   // The reference's mask: 16 superpixels of 8x8, id = (h / 8) * 4 + w / 8, shared by the channels.
   for (int h = 0; h < kSize; ++h)
-    for (int w = 0; w < kSize; ++w) fa.config.feature_mask.push_back((h / 8) * 4 + w / 8);
-  fa.config.mask_shape = {1, 1, kSize, kSize};
+    for (int w = 0; w < kSize; ++w) fa.args.feature_mask.push_back((h / 8) * 4 + w / 8);
+  fa.args.mask_shape = {1, 1, kSize, kSize};
   m.push_back(std::move(fa));
   return m;
 }
@@ -305,7 +312,7 @@ void run_report(const ReportOptions& o) {
   std::string baseline_note;
   const fs::path train_file = fs::path(o.data_dir) / "data_batch_1.bin";
   const bool wants_baselines = std::any_of(specs.begin(), specs.end(), [](const MethodSpec& s) {
-    return attr::method_info(s.config.method).baselines == attr::Baselines::Distribution;
+    return attr::method_info(s.method).baselines == attr::Baselines::Distribution;
   });
   if (wants_baselines) {
     if (fs::exists(train_file)) {
@@ -337,10 +344,10 @@ void run_report(const ReportOptions& o) {
   for (const MethodSpec& spec : specs) {
     MethodRun run;
     run.spec = &spec;
-    const bool shap =
-        attr::method_info(spec.config.method).baselines == attr::Baselines::Distribution;
-    BuiltMethod built = make_attribution(spec.config, net);
-    run.description = built.description();
+    const bool shap = attr::method_info(spec.method).baselines == attr::Baselines::Distribution;
+    const std::unique_ptr<attr::Attribution> method =
+        attr::make_method(spec.method, net, spec.args);
+    run.description = attr::describe_method(spec.method, spec.args);
     if (shap && !baseline_set.defined()) {
       run.skipped = baseline_note;
       std::printf("  %-22s skipped (%s)\n", spec.key.c_str(), run.skipped.c_str());
@@ -348,8 +355,9 @@ void run_report(const ReportOptions& o) {
       continue;
     }
     const auto t0 = Clock::now();
-    attr::Attributions result = built.get().attribute(x, targets, shap ? baseline_set : Tensor());
-    const Tensor values = postprocess(spec.config, result.values, kSize, kSize).to(kCPU);
+    attr::Attributions result = method->attribute(x, targets, shap ? baseline_set : Tensor());
+    const Tensor values =
+        attr::upsample_layer_maps(spec.method, spec.args, result.values, kSize, kSize).to(kCPU);
     const Tensor delta = result.delta.defined() ? result.delta.to(kCPU) : Tensor();
     run.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     const Shape& s = values.shape();
@@ -540,7 +548,7 @@ void run_report(const ReportOptions& o) {
       html << "<br><span class=\"meta\">tutorial: " << viz::html_escape(spec.tutorial_title)
            << "</span>";
     html << "</td><td>" << viz::html_escape(run.description);
-    if (attr::method_info(spec.config.method).baselines == attr::Baselines::Distribution)
+    if (attr::method_info(spec.method).baselines == attr::Baselines::Distribution)
       html << "<br>baselines: " << viz::html_escape(baseline_note);
     html << "</td><td>blended_heat_map, sign=" << viz::to_string(spec.sign)
          << ", outlier_perc=" << general(spec.outlier_perc) << "</td><td>"

@@ -8,7 +8,7 @@
 
 #include "gradlens/nn/safetensors.h"
 #include "gradlens/viz/png.h"
-#include "tools/gradlens/attribution_factory.h"
+#include "tools/gradlens/method_flags.h"
 
 namespace gradlens::cli {
 
