@@ -221,9 +221,15 @@ std::vector<std::int64_t> read_labels(const fs::path& path, std::size_t expected
   if (!in) throw std::runtime_error("[fetch] " + path.string() + ": cannot open");
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("[fetch] " + path.string() + ": " + e.what());
+    // A flat array: anything nested is refused while parsing, before a deep tree can be walked.
+    json = nlohmann::json::parse(in, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > 1) throw std::invalid_argument("nested arrays or objects");
+      return true;
+    });
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    if (why.size() > 200) why = why.substr(0, 197) + "...";
+    throw std::runtime_error("[fetch] " + path.string() + ": not a JSON array of labels: " + why);
   }
   if (!json.is_array() || json.size() != expected) {
     throw std::runtime_error("[fetch] " + path.string() + ": expected a JSON array of " +
@@ -233,7 +239,7 @@ std::vector<std::int64_t> read_labels(const fs::path& path, std::size_t expected
   labels.reserve(expected);
   for (const nlohmann::json& v : json) {
     if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > 9) {
-      throw std::runtime_error("[fetch] " + path.string() + ": label " + v.dump() +
+      throw std::runtime_error("[fetch] " + path.string() + ": label " + v.dump().substr(0, 40) +
                                " at position " + std::to_string(labels.size()) + ", expected 0-9");
     }
     labels.push_back(v.get<std::int64_t>());

@@ -83,6 +83,18 @@ std::string quoted_list(const std::vector<std::string>& names, std::size_t limit
 }
 
 // The parsed JSON drops duplicate keys silently, so they are caught while parsing.
+// Limits on what an untrusted header may be: safetensors' own reader refuses headers over 100 MB.
+constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+constexpr int kMaxJsonDepth = 16;
+struct TooDeep {};
+
+// A value from the header in a message: its JSON, cut to a line.
+std::string shown(const Json& v) {
+  std::string text = v.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
 struct DuplicateKey {
   std::string key;
   int depth;
@@ -107,7 +119,8 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
 
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO or a device must be refused below, not waited on here.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) f.fail("cannot open: " + errno_str(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -118,6 +131,21 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     f.fail("not a regular file");
+  }
+  // The header's length first: a large file that is not safetensors is refused before it is read.
+  if (st.st_size >= 8) {
+    std::uint8_t head[8];
+    if (::pread(fd, head, sizeof head, 0) == static_cast<ssize_t>(sizeof head)) {
+      const auto header_len = load_le<std::uint64_t>(head);
+      const auto size = static_cast<std::uint64_t>(st.st_size);
+      if (header_len > size - 8 || header_len > kMaxHeaderBytes) {
+        ::close(fd);
+        f.fail("header length " + std::to_string(header_len) + " is larger than " +
+               (header_len > size - 8 ? "the " + std::to_string(size - 8) + " bytes after it"
+                                      : "the " + std::to_string(kMaxHeaderBytes) + "-byte limit") +
+               " (file " + std::to_string(size) + " bytes): truncated or not a safetensors file");
+      }
+    }
   }
   f.file_.resize(static_cast<std::size_t>(st.st_size));
   std::size_t done = 0;
@@ -161,6 +189,9 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
   Json header;
   std::vector<std::set<std::string>> keys_seen;
   auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    // A safetensors header nests three deep; deeper is refused while parsing, before anything
+    // walks the tree recursively (dump, destruction).
+    if (depth > kMaxJsonDepth) throw TooDeep{};
     if (event == Json::parse_event_t::object_start) keys_seen.emplace_back();
     if (event == Json::parse_event_t::object_end) keys_seen.pop_back();
     if (event == Json::parse_event_t::key &&
@@ -172,40 +203,45 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
   try {
     const auto* first = f.file_.data() + 8;
     header = Json::parse(first, first + header_len, callback);
+  } catch (const TooDeep&) {
+    f.fail("invalid JSON header: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   } catch (const DuplicateKey& dup) {
     f.fail(dup.depth <= 1 ? "duplicate tensor name '" + dup.key + "' in the header"
                           : "duplicate key '" + dup.key + "' in the header");
   } catch (const Json::exception& e) {
-    f.fail(std::string("invalid JSON header: ") + e.what());
+    // nlohmann quotes the offending token whole: a line, not a megabyte of it.
+    std::string why = e.what();
+    if (why.size() > 200) why = why.substr(0, 197) + "...";
+    f.fail("invalid JSON header: " + why);
   }
   if (!header.is_object()) f.fail("the JSON header is not an object");
 
   auto get_u64 = [&](const Json& v, const std::string& what) -> std::uint64_t {
-    if (!v.is_number_unsigned()) f.fail(what + " must be a non-negative integer, got " + v.dump());
+    if (!v.is_number_unsigned()) f.fail(what + " must be a non-negative integer, got " + shown(v));
     return v.get<std::uint64_t>();
   };
 
   for (const auto& [name, info] : header.items()) {
     if (name == kMetadataKey) {
       if (!info.is_object())
-        f.fail("__metadata__ must be an object of strings, got " + info.dump());
+        f.fail("__metadata__ must be an object of strings, got " + shown(info));
       for (const auto& [key, value] : info.items()) {
         if (!value.is_string()) {
-          f.fail("__metadata__ value of '" + key + "' must be a string, got " + value.dump());
+          f.fail("__metadata__ value of '" + key + "' must be a string, got " + shown(value));
         }
         f.metadata_[key] = value.get<std::string>();
       }
       continue;
     }
     const std::string where = "tensor '" + name + "'";
-    if (!info.is_object()) f.fail(where + ": entry must be an object, got " + info.dump());
+    if (!info.is_object()) f.fail(where + ": entry must be an object, got " + shown(info));
     for (const char* field : {"dtype", "shape", "data_offsets"}) {
       if (!info.contains(field)) f.fail(where + ": missing field \"" + field + "\"");
     }
     const Json& dtype = info["dtype"];
     const Json& shape = info["shape"];
     const Json& offsets = info["data_offsets"];
-    if (!dtype.is_string()) f.fail(where + ": dtype must be a string, got " + dtype.dump());
+    if (!dtype.is_string()) f.fail(where + ": dtype must be a string, got " + shown(dtype));
     Entry e;
     e.dtype = dtype.get<std::string>();
     const std::uint64_t item = item_size(e.dtype);
@@ -213,7 +249,7 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
       f.fail(where + ": unknown or unsupported dtype '" + e.dtype +
              "' (supported: F32, F64, F16, BF16, I64, I32, U8, BOOL)");
     }
-    if (!shape.is_array()) f.fail(where + ": shape must be an array, got " + shape.dump());
+    if (!shape.is_array()) f.fail(where + ": shape must be an array, got " + shown(shape));
     std::uint64_t numel = 1;
     bool overflow = false;
     for (const Json& d : shape) {
@@ -225,7 +261,7 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
     }
     const std::uint64_t nbytes = checked_mul(numel, item, overflow);
     if (!offsets.is_array() || offsets.size() != 2) {
-      f.fail(where + ": data_offsets must be [begin, end], got " + offsets.dump());
+      f.fail(where + ": data_offsets must be [begin, end], got " + shown(offsets));
     }
     e.begin = get_u64(offsets[0], where + ": data_offsets begin");
     e.end = get_u64(offsets[1], where + ": data_offsets end");

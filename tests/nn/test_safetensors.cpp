@@ -330,6 +330,23 @@ TEST(Safetensors, MalformedFilesGiveClearErrors) {
        {"header length 1000 is larger than the 2 bytes after it"}},
       {"header length near 2^64", st_bytes("{}", "", ~std::uint64_t{0} - 3), {"header length"}},
       {"not JSON", st_bytes("{\"a\": [1, 2", ""), {"invalid JSON header"}},
+      // Once a stack overflow: nlohmann parsed 70,000 nested arrays, then dump() recursed.
+      {"nested 70,000 deep",
+       st_bytes("{\"a\":" + std::string(70000, '[') + std::string(70000, ']') + "}", ""),
+       {"nested deeper than 16 levels"}},
+      {"a long value is cut in the message",
+       st_bytes(R"({"a":{"dtype":[)" +
+                    [] {
+                      std::string many;
+                      for (int i = 0; i < 2000; ++i) many += "1,";
+                      return many + "1";
+                    }() +
+                    R"(],"shape":[2],"data_offsets":[0,8]}})",
+                eight),
+       {"tensor 'a'", "dtype must be a string", "..."}},
+      {"a long token is cut in the parser's message",
+       st_bytes(R"({"a":{"dtype":)" + std::string(5000, '1') + "}}", ""),
+       {"invalid JSON header", "number overflow", "..."}},
       {"not an object", st_bytes("[1, 2]", ""), {"does not start with '{'"}},
       {"invalid UTF-8", st_bytes("{\"\xff\":{}}", ""), {"invalid JSON header"}},
       {"NUL padding", st_bytes(std::string("{}\0\0", 4), ""), {"invalid JSON header"}},
@@ -412,6 +429,7 @@ TEST(Safetensors, MalformedFilesGiveClearErrors) {
     } catch (const std::runtime_error& e) {
       const std::string message = e.what();
       EXPECT_EQ(message.rfind("[safetensors] " + path + ": ", 0), 0u) << message;
+      EXPECT_LT(message.size(), path.size() + 300) << "one line, not the file: " << message;
       for (const std::string& part : c.parts) {
         EXPECT_NE(message.find(part), std::string::npos) << "lacks '" << part << "': " << message;
       }
@@ -499,3 +517,19 @@ TEST(Safetensors, SaveFailingMidWriteLeavesOldFileByteIdentical) {
 
 }  // namespace
 }  // namespace gradlens::nn
+
+// A FIFO or a device as a model file is refused at once (it was opened first and waited on).
+TEST(Safetensors, AFifoIsRefusedNotWaitedOn) {
+  const std::filesystem::path dir = gradlens::testing::fresh_temp_dir("gradlens_st_fifo");
+  const std::string fifo = (dir / "model.safetensors").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {fifo, std::string("/dev/zero")}) {
+    try {
+      gradlens::nn::SafetensorsFile::load(path);
+      ADD_FAILURE() << path << " loaded";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(path + ": not a regular file"), std::string::npos)
+          << e.what();
+    }
+  }
+}

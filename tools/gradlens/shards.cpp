@@ -34,9 +34,15 @@ nlohmann::json read_manifest(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail("cannot read '" + path + "'");
   try {
-    return nlohmann::json::parse(in);
+    // Ours nest two deep; a deeper one is refused while parsing, before anything walks it.
+    return nlohmann::json::parse(in, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > 8) throw std::invalid_argument("nested too deep");
+      return true;
+    });
   } catch (const std::exception& e) {
-    fail(path + " is not a gradlens manifest: " + e.what());
+    std::string why = e.what();
+    if (why.size() > 200) why = why.substr(0, 197) + "...";
+    fail(path + " is not a gradlens manifest: " + why);
   }
 }
 
