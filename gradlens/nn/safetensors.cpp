@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -566,11 +567,26 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   writer.save(path);
 }
 
-void load_model(Module& model, const std::string& path) {
+void load_model(Module& model, const std::string& path, bool allow_nonfinite) {
   if (!std::filesystem::exists(path)) throw std::runtime_error("model file not found: " + path);
   const SafetensorsFile file = SafetensorsFile::load(path);
+  const std::map<std::string, Tensor> tensors = file.float_tensors();
+  // A NaN weight would make every prediction the same class without a word: refused by name.
+  for (const auto& [name, tensor] : allow_nonfinite ? std::map<std::string, Tensor>{} : tensors) {
+    const std::vector<float> values = tensor.to_vector();
+    const auto bad =
+        std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != values.end()) {
+      throw std::runtime_error("[safetensors] " + path + ": tensor '" + name + "' " +
+                               shape_str(tensor.shape()) + " has " +
+                               (std::isnan(*bad) ? "NaN" : "an infinite value") + " at element " +
+                               std::to_string(bad - values.begin()) +
+                               " (not a trained model; --allow-nonfinite, allow_nonfinite in the "
+                               "library, loads it anyway)");
+    }
+  }
   try {
-    model.load_state_dict(file.float_tensors());
+    model.load_state_dict(tensors);
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }

@@ -92,8 +92,9 @@ class GRADLENS_API SafetensorsWriter {
 GRADLENS_API void save_safetensors(const std::string& path,
                                    const std::map<std::string, Tensor>& tensors);
 
-/// Loads the state_dict saved in `path` into `model` (PyTorch's names); a missing file or a
-/// missing, extra or mis-shaped tensor is a std::runtime_error naming the file and the tensor.
-GRADLENS_API void load_model(Module& model, const std::string& path);
+/// Loads the state_dict saved in `path` into `model` (PyTorch's names); a missing file, a
+/// missing, extra or mis-shaped tensor, or (unless allow_nonfinite) a NaN or infinite value is a
+/// std::runtime_error naming the file and the tensor.
+GRADLENS_API void load_model(Module& model, const std::string& path, bool allow_nonfinite = false);
 
 }  // namespace gradlens::nn

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
@@ -11,10 +12,12 @@
 #include <fstream>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "gradlens/nn/lenet.h"
 #include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
@@ -531,5 +534,30 @@ TEST(Safetensors, AFifoIsRefusedNotWaitedOn) {
       EXPECT_NE(std::string(e.what()).find(path + ": not a regular file"), std::string::npos)
           << e.what();
     }
+  }
+}
+
+// A model with a NaN or an infinite weight evaluated to "10.00 %" without a word: refused at load,
+// naming the tensor, unless asked for.
+TEST(Safetensors, LoadModelRefusesNonFiniteWeightsByName) {
+  const std::filesystem::path dir = gradlens::testing::fresh_temp_dir("gradlens_st_nan");
+  gradlens::nn::Net net(1);
+  std::map<std::string, gradlens::Tensor> state = net.state_dict();
+  for (const float bad : {std::nanf(""), -INFINITY}) {
+    std::vector<float> w = state.at("fc2.bias").to_vector();
+    w[3] = bad;
+    state["fc2.bias"] = gradlens::Tensor::from_vector(w, state.at("fc2.bias").shape());
+    const std::string path = (dir / "bad.safetensors").string();
+    gradlens::nn::save_safetensors(path, state);
+    gradlens::nn::Net target(2);
+    try {
+      gradlens::nn::load_model(target, path);
+      ADD_FAILURE() << "loaded";
+    } catch (const std::runtime_error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("tensor 'fc2.bias' [84] has"), std::string::npos) << message;
+      EXPECT_NE(message.find("at element 3"), std::string::npos) << message;
+    }
+    gradlens::nn::load_model(target, path, /*allow_nonfinite=*/true);
   }
 }

@@ -35,6 +35,7 @@ struct AttributeOptions {
   attr::MethodArgs args;
   MethodFlags flags;
   std::string model = "cifar_net.safetensors";
+  bool allow_nonfinite = false;  // load a model with NaN or Inf weights
   std::string data_dir = ".data/cifar10";
   std::string indices;  // "" = image 3 of the test set, or every row of --inputs
   std::string inputs_file;
@@ -315,7 +316,7 @@ void run_attribute(AttributeOptions& o) {
   const std::unique_ptr<attr::Attribution> method =
       MethodFlags::in_flag_terms([&] { return attr::make_method(o.method, net, args); });
   const std::string description = attr::describe_method(o.method, args);
-  load_model(net, o.model);
+  load_model(net, o.model, o.allow_nonfinite);
   net.to(device);
   if (is_directory_output(o.out)) {
     run_sharded(o, *method, description, net, device);
@@ -388,8 +389,11 @@ void run_attribute(AttributeOptions& o) {
                 total);
     if (deltas_per_image > 0) {
       float worst = 0.f;
-      for (std::int64_t k = 0; k < deltas_per_image; ++k)
-        worst = std::max(worst, std::fabs(d[static_cast<std::size_t>(i * deltas_per_image + k)]));
+      for (std::int64_t k = 0; k < deltas_per_image; ++k) {
+        // A NaN delta prints as nan: std::max would drop it and show 0.
+        const float a = std::fabs(d[static_cast<std::size_t>(i * deltas_per_image + k)]);
+        worst = std::isnan(a) || std::isnan(worst) ? NAN : std::max(worst, a);
+      }
       std::printf(" %12.4g", static_cast<double>(worst));
     }
     std::printf("\n");
@@ -420,6 +424,7 @@ void add_attribute_command(CLI::App& app) {
   // What to explain.
   cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
       ->capture_default_str();
+  cmd->add_flag("--allow-nonfinite", o->allow_nonfinite, "load a model with NaN or Inf weights");
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option(
       "--indices", o->indices, "images: 3, 0:16, 0,3,5 or all (default 3; all for DIR/)");

@@ -11,6 +11,7 @@ namespace {
 
 struct EvalOptions {
   std::string model = "cifar_net.safetensors";
+  bool allow_nonfinite = false;  // load a model with NaN or Inf weights
   std::string data_dir = ".data/cifar10";
   std::string device = "cpu";
   std::string precision = "float32";
@@ -24,7 +25,7 @@ void run_eval(const EvalOptions& o) {
   apply_precision(o.precision, device);
   apply_threads(o.threads);
   nn::Net net;
-  load_model(net, o.model);
+  load_model(net, o.model, o.allow_nonfinite);
   net.to(device);
   const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
   const EvalResult r = evaluate(net, test, o.batch_size, device);
@@ -47,6 +48,7 @@ void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "accuracy of a saved model on the CIFAR-10 test set");
   cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
       ->capture_default_str();
+  cmd->add_flag("--allow-nonfinite", o->allow_nonfinite, "load a model with NaN or Inf weights");
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
