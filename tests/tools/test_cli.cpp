@@ -188,3 +188,28 @@ TEST(Cli, EveryRunnableCpuVariantEvaluatesThePretrainedNetAlike) {
     EXPECT_LE(std::abs(correct - first), 2) << name << ":\n" << r.out;
   }
 }
+
+// Training that cannot go well says so before the first step, or stops at the first non-finite
+// loss; either way --out is left as it was.
+TEST(Cli, TrainingRefusesBadSettingsAndStopsWhenItDiverges) {
+  GRADLENS_SHARED_FILE(train_batch, "cifar10/data_batch_1.bin");
+  const std::string data = fs::path(train_batch).parent_path().string();
+  const fs::path dir = fresh_temp_dir("gradlens_train_bad");
+  const std::string out = (dir / "model.safetensors").string();
+  std::ofstream(out) << "the previous model";
+  auto expect_error = [&](const std::string& args, const std::string& needle) {
+    const gradlens::testing::CliRun r = run_gradlens("train --data " + data + " " + args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(count_lines(r.err), 1) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\n" << r.err;
+    std::ifstream in(out);
+    std::string kept;
+    std::getline(in, kept);
+    EXPECT_EQ(kept, "the previous model") << args;
+  };
+  expect_error("--limit -5 --out " + out, "--limit must be >= 0");
+  expect_error("--limit 8 --batch-size 9223372036854775807 --out " + out, "--batch-size");
+  expect_error("--limit 8 --out /nonexistent/dir/model.safetensors", "/nonexistent/dir");
+  expect_error("--limit 8 --out " + dir.string(), "not a regular file");
+  expect_error("--limit 400 --lr 1e30 --out " + out, "training diverged: the loss is");
+}

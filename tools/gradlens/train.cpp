@@ -1,8 +1,14 @@
 // gradlens train: the tutorial's recipe (SGD lr 0.001, momentum 0.9, batch 4, 5 epochs) as a
 // standalone program: progress while it runs, test accuracy at the end, the model written
 // atomically.
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/dataloader.h"
@@ -44,6 +50,23 @@ void run_train(const TrainOptions& o) {
   if (o.epochs < 1) throw std::runtime_error("--epochs must be >= 1");
   if (o.batch_size < 1) throw std::runtime_error("--batch-size must be >= 1");
   if (o.log_every < 1) throw std::runtime_error("--log-every must be >= 1");
+  if (o.limit < 0) throw std::runtime_error("--limit must be >= 0 (0 = every image)");
+  if (!std::isfinite(o.lr) || o.lr <= 0.f) throw std::runtime_error("--lr must be a number > 0");
+  // Where the model goes is checked before the first step, not after the last.
+  {
+    namespace fs = std::filesystem;
+    const fs::path out(o.out);
+    const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+      throw std::runtime_error("--out: " + o.out + ": the folder " + dir.string() +
+                               " does not exist");
+    if (fs::exists(out, ec) && !fs::is_regular_file(out, ec))
+      throw std::runtime_error("--out: " + o.out + " exists and is not a regular file");
+    if (::access(dir.c_str(), W_OK) != 0)
+      throw std::runtime_error("--out: " + o.out + ": cannot write into " + dir.string() + ": " +
+                               std::strerror(errno));
+  }
   const Device device = Device::parse(o.device);
   apply_precision(o.precision, device);
   apply_threads(o.threads);
@@ -58,7 +81,13 @@ void run_train(const TrainOptions& o) {
 
   const std::int64_t per_epoch_images =
       o.limit > 0 ? std::min(o.limit, train.size()) : train.size();
-  const std::int64_t steps_per_epoch = (per_epoch_images + o.batch_size - 1) / o.batch_size;
+  if (o.batch_size > per_epoch_images)
+    throw std::runtime_error("--batch-size " + std::to_string(o.batch_size) +
+                             " is larger than the " + std::to_string(per_epoch_images) +
+                             " images of an epoch");
+  // Rounded up without overflowing for any --batch-size.
+  const std::int64_t steps_per_epoch =
+      per_epoch_images / o.batch_size + (per_epoch_images % o.batch_size != 0 ? 1 : 0);
   const std::int64_t total_steps = steps_per_epoch * o.epochs;
   std::printf(
       "training Net on %lld images x %d epochs, batch %lld, lr %g, momentum %g, seed %llu, %s, %d "
@@ -86,7 +115,16 @@ void run_train(const TrainOptions& o) {
       const Tensor loss = criterion(net(inputs), batch.labels);
       loss.backward();
       optimizer.step();
-      running_loss += loss.item();
+      const float loss_value = loss.item();
+      if (!std::isfinite(loss_value)) {
+        // Diverged: stop here, and leave --out as it was rather than save a NaN model.
+        throw std::runtime_error("training diverged: the loss is " +
+                                 std::string(std::isnan(loss_value) ? "NaN" : "infinite") +
+                                 " at epoch " + std::to_string(epoch + 1) + ", step " +
+                                 std::to_string(i + 1) + " (lr " + std::to_string(o.lr) +
+                                 "); nothing was saved to " + o.out);
+      }
+      running_loss += loss_value;
       ++steps_done;
       images_done += static_cast<std::int64_t>(batch.labels.size());
       if ((i + 1) % o.log_every == 0) {
