@@ -134,17 +134,8 @@ constexpr OptionSpec kGradientShapOptions[] = {
      .type = OptionType::Bool,
      .default_value = "true",
      .help = "(inputs - baselines) * gradients, or the gradients alone"},
-    {.name = "seed",
-     .type = OptionType::Int,
-     .default_value = "0",
-     .min = 0,
-     .max = 9.2e18,
-     .help = "seed of the random draws (one stream per image)"},
-    {.name = "delta",
-     .type = OptionType::Switch,
-     .default_value = "false",
-     .help = "the convergence delta too",
-     .captum = "return_convergence_delta"}};
+    kSeedOption,
+    kDeltaOption};
 
 std::unique_ptr<Attribution> make_gradient_shap(nn::Module& model, const MethodArgs& args) {
   // Inside a NoiseTunnel the saved draws are the tunnel's.

@@ -58,14 +58,8 @@ Attributions GuidedGradCam::attribute(const Tensor& inputs, const Targets& targe
 namespace gradlens::attr {
 namespace {
 
-constexpr OptionSpec kGuidedGradCamOptions[] = {{.name = "layer",
-                                                 .type = OptionType::Text,
-                                                 .default_value = "conv2",
-                                                 .help = "the layer's dotted name"},
-                                                {.name = "attribute_to_layer_input",
-                                                 .type = OptionType::Switch,
-                                                 .default_value = "false",
-                                                 .help = "the layer's input instead of its output"},
+constexpr OptionSpec kGuidedGradCamOptions[] = {kLayerOption,
+                                                kAttributeToLayerInputOption,
                                                 {.name = "interpolate",
                                                  .type = OptionType::Text,
                                                  .default_value = "nearest",

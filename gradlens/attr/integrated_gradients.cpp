@@ -125,11 +125,7 @@ constexpr OptionSpec kIntegratedGradientsOptions[] = {
      .type = OptionType::Bool,
      .default_value = "true",
      .help = "(inputs - baselines) * the integral, or the integral alone"},
-    {.name = "delta",
-     .type = OptionType::Switch,
-     .default_value = "false",
-     .help = "the convergence delta too",
-     .captum = "return_convergence_delta"}};
+    kDeltaOption};
 
 std::unique_ptr<Attribution> make_integrated_gradients(nn::Module& model, const MethodArgs& args) {
   const Approximation method = parse_approximation(args.text("method"));

@@ -113,18 +113,12 @@ namespace gradlens::attr {
 namespace {
 
 constexpr OptionSpec kLayerGradCamOptions[] = {
-    {.name = "layer",
-     .type = OptionType::Text,
-     .default_value = "conv2",
-     .help = "the layer's dotted name"},
+    kLayerOption,
     {.name = "relu_attributions",
      .type = OptionType::Switch,
      .default_value = "false",
      .help = "clip the maps at 0"},
-    {.name = "attribute_to_layer_input",
-     .type = OptionType::Switch,
-     .default_value = "false",
-     .help = "the layer's input instead of its output"},
+    kAttributeToLayerInputOption,
     {.name = "interpolate",
      .type = OptionType::Text,
      .default_value = "",

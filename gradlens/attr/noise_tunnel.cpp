@@ -280,12 +280,7 @@ constexpr OptionSpec kNoiseTunnelOptions[] = {
      .default_value = "1",
      .min = 0,
      .help = "the noise's standard deviation"},
-    {.name = "seed",
-     .type = OptionType::Int,
-     .default_value = "0",
-     .min = 0,
-     .max = 9.2e18,
-     .help = "seed of the random draws (one stream per image)"}};
+    kSeedOption};
 
 }  // namespace
 

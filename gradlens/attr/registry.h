@@ -66,6 +66,28 @@ class GRADLENS_API OptionError : public std::invalid_argument {
   std::string option_;
 };
 
+/// Options several methods share, declared once.
+inline constexpr OptionSpec kSeedOption{.name = "seed",
+                                        .type = OptionType::Int,
+                                        .default_value = "0",
+                                        .min = 0,
+                                        .max = 9.2e18,
+                                        .help = "seed of the random draws (one stream per image)"};
+inline constexpr OptionSpec kDeltaOption{.name = "delta",
+                                         .type = OptionType::Switch,
+                                         .default_value = "false",
+                                         .help = "the convergence delta too",
+                                         .captum = "return_convergence_delta"};
+inline constexpr OptionSpec kLayerOption{.name = "layer",
+                                         .type = OptionType::Text,
+                                         .default_value = "conv2",
+                                         .help = "the layer's dotted name"};
+inline constexpr OptionSpec kAttributeToLayerInputOption{
+    .name = "attribute_to_layer_input",
+    .type = OptionType::Switch,
+    .default_value = "false",
+    .help = "the layer's input instead of its output"};
+
 /// How to build a method: option values as text by name (those left out take their defaults),
 /// plus what is not text. make_method() checks every value against its OptionSpec first, so the
 /// typed reads below see valid values only.
