@@ -22,6 +22,7 @@
 
 #include "gradlens/autograd/error.h"
 #include "gradlens/data/cifar10.h"
+#include "gradlens/data/file.h"
 
 namespace gradlens::data {
 namespace fs = std::filesystem;
@@ -315,11 +316,8 @@ std::string fixed1(double x) {
 }
 
 void write_file(const fs::path& path, std::span<const std::uint8_t> bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) throw std::runtime_error("[fetch] " + path.string() + ": write failed");
+  write_file_atomic(
+      path.string(), [&](const ByteSink& write) { write(bytes.data(), bytes.size()); }, "fetch");
 }
 
 // --------------------------------------------------------------------------- install + sources
@@ -495,11 +493,9 @@ void write_meta_if_missing(const fs::path& dir, std::ostream& log) {
   const fs::path meta = dir / "batches.meta.txt";
   std::error_code ec;
   if (fs::exists(meta, ec)) return;
-  const fs::path tmp = dir / (".batches.meta.txt.part-" + std::to_string(::getpid()));
-  write_file(tmp,
+  write_file(meta,
              std::span(reinterpret_cast<const std::uint8_t*>(kCifar10MetaText.data()),
                        kCifar10MetaText.size()));
-  fs::rename(tmp, meta);
   log << "[fetch] wrote " << meta.string() << "\n";
 }
 

@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "gradlens/autograd/error.h"
+#include "gradlens/data/file.h"
 
 namespace gradlens::nn {
 namespace {
@@ -509,56 +510,14 @@ void SafetensorsWriter::save(const std::string& path) const {
   const std::uint64_t json_size = json.size();
   std::memcpy(length, &json_size, 8);
 
-  // Temp file in the same directory, so that rename() is atomic.
-  std::random_device seed;
-  std::mt19937_64 rng((std::uint64_t{seed()} << 32) ^ seed() ^
-                      static_cast<std::uint64_t>(::getpid()));
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    std::ostringstream name;
-    name << path << ".tmp-" << std::hex << (rng() & 0xffffffffffULL);
-    tmp = name.str();
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST)
-      fail("cannot create temp file '" + tmp + "': " + errno_str(errno));
-  }
-  if (fd < 0) fail("cannot create a unique temp file '" + path + ".tmp-*'");
-
-  // Any failure from here on removes the temp file; `path` itself is never touched.
-  auto abandon = [&](const std::string& what, int err) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    fail(what + ": " + errno_str(err) + " (temp file '" + tmp + "' removed)");
-  };
-  auto write_all = [&](const void* data, std::size_t size) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    while (size > 0) {
-      const ssize_t n = ::write(fd, p, size);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) abandon("cannot write the temp file", n < 0 ? errno : ENOSPC);
-      p += n;
-      size -= static_cast<std::size_t>(n);
-    }
-  };
-  write_all(length, 8);
-  write_all(json.data(), json.size());
-  for (const Entry& e : entries_) write_all(e.bytes.data(), e.bytes.size());
-  if (::fsync(fd) != 0) abandon("cannot fsync the temp file", errno);
-  const int closed = ::close(fd);
-  fd = -1;
-  if (closed != 0) abandon("cannot close the temp file", errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    abandon("cannot rename the temp file onto it", errno);
-
-  // Make the rename itself durable; failing here leaves a complete file, so it is not an error.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  data::write_file_atomic(
+      path,
+      [&](const data::ByteSink& write) {
+        write(length, 8);
+        write(json.data(), json.size());
+        for (const Entry& e : entries_) write(e.bytes.data(), e.bytes.size());
+      },
+      "safetensors");
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors) {

@@ -120,36 +120,6 @@ void write_png(const std::string& path, const Image& image) {
   write_file_atomic(path, buffer);
 }
 
-void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (!file) {
-    throw std::runtime_error("[write] " + path + ": cannot create " + tmp + ": " +
-                             std::strerror(errno));
-  }
-  std::string error;
-  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file) != bytes.size())
-    error = std::string("write failed: ") + std::strerror(errno);
-  if (error.empty() && std::fflush(file) != 0) error = std::strerror(errno);
-  if (error.empty() && ::fsync(::fileno(file)) != 0) error = std::strerror(errno);
-  if (std::fclose(file) != 0 && error.empty()) error = std::strerror(errno);
-  if (error.empty()) {
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) error = "rename failed: " + ec.message();
-  }
-  if (!error.empty()) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("[write] " + path + ": " + error);
-  }
-}
-
-void write_file_atomic(const std::string& path, std::string_view text) {
-  write_file_atomic(path,
-                    std::span<const std::uint8_t>(
-                        reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
-}
-
 Image read_png(const std::string& path) {
   png_image desc;
   std::memset(&desc, 0, sizeof(desc));

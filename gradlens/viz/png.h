@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gradlens/data/file.h"
 #include "gradlens/export.h"
 
 namespace gradlens::viz {
@@ -31,10 +32,9 @@ struct GRADLENS_API Image {
 GRADLENS_API void write_png(const std::string& path, const Image& image);
 /// The PNG encoded in memory (for data: URIs).
 GRADLENS_API std::vector<std::uint8_t> encode_png(const Image& image);
-/// Writes `bytes` to `path` atomically (temp file beside it, fsync, rename); throws
-/// std::runtime_error naming the file, and leaves nothing behind on failure.
-GRADLENS_API void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
-GRADLENS_API void write_file_atomic(const std::string& path, std::string_view text);
+/// Writes bytes or text to a file atomically: data::write_file_atomic (data/file.h), the one
+/// writer every file of gradlens goes through.
+using data::write_file_atomic;
 /// Reads an 8-bit RGB or RGBA PNG (palette/gray/16-bit are converted to 8-bit RGB(A)).
 GRADLENS_API Image read_png(const std::string& path);
 

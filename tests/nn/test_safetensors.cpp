@@ -470,12 +470,11 @@ TEST(Safetensors, SaveIntoMissingDirectoryFails) {
   EXPECT_EQ(read_file(blocker), "keep");
 }
 
-TEST(Safetensors, SaveOntoADirectoryRemovesTheTempFile) {
+TEST(Safetensors, SaveOntoADirectoryIsRefusedBeforeWriting) {
   TempDir dir;
   const std::string path = dir.file("taken");
   fs::create_directory(path);
-  // The temp file is written completely; only the rename fails.
-  EXPECT_TRUE(fails_with([&] { big_writer(4).save(path); }, path, {"cannot rename", "removed"}));
+  EXPECT_TRUE(fails_with([&] { big_writer(4).save(path); }, path, {"is a directory"}));
   EXPECT_EQ(dir.listing(), std::vector<std::string>{"taken"});
 }
 

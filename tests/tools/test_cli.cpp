@@ -36,6 +36,10 @@ TEST(Cli, MissingDataDirectoryIsOneLine) {
 TEST(Cli, BadNumbersAreRejected) {
   EXPECT_NE(run_gradlens("train --epochs 0").exit_code, 0);
   EXPECT_NE(run_gradlens("train --batch-size abc").exit_code, 0);
+  const gradlens::testing::CliRun threads = run_gradlens("eval --threads 100000");
+  EXPECT_NE(threads.exit_code, 0);
+  EXPECT_NE(threads.err.find("--threads must be 0 (every core) to"), std::string::npos)
+      << threads.err;
   const gradlens::testing::CliRun r = run_gradlens("eval --device tpu");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("tpu"), std::string::npos) << r.err;

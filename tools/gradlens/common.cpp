@@ -39,9 +39,13 @@ void apply_precision(const std::string& precision, Device device) {
 }
 
 void apply_threads(int threads) {
-  if (threads < 0) throw std::runtime_error("--threads must be >= 0");
-  set_num_threads(threads == 0 ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
-                               : threads);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // More threads than cores only slows the kernels down (100,000 were once silently cut to 1,024).
+  if (threads < 0 || threads > 4 * cores)
+    throw std::runtime_error("--threads must be 0 (every core) to " + std::to_string(4 * cores) +
+                             " (4 x the " + std::to_string(cores) + " cores), got " +
+                             std::to_string(threads));
+  set_num_threads(threads == 0 ? cores : threads);
 }
 
 }  // namespace gradlens::cli
