@@ -39,8 +39,7 @@ void write_file_atomic(const std::string& path,
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
     std::ostringstream name;
-    name << "." << target.filename().string() << ".tmp-" << std::hex
-         << (rng() & 0xffffffffffffULL);
+    name << "." << target.filename().string() << ".tmp-" << std::hex << (rng() & 0xffffffffffffULL);
     tmp = (dir / name.str()).string();
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST)

@@ -40,19 +40,22 @@ TEST(AtomicFile, RefusesDevicesFifosAndFoldersAndLeavesThemAlone) {
   const fs::path dir = gradlens::testing::fresh_temp_dir("gradlens_atomic_file");
   const fs::path fifo = dir / "out.png";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  EXPECT_NE(error_of([&] { write_file_atomic(fifo.string(), std::string_view("x")); })
-                .find(fifo.string() + ": exists and is not a regular file"),
+  EXPECT_NE(error_of([&] {
+              write_file_atomic(fifo.string(), std::string_view("x"));
+            }).find(fifo.string() + ": exists and is not a regular file"),
             std::string::npos);
   EXPECT_TRUE(fs::is_fifo(fifo));
   // /dev/null stands for any device: a link to one is refused too, and the link stays.
   const fs::path to_device = dir / "model.safetensors";
   fs::create_symlink("/dev/null", to_device);
-  EXPECT_NE(error_of([&] { write_file_atomic(to_device.string(), std::string_view("x")); })
-                .find("links to something that is not a regular file"),
+  EXPECT_NE(error_of([&] {
+              write_file_atomic(to_device.string(), std::string_view("x"));
+            }).find("links to something that is not a regular file"),
             std::string::npos);
   EXPECT_TRUE(fs::is_symlink(to_device));
-  EXPECT_NE(error_of([&] { write_file_atomic(dir.string(), std::string_view("x")); })
-                .find("is a directory"),
+  EXPECT_NE(error_of([&] {
+              write_file_atomic(dir.string(), std::string_view("x"));
+            }).find("is a directory"),
             std::string::npos);
   int entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++entries;
@@ -78,12 +81,11 @@ TEST(AtomicFile, AFailingWriterKeepsTheOldFileAndLeavesNoTemporary) {
   const fs::path dir = gradlens::testing::fresh_temp_dir("gradlens_atomic_fail");
   const fs::path path = dir / "shard.safetensors";
   std::ofstream(path) << "old";
-  EXPECT_THROW(write_file_atomic(
-                   path.string(),
-                   [](const gradlens::data::ByteSink& write) {
-                     write("partial", 7);
-                     throw std::runtime_error("disk full");
-                   }),
+  EXPECT_THROW(write_file_atomic(path.string(),
+                                 [](const gradlens::data::ByteSink& write) {
+                                   write("partial", 7);
+                                   throw std::runtime_error("disk full");
+                                 }),
                std::runtime_error);
   EXPECT_EQ(read_all(path), "old");
   int entries = 0;

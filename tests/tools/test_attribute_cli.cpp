@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -153,6 +154,28 @@ TEST(AttributeCli, BadInputsAreOneLineErrors) {
   expect_one_line_error("saliency --model " + model + " --data /nonexistent/cifar",
                         "/nonexistent/cifar");
   expect_one_line_error("gradient_shap --draws " + model + common, "--draws");
+  // Labels outside 0..9 and non-finite pixels in --inputs are named with their image.
+  {
+    const std::string dir = gradlens::testing::fresh_temp_dir("gradlens_bad_inputs");
+    const SafetensorsFile pub = SafetensorsFile::load(
+        gradlens::testing::shared_path("reference/public_inputs.safetensors"));
+    std::vector<float> pixels = pub.tensor("inputs").to_vector();
+    const gradlens::Shape shape = pub.tensor("inputs").shape();
+    std::vector<std::int64_t> labels(static_cast<std::size_t>(shape[0]), 1);
+    labels[2] = -1;
+    gradlens::nn::SafetensorsWriter bad_label;
+    bad_label.add("inputs", gradlens::Tensor::from_vector(pixels, shape));
+    bad_label.add_int64("labels", labels, {shape[0]});
+    bad_label.save(dir + "/label.safetensors");
+    expect_one_line_error("saliency --inputs " + dir + "/label.safetensors --model " + model,
+                          "label -1 of image 2");
+    pixels[3 * 3072 + 5] = std::nanf("");
+    gradlens::nn::SafetensorsWriter nan;
+    nan.add("inputs", gradlens::Tensor::from_vector(pixels, shape));
+    nan.save(dir + "/nan.safetensors");
+    expect_one_line_error("saliency --inputs " + dir + "/nan.safetensors --model " + model,
+                          "image 3 of");
+  }
   // Options a method does not take are refused, not ignored.
   expect_one_line_error("saliency --n-steps 8" + common,
                         "--n-steps: [attribute] saliency takes no");

@@ -91,6 +91,19 @@ Inputs load_inputs(const AttributeOptions& o) {
       if (static_cast<std::int64_t>(labels.size()) != s[0])
         fail("--inputs: " + std::to_string(labels.size()) + " labels for " + std::to_string(s[0]) +
              " inputs in " + o.inputs_file);
+      for (std::size_t i = 0; i < labels.size(); ++i) {
+        if (labels[i] < 0 || labels[i] >= data::kCifarClasses)
+          fail("--inputs: label " + std::to_string(labels[i]) + " of image " + std::to_string(i) +
+               " in " + o.inputs_file + " is not a class 0..9");
+      }
+    }
+    // NaN or Inf in an image would give all-zero or NaN attributions without a word.
+    const std::vector<float> pixels = all.to_vector();
+    const std::size_t per_image = pixels.size() / static_cast<std::size_t>(s[0]);
+    for (std::size_t k = 0; k < pixels.size(); ++k) {
+      if (!std::isfinite(pixels[k]))
+        fail("--inputs: image " + std::to_string(k / per_image) + " of " + o.inputs_file +
+             " holds " + (std::isnan(pixels[k]) ? "NaN" : "an infinite value"));
     }
     if (o.indices.empty()) {
       in.ids.resize(labels.size());
