@@ -529,6 +529,14 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 void load_model(Module& model, const std::string& path, bool allow_nonfinite) {
   if (!std::filesystem::exists(path)) throw std::runtime_error("model file not found: " + path);
   const SafetensorsFile file = SafetensorsFile::load(path);
+  // Every tensor of a state_dict is F32: another dtype is named as such, not reported missing
+  // (F64) or silently skipped (I64).
+  for (const std::string& name : file.names()) {
+    if (file.dtype(name) != "F32")
+      throw std::runtime_error("[safetensors] " + path + ": tensor '" + name + "' is " +
+                               file.dtype(name) + " " + shape_str(file.shape(name)) +
+                               "; a model's tensors are F32");
+  }
   const std::map<std::string, Tensor> tensors = file.float_tensors();
   // A NaN weight would make every prediction the same class without a word: refused by name.
   for (const auto& [name, tensor] : allow_nonfinite ? std::map<std::string, Tensor>{} : tensors) {

@@ -560,3 +560,34 @@ TEST(Safetensors, LoadModelRefusesNonFiniteWeightsByName) {
     gradlens::nn::load_model(target, path, /*allow_nonfinite=*/true);
   }
 }
+
+// A model file's tensors are all F32: an F64 one was reported "missing", an extra I64 one ignored.
+TEST(Safetensors, LoadModelNamesATensorOfAnotherDtype) {
+  const std::filesystem::path dir = gradlens::testing::fresh_temp_dir("gradlens_st_dtype");
+  gradlens::nn::Net net(1);
+  for (const std::string dtype : {"F64", "I64"}) {
+    gradlens::nn::SafetensorsWriter writer;
+    for (const auto& [name, t] : net.state_dict()) {
+      if (name == "fc3.bias" && dtype == "F64") {
+        const std::vector<float> v = t.to_vector();
+        writer.add_float64(name, std::vector<double>(v.begin(), v.end()), t.shape());
+      } else {
+        writer.add(name, t);
+      }
+    }
+    if (dtype == "I64") writer.add_int64("step", {7}, {1});
+    const std::string path = (dir / (dtype + ".safetensors")).string();
+    writer.save(path);
+    gradlens::nn::Net target(2);
+    try {
+      gradlens::nn::load_model(target, path);
+      ADD_FAILURE() << dtype << " loaded";
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(
+          what.find(dtype == "F64" ? "tensor 'fc3.bias' is F64 [10]" : "tensor 'step' is I64"),
+          std::string::npos)
+          << what;
+    }
+  }
+}
