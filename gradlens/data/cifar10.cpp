@@ -42,6 +42,7 @@ void CifarSplit::append(const CifarSplit& other) {
 CifarSplit load_cifar10_file(const std::string& path) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) fail(path, ec.message());
   if (!fs::exists(status)) fail(path, "no such file");
   if (!fs::is_regular_file(status)) fail(path, "not a regular file");
   const std::uintmax_t bytes = fs::file_size(path, ec);
@@ -87,9 +88,15 @@ CifarSplit load_cifar10_file(const std::string& path) {
 
 CifarSplit load_cifar10(const std::string& dir, bool train) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    throw std::runtime_error("[cifar10] " + dir + ": no such directory (run `gradlens data fetch " +
-                             dir + "`)");
+  const fs::file_status status = fs::status(dir, ec);
+  // A link loop or a folder we may not enter says so; only a missing folder suggests fetching.
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw std::runtime_error("[cifar10] " + dir + ": " + ec.message());
+  if (!fs::is_directory(status)) {
+    throw std::runtime_error("[cifar10] " + dir +
+                             (fs::exists(status)
+                                  ? ": not a directory"
+                                  : ": no such directory (run `gradlens data fetch " + dir + "`)"));
   }
   CifarSplit split;
   const std::vector<std::string> names = cifar10_file_names(train);
@@ -97,7 +104,9 @@ CifarSplit load_cifar10(const std::string& dir, bool train) {
   split.images.reserve(names.size() * kCifarRecordsPerFile * kCifarImageBytes);
   for (const std::string& name : names) {
     const std::string path = (fs::path(dir) / name).string();
-    if (!fs::exists(path, ec)) {
+    const fs::file_status file_status = fs::status(path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) fail(path, ec.message());
+    if (!fs::exists(file_status)) {
       fail(path, "no such file (run `gradlens data fetch " + dir + "`)");
     }
     split.append(load_cifar10_file(path));

@@ -163,6 +163,13 @@ TEST(Cifar10, MissingDirectoryOrFileIsNamed) {
                                    {tmp.file("test_batch.bin"), "no such file"});
   expect_error<std::runtime_error>([&] { load_cifar10_file(tmp.file("x.bin")); },
                                    {tmp.file("x.bin"), "no such file"});
+  // A link loop is not "no such file" (nor a reason to fetch).
+  std::filesystem::create_symlink(tmp.file("loop"), tmp.file("loop"));
+  expect_error<std::runtime_error>([&] { load_cifar10(tmp.file("loop"), false); },
+                                   {tmp.file("loop"), "Too many levels of symbolic links"});
+  std::filesystem::create_symlink(tmp.file("test_batch.bin"), tmp.file("test_batch.bin"));
+  expect_error<std::runtime_error>([&] { load_cifar10(tmp.path().string(), false); },
+                                   {tmp.file("test_batch.bin"), "Too many levels"});
 }
 
 TEST(Normalize, IsBitIdenticalToTorchvisionInFloat32) {
