@@ -135,8 +135,8 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
     f.fail("not a regular file");
   }
   // The header's length first: a large file that is not safetensors is refused before it is read.
-  if (st.st_size >= 8) {
-    std::uint8_t head[8];
+  if (st.st_size >= 9) {
+    std::uint8_t head[9];
     if (::pread(fd, head, sizeof head, 0) == static_cast<ssize_t>(sizeof head)) {
       const auto header_len = load_le<std::uint64_t>(head);
       const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -147,9 +147,18 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
                                       : "the " + std::to_string(kMaxHeaderBytes) + "-byte limit") +
                " (file " + std::to_string(size) + " bytes): truncated or not a safetensors file");
       }
+      if (header_len == 0 || head[8] != '{') {
+        ::close(fd);
+        f.fail("the JSON header does not start with '{': not a safetensors file");
+      }
     }
   }
-  f.file_.resize(static_cast<std::size_t>(st.st_size));
+  try {
+    f.file_.resize(static_cast<std::size_t>(st.st_size));
+  } catch (const std::bad_alloc&) {
+    ::close(fd);
+    f.fail("the file's " + std::to_string(st.st_size) + " bytes do not fit in memory");
+  }
   std::size_t done = 0;
   while (done < f.file_.size()) {
     const ssize_t n = ::read(fd, f.file_.data() + done, f.file_.size() - done);

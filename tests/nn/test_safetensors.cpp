@@ -591,3 +591,30 @@ TEST(Safetensors, LoadModelNamesATensorOfAnotherDtype) {
     }
   }
 }
+
+// A large file that is not safetensors is refused from its first bytes, not read whole first.
+TEST(Safetensors, ALargeNonSafetensorsFileIsRefusedBeforeItIsRead) {
+  const std::filesystem::path dir = gradlens::testing::fresh_temp_dir("gradlens_st_sparse");
+  const std::string path = (dir / "zeros.safetensors").string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.seekp((std::int64_t{4} << 30) - 1);  // a sparse 4 GiB of zeros: no disk, no time
+    out.put('\0');
+  }
+  rlimit before{};
+  ::getrlimit(RLIMIT_AS, &before);
+  rlimit small = before;
+  small.rlim_cur = std::int64_t{2} << 30;  // a whole read would need 4 GiB
+#if !defined(__SANITIZE_ADDRESS__)  // ASan reserves far more address space than that up front
+  ::setrlimit(RLIMIT_AS, &small);
+#endif
+  std::string message;
+  try {
+    gradlens::nn::SafetensorsFile::load(path);
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  ::setrlimit(RLIMIT_AS, &before);
+  EXPECT_NE(message.find("not a safetensors file"), std::string::npos) << message;
+  std::filesystem::remove(path);
+}
