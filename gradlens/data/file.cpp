@@ -1,10 +1,12 @@
 #include "gradlens/data/file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -12,6 +14,30 @@
 #include <stdexcept>
 
 namespace gradlens::data {
+
+namespace {
+
+// Temporaries of this file left by a writer that was killed: their process is gone. One whose
+// process still runs (another writer of the same file) is left alone.
+void remove_stale_temporaries(const std::filesystem::path& dir, const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const auto dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0 || rest.find_first_not_of("0123456789") != dash)
+      continue;
+    const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      if (entry.is_regular_file(ignored) && !entry.is_symlink(ignored))
+        std::filesystem::remove(entry.path(), ignored);
+    }
+  }
+}
+
+}  // namespace
 
 void write_file_atomic(const std::string& path,
                        const std::function<void(const ByteSink& write)>& fill,
@@ -28,10 +54,15 @@ void write_file_atomic(const std::string& path,
   if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode))
     fail("links to something that is not a regular file");
 
-  // The temporary: same folder (rename is atomic only within one file system), hidden, random.
+  // The temporary: same folder (rename is atomic only within one file system), hidden, named
+  // after the process that writes it and a random part: .<name>.tmp-<pid>-<random>.
   const std::filesystem::path target(path);
   std::filesystem::path dir = target.parent_path();
   if (dir.empty()) dir = ".";
+  std::string prefix = ".";  // appended, not "." + ...: GCC 12 warns falsely (-Wrestrict)
+  prefix += target.filename().string();
+  prefix += ".tmp-";
+  remove_stale_temporaries(dir, prefix);
   std::random_device seed;
   std::mt19937_64 rng((std::uint64_t{seed()} << 32) ^ seed() ^
                       static_cast<std::uint64_t>(::getpid()));
@@ -39,7 +70,7 @@ void write_file_atomic(const std::string& path,
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
     std::ostringstream name;
-    name << "." << target.filename().string() << ".tmp-" << std::hex << (rng() & 0xffffffffffffULL);
+    name << prefix << std::dec << ::getpid() << "-" << std::hex << (rng() & 0xffffffffffffULL);
     tmp = (dir / name.str()).string();
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST)

@@ -19,7 +19,8 @@ using ByteSink = std::function<void(const void* data, std::size_t size)>;
 /// Writes `path` through a temporary beside it with an unguessable name, created with O_EXCL and
 /// O_NOFOLLOW (a link planted there is never followed), filled by `fill`, fsynced, renamed onto
 /// `path`, then the folder fsynced. A `path` that exists but is not a regular file (a folder, a
-/// device, a FIFO) is refused. Errors are std::runtime_error "[tag] path: what failed: errno text";
+/// device, a FIFO) is refused; temporaries of `path` left by a killed writer (their process is
+/// gone) are removed first. Errors are std::runtime_error "[tag] path: what failed: errno text";
 /// the temporary is removed and `path` left as it was.
 GRADLENS_API void write_file_atomic(const std::string& path,
                                     const std::function<void(const ByteSink& write)>& fill,

@@ -1,6 +1,7 @@
 // data::write_file_atomic, the one writer of every file: never through a planted link, never onto
 // a device or a FIFO, nothing left behind, the old file kept when writing fails.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,4 +92,21 @@ TEST(AtomicFile, AFailingWriterKeepsTheOldFileAndLeavesNoTemporary) {
   int entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++entries;
   EXPECT_EQ(entries, 1);
+}
+
+// A writer killed mid-write leaves its temporary; the next write of the same file removes it, but
+// not one whose process is still running, nor anything else in the folder.
+TEST(AtomicFile, TemporariesOfKilledWritersAreRemovedByTheNextWrite) {
+  const fs::path dir = gradlens::testing::fresh_temp_dir("gradlens_atomic_stale");
+  const pid_t dead = 4194303;  // above any pid in use here: checked below
+  ASSERT_NE(::kill(dead, 0), 0);
+  const fs::path stale = dir / (".model.safetensors.tmp-" + std::to_string(dead) + "-abc123");
+  const fs::path live = dir / (".model.safetensors.tmp-" + std::to_string(::getpid()) + "-def456");
+  const fs::path other = dir / (".report.png.tmp-" + std::to_string(dead) + "-abc123");
+  for (const fs::path& p : {stale, live, other}) std::ofstream(p) << "partial";
+  write_file_atomic((dir / "model.safetensors").string(), std::string_view("model"));
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_EQ(read_all(dir / "model.safetensors"), "model");
 }
