@@ -148,13 +148,16 @@ Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo, float hi)
   return ::testing::AssertionSuccess();
 }
 
+std::string gradlens_program() {
+  return env_or("GRADLENS_BINARY_DIR", GRADLENS_BINARY_DIR) + "/gradlens";
+}
+
 CliRun run_gradlens(const std::string& args) {
   // One stderr file per test process: ctest runs tests in parallel.
   const std::filesystem::path err_file =
       std::filesystem::temp_directory_path() /
       ("gradlens_cli_stderr_" + std::to_string(getpid()) + ".txt");
-  const std::string cmd = env_or("GRADLENS_BINARY_DIR", GRADLENS_BINARY_DIR) + "/gradlens " + args +
-                          " 2>" + err_file.string();
+  const std::string cmd = gradlens_program() + " " + args + " 2>" + err_file.string();
   CliRun r;
   FILE* pipe = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf{};

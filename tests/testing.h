@@ -63,6 +63,8 @@ struct CliRun {
   std::string out, err;
 };
 CliRun run_gradlens(const std::string& args);
+/// The path of the built gradlens program.
+std::string gradlens_program();
 /// Lines in s (its newline count).
 int count_lines(const std::string& s);
 /// A fresh empty directory under the system temp dir, unique to this process and test.

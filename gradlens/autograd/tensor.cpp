@@ -2,6 +2,7 @@
 #include "gradlens/autograd/tensor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <iomanip>
 #include <ostream>
@@ -115,6 +116,13 @@ std::vector<float> Tensor::to_vector() const {
   std::vector<float> out(static_cast<std::size_t>(numel()));
   copy_floats(data(), device(), out.data(), kCPU, numel());
   return out;
+}
+
+std::int64_t first_nonfinite(const Tensor& t) {
+  const std::vector<float> values = t.to_vector();
+  const auto bad =
+      std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+  return bad == values.end() ? -1 : static_cast<std::int64_t>(bad - values.begin());
 }
 
 float Tensor::item() const {

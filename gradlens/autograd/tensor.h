@@ -79,6 +79,9 @@ class GRADLENS_API Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+/// Row-major index of the first NaN or infinite element, or -1 when every element is finite.
+GRADLENS_API std::int64_t first_nonfinite(const Tensor& t);
+
 /// PyTorch's way: tensor([[0.1235, -1.0000], ...], shape [2, 2], cpu), at most 3 items at each
 /// end of every dim beyond 6.
 GRADLENS_API std::ostream& operator<<(std::ostream& os, const Tensor& t);

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <numeric>
+#include <sstream>
+#include <stdexcept>
 
 #include "gradlens/autograd/error.h"
 
@@ -71,6 +73,7 @@ void DataLoader::start_epoch() {
   cancel_and_wait(lock);
   order_.resize(static_cast<std::size_t>(split_.size()));
   std::iota(order_.begin(), order_.end(), std::int64_t{0});
+  rng_at_epoch_start_ = rng_;
   if (options_.shuffle) {
     for (std::size_t i = order_.size(); i > 1; --i) {
       std::swap(order_[i - 1], order_[bounded(rng_, i)]);
@@ -79,6 +82,43 @@ void DataLoader::start_epoch() {
   ++epoch_;
   cursor_ = 0;
   if (options_.prefetch && batches_per_epoch() > 0) request(0);
+}
+
+LoaderPosition DataLoader::position() const {
+  std::ostringstream generator;
+  generator << (epoch_ == 0 ? rng_ : rng_at_epoch_start_);
+  return {.epochs_started = epoch_, .next_batch = cursor_, .generator = generator.str()};
+}
+
+void DataLoader::restore(const LoaderPosition& position) {
+  // The standard fixes mt19937_64's text form (its 312 state words), so any library reads it.
+  std::mt19937_64 generator;
+  std::istringstream text(position.generator);
+  text >> generator;
+  if (text.fail() || !(text >> std::ws).eof())
+    throw std::invalid_argument("[DataLoader] the saved generator is not a std::mt19937_64 state");
+  if (position.epochs_started < 0 || position.next_batch < 0 ||
+      position.next_batch > batches_per_epoch())
+    throw std::invalid_argument("[DataLoader] cannot continue at epoch " +
+                                std::to_string(position.epochs_started) + ", batch " +
+                                std::to_string(position.next_batch) + " of " +
+                                std::to_string(batches_per_epoch()));
+  std::unique_lock<std::mutex> lock(mutex_);
+  cancel_and_wait(lock);
+  rng_ = generator;
+  if (position.epochs_started == 0) {  // nothing drawn yet
+    epoch_ = 0;
+    cursor_ = 0;
+    order_.clear();
+    return;
+  }
+  lock.unlock();
+  epoch_ = position.epochs_started - 1;
+  start_epoch();  // draws the epoch's order again and asks for batch 0
+  lock.lock();
+  cancel_and_wait(lock);
+  cursor_ = position.next_batch;
+  if (options_.prefetch && cursor_ < batches_per_epoch()) request(cursor_);
 }
 
 bool DataLoader::next(Batch& batch) {

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,14 @@ struct GRADLENS_API Batch {
   Tensor images;                      // [B, 3, 32, 32], CPU, normalized
   std::vector<std::int64_t> labels;   // B labels, 0-9
   std::vector<std::int64_t> indices;  // B positions in the split
+};
+
+/// Where a loader stands, for checkpoints: restore() on a loader of the same split and options
+/// continues exactly as this one would.
+struct GRADLENS_API LoaderPosition {
+  std::int64_t epochs_started = 0;  // the current epoch included
+  std::int64_t next_batch = 0;      // batches of the current epoch already handed out
+  std::string generator;  // the shuffling generator before this epoch's shuffle (its text)
 };
 
 struct GRADLENS_API DataLoaderOptions {
@@ -69,6 +78,12 @@ class GRADLENS_API DataLoader {
   std::int64_t batch_size() const { return options_.batch_size; }
   /// Epochs started so far (1 during the first).
   std::int64_t epochs_started() const { return epoch_; }
+  LoaderPosition position() const;
+  /// Continues from `position` (same split and options): the current epoch's order is drawn again
+  /// from its saved generator and the next batch is position.next_batch. Throws
+  /// std::invalid_argument on a generator text that is not a std::mt19937_64 or a batch past the
+  /// epoch's end.
+  void restore(const LoaderPosition& position);
   /// The current epoch's order of split positions.
   const std::vector<std::int64_t>& order() const { return order_; }
 
@@ -81,7 +96,8 @@ class GRADLENS_API DataLoader {
   const CifarSplit& split_;
   DataLoaderOptions options_;
   std::mt19937_64 rng_;
-  std::vector<std::int64_t> order_;  // read by the worker only while busy_
+  std::mt19937_64 rng_at_epoch_start_;  // for position()
+  std::vector<std::int64_t> order_;     // read by the worker only while busy_
   std::int64_t epoch_ = 0;
   std::int64_t cursor_ = 0;  // next batch index that next() returns
 

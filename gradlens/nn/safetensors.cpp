@@ -549,14 +549,13 @@ void load_model(Module& model, const std::string& path, bool allow_nonfinite) {
   const std::map<std::string, Tensor> tensors = file.float_tensors();
   // A NaN weight would make every prediction the same class without a word: refused by name.
   for (const auto& [name, tensor] : allow_nonfinite ? std::map<std::string, Tensor>{} : tensors) {
-    const std::vector<float> values = tensor.to_vector();
-    const auto bad =
-        std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
-    if (bad != values.end()) {
+    const std::int64_t bad = first_nonfinite(tensor);
+    if (bad >= 0) {
+      const float value = tensor.to_vector()[static_cast<std::size_t>(bad)];
       throw std::runtime_error("[safetensors] " + path + ": tensor '" + name + "' " +
                                shape_str(tensor.shape()) + " has " +
-                               (std::isnan(*bad) ? "NaN" : "an infinite value") + " at element " +
-                               std::to_string(bad - values.begin()) +
+                               (std::isnan(value) ? "NaN" : "an infinite value") + " at element " +
+                               std::to_string(bad) +
                                " (not a trained model; --allow-nonfinite, allow_nonfinite in the "
                                "library, loads it anyway)");
     }

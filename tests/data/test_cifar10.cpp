@@ -353,5 +353,44 @@ TEST(DataLoader, EpochEndsUntilTheNextStartAndRejectsBadBatchSize) {
   EXPECT_FALSE(none.next(batch));
 }
 
+// A checkpoint's position, restored into a fresh loader, continues with the same batches: at the
+// start, mid-epoch, at an epoch's end, with and without prefetching.
+TEST(DataLoader, RestoredPositionContinuesWithTheSameBatches) {
+  const CifarSplit split = synthetic_split(23);
+  for (const bool prefetch : {true, false}) {
+    const DataLoaderOptions options{
+        .batch_size = 4, .shuffle = true, .seed = 9, .prefetch = prefetch};
+    for (const std::int64_t taken : {0, 1, 5, 6, 7, 13}) {  // 6 batches an epoch
+      DataLoader original(split, options);
+      Batch batch;
+      for (std::int64_t k = 0; k < taken; ++k) {
+        if (k > 0 && k % 6 == 0) original.start_epoch();
+        ASSERT_TRUE(original.next(batch));
+      }
+      DataLoader restored(split, options);
+      restored.restore(original.position());
+      EXPECT_EQ(restored.epochs_started(), original.epochs_started());
+      for (int k = 0; k < 14; ++k) {
+        Batch a, b;
+        const bool more = original.next(a);
+        ASSERT_EQ(more, restored.next(b)) << "taken " << taken << ", then " << k;
+        if (!more) {
+          original.start_epoch();
+          restored.start_epoch();
+          continue;
+        }
+        EXPECT_EQ(a.indices, b.indices) << "taken " << taken << ", then " << k;
+        EXPECT_EQ(a.images.to_vector(), b.images.to_vector());
+      }
+    }
+  }
+  DataLoader loader(split, 4, true, 0);
+  EXPECT_THROW(loader.restore({.epochs_started = 1, .next_batch = 0, .generator = "not a state"}),
+               std::invalid_argument);
+  LoaderPosition past_the_end = loader.position();
+  past_the_end.next_batch = 7;
+  EXPECT_THROW(loader.restore(past_the_end), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace gradlens::data

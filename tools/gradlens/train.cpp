@@ -1,6 +1,6 @@
 // gradlens train: the tutorial's recipe (SGD lr 0.001, momentum 0.9, batch 4, 5 epochs) as a
 // standalone program: progress while it runs, test accuracy at the end, the model written
-// atomically.
+// atomically; with --checkpoint-every, checkpoints that --resume continues from bit for bit.
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/dataloader.h"
 #include "gradlens/kernels/backend.h"
+#include "gradlens/nn/checkpoint.h"
 #include "gradlens/nn/loss.h"
 #include "gradlens/nn/optim/sgd.h"
 #include "gradlens/nn/safetensors.h"
@@ -37,7 +39,48 @@ struct TrainOptions {
   std::int64_t log_every = 2000;
   std::int64_t limit = 0;  // train on the first `limit` shuffled images per epoch (0 = all)
   bool eval_each_epoch = false;
+  std::int64_t checkpoint_every = 0;  // steps between checkpoints (0 = none)
+  std::string checkpoint;             // default: beside --out
+  bool resume = false;
 };
+
+// cifar_net.safetensors -> cifar_net.checkpoint.safetensors
+std::string default_checkpoint_path(const std::string& out) {
+  std::filesystem::path p(out);
+  const std::string stem =
+      p.extension() == ".safetensors" ? p.stem().string() : p.filename().string();
+  return (p.parent_path() / (stem + ".checkpoint.safetensors")).string();
+}
+
+// The settings a resumed run must share with the checkpoint's for the same result; the others
+// (epochs, device, threads, logging) may change between runs.
+std::map<std::string, std::string> fixed_settings(const TrainOptions& o) {
+  char lr[32], momentum[32];
+  std::snprintf(lr, sizeof lr, "%.9g", static_cast<double>(o.lr));
+  std::snprintf(momentum, sizeof momentum, "%.9g", static_cast<double>(o.momentum));
+  return {{"model", "Net"},
+          {"seed", std::to_string(o.seed)},
+          {"batch_size", std::to_string(o.batch_size)},
+          {"limit", std::to_string(o.limit)},
+          {"lr", lr},
+          {"momentum", momentum}};
+}
+
+// A folder we can write `path` into, checked before the first step rather than after the last.
+void check_writable(const std::string& flag, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path file(path);
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw std::runtime_error(flag + ": " + path + ": the folder " + dir.string() +
+                             " does not exist");
+  if (fs::exists(file, ec) && !fs::is_regular_file(file, ec))
+    throw std::runtime_error(flag + ": " + path + " exists and is not a regular file");
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw std::runtime_error(flag + ": " + path + ": cannot write into " + dir.string() + ": " +
+                             std::strerror(errno));
+}
 
 std::string format_duration(double seconds) {
   const long s = static_cast<long>(seconds + 0.5);
@@ -52,21 +95,13 @@ void run_train(const TrainOptions& o) {
   if (o.log_every < 1) throw std::runtime_error("--log-every must be >= 1");
   if (o.limit < 0) throw std::runtime_error("--limit must be >= 0 (0 = every image)");
   if (!std::isfinite(o.lr) || o.lr <= 0.f) throw std::runtime_error("--lr must be a number > 0");
-  // Where the model goes is checked before the first step, not after the last.
-  {
-    namespace fs = std::filesystem;
-    const fs::path out(o.out);
-    const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec))
-      throw std::runtime_error("--out: " + o.out + ": the folder " + dir.string() +
-                               " does not exist");
-    if (fs::exists(out, ec) && !fs::is_regular_file(out, ec))
-      throw std::runtime_error("--out: " + o.out + " exists and is not a regular file");
-    if (::access(dir.c_str(), W_OK) != 0)
-      throw std::runtime_error("--out: " + o.out + ": cannot write into " + dir.string() + ": " +
-                               std::strerror(errno));
-  }
+  if (o.checkpoint_every < 0)
+    throw std::runtime_error("--checkpoint-every must be >= 0 (0 = no checkpoints)");
+  const std::string checkpoint_path =
+      o.checkpoint.empty() ? default_checkpoint_path(o.out) : o.checkpoint;
+  const bool checkpointing = o.checkpoint_every > 0 || o.resume;
+  check_writable("--out", o.out);
+  if (checkpointing) check_writable("--checkpoint", checkpoint_path);
   const Device device = Device::parse(o.device);
   apply_precision(o.precision, device);
   apply_threads(o.threads);
@@ -102,35 +137,100 @@ void run_train(const TrainOptions& o) {
       num_threads());
   std::fflush(stdout);
 
+  // Resuming: the model, the momentum buffers and the loader's position come from the checkpoint;
+  // a checkpoint of other settings would not give the run that was asked for, so it is refused.
+  std::int64_t steps_done = 0;
+  std::int64_t checkpoint_every = o.checkpoint_every;
+  double running_loss = 0.0;
+  int first_epoch = 0;
+  std::int64_t first_step = 0;
+  bool resumed = false;
+  if (o.resume) {
+    std::error_code ec;
+    if (!std::filesystem::exists(checkpoint_path, ec)) {
+      std::printf("no checkpoint at %s: starting from the beginning\n", checkpoint_path.c_str());
+    } else {
+      const nn::TrainingState state = nn::load_checkpoint(checkpoint_path, net, optimizer);
+      std::string differences;
+      for (const auto& [key, value] : fixed_settings(o)) {
+        const auto it = state.settings.find(key);
+        const std::string saved = it == state.settings.end() ? "(none)" : it->second;
+        if (saved != value) differences += " " + key + " " + saved + " (now " + value + ")";
+      }
+      if (!differences.empty())
+        throw std::runtime_error("--resume: " + checkpoint_path +
+                                 " was written with other settings:" + differences);
+      if (checkpoint_every == 0 && state.settings.count("checkpoint_every"))
+        checkpoint_every = std::stoll(state.settings.at("checkpoint_every"));
+      loader.restore(state.loader);
+      steps_done = state.steps_done;
+      first_epoch = static_cast<int>(std::max<std::int64_t>(state.loader.epochs_started, 1) - 1);
+      first_step = state.loader.next_batch;
+      resumed = state.loader.epochs_started > 0;
+      if (const auto it = state.settings.find("running_loss"); it != state.settings.end())
+        running_loss = std::stod(it->second);
+      std::printf("resumed from %s at epoch %d, step %lld (%lld steps done)\n",
+                  checkpoint_path.c_str(),
+                  first_epoch + 1,
+                  static_cast<long long>(first_step),
+                  static_cast<long long>(steps_done));
+    }
+  }
+  auto save_state = [&](double loss_since_log) {
+    nn::TrainingState state;
+    state.loader = loader.position();
+    state.steps_done = steps_done;
+    state.settings = fixed_settings(o);
+    state.settings["checkpoint_every"] = std::to_string(checkpoint_every);
+    char loss[40];
+    std::snprintf(loss, sizeof loss, "%.17g", loss_since_log);
+    state.settings["running_loss"] = loss;
+    nn::save_checkpoint(checkpoint_path, net, optimizer, state);
+  };
+
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  std::int64_t steps_done = 0, images_done = 0;
+  const std::int64_t steps_at_start = steps_done;
+  std::int64_t images_done = 0;
   data::Batch batch;
-  for (int epoch = 0; epoch < o.epochs; ++epoch) {
-    loader.start_epoch();
-    double running_loss = 0.0;
-    for (std::int64_t i = 0; i < steps_per_epoch && loader.next(batch); ++i) {
+  for (int epoch = first_epoch; epoch < o.epochs; ++epoch) {
+    // A resumed epoch continues where the checkpoint left it; the others start afresh.
+    const bool resumed_epoch = resumed && epoch == first_epoch;
+    if (!resumed_epoch) {
+      loader.start_epoch();
+      running_loss = 0.0;
+    }
+    for (std::int64_t i = resumed_epoch ? first_step : 0; i < steps_per_epoch && loader.next(batch);
+         ++i) {
       const Tensor inputs = batch.images.to(device);
       optimizer.zero_grad();
       const Tensor loss = criterion(net(inputs), batch.labels);
-      loss.backward();
-      optimizer.step();
       const float loss_value = loss.item();
+      const std::string where =
+          "at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(i + 1);
+      // Diverged: stop before the update, leaving --out and the last checkpoint as they were.
       if (!std::isfinite(loss_value)) {
-        // Diverged: stop here, and leave --out as it was rather than save a NaN model.
         throw std::runtime_error("training diverged: the loss is " +
-                                 std::string(std::isnan(loss_value) ? "NaN" : "infinite") +
-                                 " at epoch " + std::to_string(epoch + 1) + ", step " +
-                                 std::to_string(i + 1) + " (lr " + std::to_string(o.lr) +
+                                 std::string(std::isnan(loss_value) ? "NaN" : "infinite") + " " +
+                                 where + " (lr " + std::to_string(o.lr) +
                                  "); nothing was saved to " + o.out);
       }
+      loss.backward();
+      for (const nn::Parameter& p : optimizer.params()) {
+        if (p.tensor.grad().defined() && first_nonfinite(p.tensor.grad()) >= 0)
+          throw std::runtime_error("training diverged: the gradient of " + p.name +
+                                   " is not finite " + where + "; nothing was saved to " + o.out);
+      }
+      optimizer.step();
       running_loss += loss_value;
       ++steps_done;
       images_done += static_cast<std::int64_t>(batch.labels.size());
-      if ((i + 1) % o.log_every == 0) {
+      const bool log_line = (i + 1) % o.log_every == 0;
+      if (log_line) {
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         const double rate = images_done / elapsed;
-        const double left = elapsed / steps_done * (total_steps - steps_done);
+        const double left =
+            elapsed / static_cast<double>(steps_done - steps_at_start) * (total_steps - steps_done);
         std::printf("[%d, %5lld] loss: %.3f   %.0f img/s, %s left\n",
                     epoch + 1,
                     static_cast<long long>(i + 1),
@@ -140,6 +240,7 @@ void run_train(const TrainOptions& o) {
         std::fflush(stdout);
         running_loss = 0.0;
       }
+      if (checkpoint_every > 0 && steps_done % checkpoint_every == 0) save_state(running_loss);
     }
     if (o.eval_each_epoch || epoch + 1 == o.epochs) {
       const EvalResult r = evaluate(net, test, 1000, device);
@@ -154,6 +255,8 @@ void run_train(const TrainOptions& o) {
       std::fflush(stdout);
     }
   }
+  // The finished run's checkpoint too, so that --resume after the end only saves the model again.
+  if (checkpointing) save_state(running_loss);
   net.to(kCPU);
   nn::SafetensorsWriter writer;
   for (const auto& p : net.parameters()) writer.add(p.name, p.tensor);
@@ -185,6 +288,17 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag(
       "--eval-each-epoch", o->eval_each_epoch, "print the test accuracy after every epoch");
+  cmd->add_option("--checkpoint-every",
+                  o->checkpoint_every,
+                  "write a checkpoint every N steps (model, optimiser, data order; 0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--checkpoint",
+                  o->checkpoint,
+                  "the checkpoint file (default: beside --out, NAME.checkpoint.safetensors)");
+  cmd->add_flag("--resume",
+                o->resume,
+                "continue from --checkpoint if it exists (same seed, batch size, lr, momentum and "
+                "limit); the result is bit-identical to an uninterrupted run");
   cmd->callback([o] { run_train(*o); });
 }
 

@@ -1,5 +1,8 @@
 #include "gradlens/nn/optim/sgd.h"
 
+#include <algorithm>
+#include <stdexcept>
+
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/kernels/backend.h"
@@ -36,6 +39,30 @@ void SGD::step() {
                     buffers_[i].defined() ? buffers_[i].data() : nullptr,
                     p.numel());
   }
+}
+
+std::map<std::string, Tensor> SGD::momentum_buffers() const {
+  std::map<std::string, Tensor> buffers;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    if (buffers_[i].defined()) buffers.emplace(params_[i].name, buffers_[i]);
+  }
+  return buffers;
+}
+
+void SGD::load_momentum_buffers(const std::map<std::string, Tensor>& buffers) {
+  std::vector<Tensor> loaded(params_.size());
+  for (const auto& [name, buffer] : buffers) {
+    const auto it = std::find_if(
+        params_.begin(), params_.end(), [&](const Parameter& p) { return p.name == name; });
+    if (it == params_.end())
+      throw std::invalid_argument("[SGD] momentum buffer '" + name + "' names no parameter");
+    if (buffer.shape() != it->tensor.shape())
+      throw std::invalid_argument("[SGD] momentum buffer '" + name + "' is " +
+                                  shape_str(buffer.shape()) + ", its parameter " +
+                                  shape_str(it->tensor.shape()));
+    loaded[static_cast<std::size_t>(it - params_.begin())] = buffer.to(it->tensor.device()).clone();
+  }
+  buffers_ = std::move(loaded);
 }
 
 void SGD::zero_grad() {

@@ -2,6 +2,8 @@
 // momentum buffer starts as a copy of the first gradient.
 #pragma once
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "gradlens/export.h"
@@ -26,6 +28,11 @@ class GRADLENS_API SGD {
   /// The momentum buffer of parameter i (undefined before the first step).
   const Tensor& momentum_buffer(std::size_t i) const { return buffers_.at(i); }
   const std::vector<Parameter>& params() const { return params_; }
+  /// The momentum buffers that exist, by their parameter's name (checkpoints).
+  std::map<std::string, Tensor> momentum_buffers() const;
+  /// Sets the buffers of the named parameters (copied to each parameter's device); a name that is
+  /// not a parameter, or a shape that differs from it, throws std::invalid_argument naming it.
+  void load_momentum_buffers(const std::map<std::string, Tensor>& buffers);
 
  private:
   std::vector<Parameter> params_;
