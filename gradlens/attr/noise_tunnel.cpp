@@ -95,10 +95,13 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
   const std::size_t chunk_bytes = std::min({planner_.memory_budget(device),
                                             base_->batching().memory_budget(device),
                                             preferred_chunk_bytes(device)});
-  const std::int64_t group = std::max<std::int64_t>(
-      1,
-      static_cast<std::int64_t>(chunk_bytes /
-                                (4 * row_bytes * static_cast<std::size_t>(samples_per_call()))));
+  // A partition's noisy rows, the base's attributions and their squares: about 4 rows each. A
+  // partition larger than a chunk (nt_samples_batch_size 0 with many samples) is cut to fit: each
+  // sample's draw is its own, so only the order of the sum over samples changes.
+  const std::int64_t rows_per_chunk =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(chunk_bytes / (4 * row_bytes)));
+  const std::int64_t per_call = std::min(samples_per_call(), rows_per_chunk);
+  const std::int64_t group = std::max<std::int64_t>(1, rows_per_chunk / per_call);
   if (n > group && !options_.draws) {
     const bool per_image_baselines = baselines.defined() && baselines.shape() == inputs.shape() &&
                                      !options_.draw_baseline_from_distrib;
@@ -109,10 +112,11 @@ Attributions NoiseTunnel::attribute(const Tensor& inputs,
       return attribute_images(slice(inputs, b, e),
                               part(t),
                               per_image_baselines ? slice(baselines, b, e) : baselines,
-                              part(streams));
+                              part(streams),
+                              per_call);
     });
   }
-  return attribute_images(inputs, t, baselines, streams);
+  return attribute_images(inputs, t, baselines, streams, per_call);
 }
 
 std::int64_t NoiseTunnel::samples_per_call() const {
@@ -124,7 +128,8 @@ std::int64_t NoiseTunnel::samples_per_call() const {
 Attributions NoiseTunnel::attribute_images(const Tensor& inputs,
                                            std::span<const std::int64_t> t,
                                            const Tensor& baselines,
-                                           std::span<const std::int64_t> streams) {
+                                           std::span<const std::int64_t> streams,
+                                           std::int64_t per_call) {
   const std::int64_t n = inputs.size(0);
   const std::int64_t nt = options_.nt_samples;
   const std::int64_t rows = n * nt;
@@ -153,7 +158,6 @@ Attributions NoiseTunnel::attribute_images(const Tensor& inputs,
   const Tensor* given = given_noise(draws, expanded, name());
 
   // Partitions of samples: nt / k of k samples, then the remainder (Captum's order).
-  const std::int64_t per_call = samples_per_call();
   std::vector<std::pair<std::int64_t, std::int64_t>> partitions;
   for (std::int64_t s = 0; s + per_call <= nt; s += per_call)
     partitions.emplace_back(s, s + per_call);

@@ -72,7 +72,8 @@ class GRADLENS_API NoiseTunnel : public Attribution {
   Attributions attribute_images(const Tensor& inputs,
                                 std::span<const std::int64_t> t,
                                 const Tensor& baselines,
-                                std::span<const std::int64_t> streams);
+                                std::span<const std::int64_t> streams,
+                                std::int64_t per_call);
   std::int64_t samples_per_call() const;  // nt_samples_batch_size, 0 meaning all
 
   std::shared_ptr<Attribution> base_;
