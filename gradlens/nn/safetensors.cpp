@@ -536,7 +536,10 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 }
 
 void load_model(Module& model, const std::string& path, bool allow_nonfinite) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error("model file not found: " + path);
+  std::error_code ec;  // a link loop or an unreadable folder is named as such, not as "not found"
+  if (!std::filesystem::exists(path, ec))
+    throw std::runtime_error(ec ? "model file " + path + ": " + ec.message()
+                                : "model file not found: " + path);
   const SafetensorsFile file = SafetensorsFile::load(path);
   // Every tensor of a state_dict is F32: another dtype is named as such, not reported missing
   // (F64) or silently skipped (I64).

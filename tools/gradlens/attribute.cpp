@@ -57,8 +57,15 @@ struct AttributeOptions {
 
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
 
+// A link loop or an unreadable folder is named as such, not as "not found".
+void require_file(const std::string& path, const std::string& flag) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    fail(flag + ": " + path + ": " + (ec ? ec.message() : std::string("file not found")));
+}
+
 nn::SafetensorsFile open_file(const std::string& path, const std::string& flag) {
-  if (!std::filesystem::exists(path)) fail(flag + ": file not found: " + path);
+  require_file(path, flag);
   return nn::SafetensorsFile::load(path);
 }
 
@@ -146,10 +153,6 @@ std::vector<std::int64_t> choose_targets(const std::string& how,
   if (t < 0 || t >= data::kCifarClasses)
     fail("--target: '" + how + "' is not label, predicted or a class 0..9");
   return std::vector<std::int64_t>(in.labels.size(), t);
-}
-
-void require_file(const std::string& path, const std::string& flag) {
-  if (!std::filesystem::exists(path)) fail(flag + ": file not found: " + path);
 }
 
 Tensor load_baselines(const std::string& spec) {
@@ -307,14 +310,14 @@ void run_attribute(AttributeOptions& o) {
   // The command line's models have no stateful hooks outside the layer methods' own attribute
   // calls, so independent chunks may run one a CPU thread.
   args.concurrency = 0;
-  if (!o.feature_mask_file.empty()) {
+  if (!o.feature_mask_file.empty() && !parse_only()) {
     const auto file = open_file(o.feature_mask_file, "--feature-mask");
     if (!file.contains("feature_mask"))
       fail("--feature-mask: " + o.feature_mask_file + " has no tensor 'feature_mask'");
     args.feature_mask = file.int64s("feature_mask");
     args.mask_shape = file.shape("feature_mask");
   }
-  if (!o.draws_file.empty()) {
+  if (!o.draws_file.empty() && !parse_only()) {
     require_file(o.draws_file, "--draws");
     try {
       args.draws = attr::load_draws(o.draws_file, o.draws_prefix);
@@ -329,6 +332,7 @@ void run_attribute(AttributeOptions& o) {
   const std::unique_ptr<attr::Attribution> method =
       MethodFlags::in_flag_terms([&] { return attr::make_method(o.method, net, args); });
   const std::string description = attr::describe_method(o.method, args);
+  if (parse_only()) return;
   load_model(net, o.model, o.allow_nonfinite);
   net.to(device);
   if (is_directory_output(o.out)) {

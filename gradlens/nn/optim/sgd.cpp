@@ -51,7 +51,9 @@ std::map<std::string, Tensor> SGD::momentum_buffers() const {
 
 void SGD::load_momentum_buffers(const std::map<std::string, Tensor>& buffers) {
   std::vector<Tensor> loaded(params_.size());
-  for (const auto& [name, buffer] : buffers) {
+  for (const auto& entry : buffers) {
+    const std::string& name = entry.first;
+    const Tensor& buffer = entry.second;
     const auto it = std::find_if(
         params_.begin(), params_.end(), [&](const Parameter& p) { return p.name == name; });
     if (it == params_.end())
