@@ -1,11 +1,15 @@
-"""Writes the fuzz targets' seed inputs, small valid files of each format, into DIR/<target>/
-(tools/fuzz.sh runs it; generated, so no data file is kept in the repository).
+"""Writes the fuzz targets' seed inputs, small valid files of each format, into DIR/<target>/, and
+the command line's dictionary, every flag, subcommand and method name read from the sources, to
+DIR/cli.dict (tools/fuzz.sh runs it; generated, so no data file is kept in the repository and the
+dictionary follows the flags).
 
   python3 fuzz/make_seeds.py DIR
 """
+import glob
 import json
 import os
 import random
+import re
 import struct
 import sys
 import zlib
@@ -64,11 +68,49 @@ def main(out):
             "two_rows": bytes([2, 0, 9]) + pixels(6144),
         },
     }
+    seeds["cli"] = {name: b"\0".join(a.encode() for a in args) for name, args in CLI_SEEDS.items()}
     for target, files in seeds.items():
         os.makedirs(os.path.join(out, target), exist_ok=True)
         for name, data in files.items():
             with open(os.path.join(out, target, name), "wb") as f:
                 f.write(data)
+
+    with open(os.path.join(out, "cli.dict"), "w") as f:
+        for word in sorted(cli_words()):
+            f.write(json.dumps(word) + "\n")
+
+
+CLI_SEEDS = {  # argument lists the program accepts
+    "train": ["train", "--epochs", "2", "--batch-size", "4", "--lr", "0.001", "--limit", "400",
+              "--checkpoint-every", "50", "--resume", "--threads", "1"],
+    "eval": ["eval", "--model", "m.safetensors", "--batch-size", "1000", "--device", "cpu"],
+    "ig": ["attribute", "integrated_gradients", "--n-steps", "50", "--method", "riemann_trapezoid",
+           "--indices", "0:4", "--target", "label", "--delta", "--memory-budget", "16M"],
+    "nt": ["attribute", "saliency", "--noise-tunnel", "--nt-samples", "10", "--nt-type",
+           "smoothgrad_sq", "--stdevs", "0.2", "--nt-samples-batch-size", "5", "--seed", "1"],
+    "gradcam": ["attribute", "layer_grad_cam", "--layer", "conv2", "--out", "shards/",
+                "--shard", "1/4", "--split", "test", "--indices", "all"],
+    "report": ["report", "--indices", "0,3,5", "--methods", "saliency,integrated_gradients",
+               "--scale", "4", "--out", "r"],
+    "other": ["shards", "merge", "dir", "--out", "x.safetensors"],
+}
+
+
+def cli_words():
+    """Subcommand, flag, method and option names as they appear in the sources."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    words = set()
+    for path in glob.glob(os.path.join(root, "tools", "gradlens", "*.cpp")):
+        text = open(path).read()
+        words |= set(re.findall(r'"(--[a-z0-9-]+)"', text))
+        words |= set(re.findall(r'add_subcommand\("([a-z_]+)"', text))
+    for path in glob.glob(os.path.join(root, "gradlens", "attr", "*.cpp")):
+        text = open(path).read()
+        words |= set(re.findall(r'\.name = "([a-z_0-9]+)"', text))
+        words |= {"--" + w.replace("_", "-") for w in re.findall(r'\.name = "([a-z_0-9]+)"', text)}
+        for choices in re.findall(r'\.choices = "([a-z_0-9,]+)"', text):
+            words |= set(choices.split(","))
+    return words
 
 
 if __name__ == "__main__":

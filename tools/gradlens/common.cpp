@@ -11,10 +11,33 @@
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/transforms.h"
 #include "gradlens/kernels/backend.h"
+#include "gradlens/kernels/build_info.h"
 #include "gradlens/kernels/precision.h"
 #include "gradlens/nn/safetensors.h"
+#include "tools/gradlens/commands.h"
+#include "tools/gradlens/shards.h"
 
 namespace gradlens::cli {
+
+namespace {
+bool g_parse_only = false;
+}  // namespace
+
+void set_parse_only(bool on) { g_parse_only = on; }
+bool parse_only() { return g_parse_only; }
+
+void add_commands(CLI::App& app) {
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "gradlens " + build_info().version);
+  add_data_command(app);
+  add_train_command(app);
+  add_eval_command(app);
+  add_attribute_command(app);
+  add_methods_command(app);
+  add_report_command(app);
+  add_info_command(app);
+  add_shards_command(app);
+}
 
 void print_accuracy(const nn::EvalResult& r) {
   std::printf("Accuracy of the network on the %lld test images: %.2f %% (%lld/%lld)\n",

@@ -37,6 +37,7 @@ void add_data_command(CLI::App& app) {
       ->capture_default_str();
   fetch->add_flag("--offline", fetch_args->offline, "Download nothing: only check or use --from");
   fetch->callback([fetch_args] {
+    if (parse_only()) return;
     data::FetchOptions options = fetch_args->options;
     if (fetch_args->offline) options.url = options.npm_package = "";
     data::fetch_cifar10(fetch_args->dir, std::cout, options);
@@ -46,6 +47,7 @@ void add_data_command(CLI::App& app) {
   CLI::App* check = data->add_subcommand("check", "Verify the md5 of the six batches in DIR");
   check->add_option("dir", *check_dir, "Directory holding the .bin files")->required();
   check->callback([check_dir] {
+    if (parse_only()) return;
     for (const data::Cifar10FileCheck& c : data::check_cifar10(*check_dir)) {
       std::cout << (c.ok() ? "ok   " : "FAIL ") << c.path << "  "
                 << (c.actual_md5.empty() ? "missing" : c.actual_md5) << "\n";

@@ -24,6 +24,7 @@ void run_eval(const EvalOptions& o) {
   const Device device = Device::parse(o.device);
   apply_precision(o.precision, device);
   apply_threads(o.threads);
+  if (parse_only()) return;
   nn::Net net;
   load_model(net, o.model, o.allow_nonfinite);
   net.to(device);

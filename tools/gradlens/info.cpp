@@ -15,6 +15,7 @@ namespace gradlens::cli {
 namespace {
 
 void run_info() {
+  if (parse_only()) return;
   const BuildInfo& b = build_info();
   std::printf("gradlens %s\n", b.version.c_str());
   std::printf("build:    %s, %s, flags \"%s\"\n",

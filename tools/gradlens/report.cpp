@@ -252,6 +252,7 @@ void run_report(const ReportOptions& o) {
   if (o.target != "label" && o.target != "predicted")
     fail("--target: '" + o.target + "' is not label or predicted");
   std::vector<MethodSpec> specs = choose_methods(o);
+  if (parse_only()) return;
 
   nn::Net net;
   load_model(net, o.model, o.allow_nonfinite);

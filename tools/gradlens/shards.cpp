@@ -8,6 +8,7 @@
 
 #include "gradlens/nn/safetensors.h"
 #include "gradlens/viz/png.h"
+#include "tools/gradlens/commands.h"
 #include "tools/gradlens/method_flags.h"
 
 namespace gradlens::cli {
@@ -197,7 +198,9 @@ void add_shards_command(CLI::App& app) {
       shards->add_subcommand("merge", "check that the shards cover every image once and join them");
   merge->add_option("dir", *dir, "the --out directory of gradlens attribute")->required();
   merge->add_option("--out", *out, "the merged safetensors file")->required();
-  merge->callback([dir, out] { merge_shards(*dir, *out); });
+  merge->callback([dir, out] {
+    if (!parse_only()) merge_shards(*dir, *out);
+  });
 }
 
 }  // namespace gradlens::cli

@@ -106,6 +106,7 @@ void run_train(const TrainOptions& o) {
   apply_precision(o.precision, device);
   apply_threads(o.threads);
 
+  if (parse_only()) return;
   const data::CifarSplit train = data::load_cifar10(o.data_dir, true);
   const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
   nn::Net net(o.seed);
