@@ -76,9 +76,13 @@ std::optional<Shape> to_shape(std::string_view text) {
   }
 }
 
+// Whole numbers in full (2147483647, not 2.14748e+09), others as the stream writes them.
 std::string number_text(double v) {
   std::ostringstream s;
-  s << v;
+  if (v == std::floor(v) && std::abs(v) < 1e15)
+    s << static_cast<long long>(v);
+  else
+    s << v;
   return s.str();
 }
 

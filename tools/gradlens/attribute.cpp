@@ -340,6 +340,7 @@ void run_attribute(AttributeOptions& o) {
     return;
   }
   if (!o.shard.empty() || o.resume) fail("--shard and --resume need --out DIR/ (a directory)");
+  if (!o.out.empty()) check_output_file("--out", o.out);  // before the work, not after it
 
   Inputs in = load_inputs(o);
   const Tensor x = in.images.to(device);

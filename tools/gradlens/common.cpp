@@ -1,7 +1,11 @@
 #include "tools/gradlens/common.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <stdexcept>
@@ -25,6 +29,21 @@ bool g_parse_only = false;
 
 void set_parse_only(bool on) { g_parse_only = on; }
 bool parse_only() { return g_parse_only; }
+
+void check_output_file(const std::string& flag, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path file(path);
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw std::runtime_error(flag + ": " + path + ": the folder " + dir.string() +
+                             " does not exist");
+  if (fs::exists(file, ec) && !fs::is_regular_file(file, ec))
+    throw std::runtime_error(flag + ": " + path + " exists and is not a regular file");
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw std::runtime_error(flag + ": " + path + ": cannot write into " + dir.string() + ": " +
+                             std::strerror(errno));
+}
 
 void add_commands(CLI::App& app) {
   app.require_subcommand(1);

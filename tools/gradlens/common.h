@@ -18,6 +18,9 @@ void print_accuracy(const nn::EvalResult& result);
 using nn::EvalResult;
 using nn::evaluate;
 using nn::load_model;
+/// Refuses, before any work, an output file whose folder is missing or not writable, or that
+/// exists and is not a regular file; `flag` names it in the message.
+void check_output_file(const std::string& flag, const std::string& path);
 /// 0 means every core.
 void apply_threads(int threads);
 /// --precision float32|tf32 (kernels/precision.h); tf32 asks for CUDA, where the tensor cores are.

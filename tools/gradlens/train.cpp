@@ -66,22 +66,6 @@ std::map<std::string, std::string> fixed_settings(const TrainOptions& o) {
           {"momentum", momentum}};
 }
 
-// A folder we can write `path` into, checked before the first step rather than after the last.
-void check_writable(const std::string& flag, const std::string& path) {
-  namespace fs = std::filesystem;
-  const fs::path file(path);
-  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw std::runtime_error(flag + ": " + path + ": the folder " + dir.string() +
-                             " does not exist");
-  if (fs::exists(file, ec) && !fs::is_regular_file(file, ec))
-    throw std::runtime_error(flag + ": " + path + " exists and is not a regular file");
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw std::runtime_error(flag + ": " + path + ": cannot write into " + dir.string() + ": " +
-                             std::strerror(errno));
-}
-
 std::string format_duration(double seconds) {
   const long s = static_cast<long>(seconds + 0.5);
   char buf[32];
@@ -100,8 +84,8 @@ void run_train(const TrainOptions& o) {
   const std::string checkpoint_path =
       o.checkpoint.empty() ? default_checkpoint_path(o.out) : o.checkpoint;
   const bool checkpointing = o.checkpoint_every > 0 || o.resume;
-  check_writable("--out", o.out);
-  if (checkpointing) check_writable("--checkpoint", checkpoint_path);
+  check_output_file("--out", o.out);
+  if (checkpointing) check_output_file("--checkpoint", checkpoint_path);
   const Device device = Device::parse(o.device);
   apply_precision(o.precision, device);
   apply_threads(o.threads);
@@ -211,10 +195,11 @@ void run_train(const TrainOptions& o) {
           "at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(i + 1);
       // Diverged: stop before the update, leaving --out and the last checkpoint as they were.
       if (!std::isfinite(loss_value)) {
+        char lr[32];
+        std::snprintf(lr, sizeof lr, "%g", static_cast<double>(o.lr));
         throw std::runtime_error("training diverged: the loss is " +
                                  std::string(std::isnan(loss_value) ? "NaN" : "infinite") + " " +
-                                 where + " (lr " + std::to_string(o.lr) +
-                                 "); nothing was saved to " + o.out);
+                                 where + " (lr " + lr + "); nothing was saved to " + o.out);
       }
       loss.backward();
       for (const nn::Parameter& p : optimizer.params()) {
