@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "gradlens/attr/attribution.h"
@@ -327,7 +328,14 @@ void run_attribute(AttributeOptions& o) {
     if (args.draws->noise.defined()) args.draws->noise = args.draws->noise.to(device);
   }
 
-  nn::Net net;
+  // Parse-only runs (the fuzzer's, thousands a second) check the method against one Net made once:
+  // its random initialisation is most of a parse, and its weights are never used.
+  const auto parse_only_net = []() -> nn::Net& {
+    static nn::Net net;
+    return net;
+  };
+  std::optional<nn::Net> run_net;
+  nn::Net& net = parse_only() ? parse_only_net() : run_net.emplace();
   // Bad methods, options and layers fail here, before any file is read or written.
   const std::unique_ptr<attr::Attribution> method =
       MethodFlags::in_flag_terms([&] { return attr::make_method(o.method, net, args); });

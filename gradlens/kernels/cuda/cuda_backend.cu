@@ -128,7 +128,9 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* why, std::string* versions
 
 Backend& cuda_backend(int index) {
   static std::mutex mutex;
-  static std::vector<cuda::CudaBackend*> backends;  // leaked on purpose, see the file comment
+  // Leaked on purpose, see the file comment; the table too, so that the backends stay reachable
+  // after static destruction (a leak checker sees them as held, not lost).
+  static std::vector<cuda::CudaBackend*>& backends = *new std::vector<cuda::CudaBackend*>();
   const int count = cuda::device_count();
   if (count == 0) {
     throw std::runtime_error("[device] cuda:" + std::to_string(index) +
