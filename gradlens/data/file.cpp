@@ -127,4 +127,45 @@ void write_file_atomic(const std::string& path, std::string_view text) {
   write_file_atomic(path, [&](const ByteSink& write) { write(text.data(), text.size()); });
 }
 
+std::string read_regular_file(const std::string& path,
+                              std::size_t max_bytes,
+                              std::string_view tag) {
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error("[" + std::string(tag) + "] " + path + ": " + what);
+  };
+  // O_NONBLOCK: a FIFO or a device must be refused below, not waited on here.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) fail(std::string("cannot open: ") + std::strerror(errno));
+  struct stat st {};
+  const bool stat_ok = ::fstat(fd, &st) == 0;
+  const int stat_errno = errno;
+  std::string bytes;
+  std::string problem;
+  if (!stat_ok) {
+    problem = std::string("cannot stat: ") + std::strerror(stat_errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "not a regular file";
+  } else if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    problem = "the file's " + std::to_string(st.st_size) + " bytes are more than the " +
+              std::to_string(max_bytes) + " this reader takes";
+  } else {
+    bytes.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        problem = n < 0 ? std::string("read failed: ") + std::strerror(errno)
+                        : "file shrank while reading (" + std::to_string(done) + " of " +
+                              std::to_string(bytes.size()) + " bytes)";
+        break;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  ::close(fd);
+  if (!problem.empty()) fail(problem);
+  return bytes;
+}
+
 }  // namespace gradlens::data

@@ -28,4 +28,10 @@ GRADLENS_API void write_file_atomic(const std::string& path,
 GRADLENS_API void write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
 GRADLENS_API void write_file_atomic(const std::string& path, std::string_view text);
 
+/// The whole of a regular file, opened without waiting on a FIFO or a device (refused, as is a
+/// file over `max_bytes`). Errors are std::runtime_error "[tag] path: what failed: errno text".
+GRADLENS_API std::string read_regular_file(const std::string& path,
+                                           std::size_t max_bytes,
+                                           std::string_view tag = "read");
+
 }  // namespace gradlens::data

@@ -1,0 +1,58 @@
+// ONNX import: a model exported by torch.onnx.export (or any ONNX file of the supported ops) as a
+// Module that runs the graph with gradlens ops, so every attribution method runs on it. Read with
+// Debian's ONNX library; the weights are the file's initializers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gradlens/export.h"
+#include "gradlens/nn/module.h"
+
+namespace gradlens::onnx {
+
+/// One node of the graph, as the model runs it.
+struct GRADLENS_API NodeInfo {
+  std::string name;         // the exporter's node name ("/layer2/conv1/Conv")
+  std::string op_type;      // "Conv"
+  std::string module_path;  // the module it came from ("layer2.conv1"; "" when none)
+  std::vector<std::string> inputs, outputs;
+};
+
+/// The graph as a Module: one data input [N, C, H, W] and one output. Each node that came from a
+/// PyTorch module with weights or a ReLU is a child module under that module's path
+/// ("layer2.conv1"), so its parameters have PyTorch's state_dict names and layer methods address
+/// it by the name people know.
+class GRADLENS_API OnnxModel : public nn::Module {
+ public:
+  /// Reads `path`; an op outside the supported set is refused naming the node, its op type and the
+  /// opset, and any other problem names the file (std::runtime_error).
+  static std::unique_ptr<OnnxModel> load(const std::string& path);
+
+  const std::vector<NodeInfo>& nodes() const { return info_; }
+  const std::string& input_name() const { return input_; }
+  const std::string& output_name() const { return output_; }
+  std::int64_t opset() const { return opset_; }
+
+  struct Step;  // a node ready to run (model.cpp)
+  ~OnnxModel() override;
+
+ protected:
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  OnnxModel();
+  std::vector<NodeInfo> info_;
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::map<std::string, Tensor> constants_;  // initializers that are not parameters
+  std::string input_, output_;
+  std::int64_t opset_ = 0;
+};
+
+/// The op types load() accepts, in the order the documentation lists them.
+GRADLENS_API std::vector<std::string> supported_ops();
+
+}  // namespace gradlens::onnx
