@@ -11,7 +11,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "gradlens/attr/deep_lift.h"
+#include "gradlens/attr/guided_backprop.h"
 #include "gradlens/attr/integrated_gradients.h"
+#include "gradlens/attr/layer_grad_cam.h"
+#include "gradlens/attr/saliency.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/cifar10.h"
@@ -110,6 +114,53 @@ TEST(Onnx, GradientsFlowThroughTheImportedGraph) {
     EXPECT_LE(std::sqrt(diff / norm), 5e-3) << "image " << i << ", max |diff| " << worst;
   }
   EXPECT_LE(kinked, 2);
+}
+
+// The rule-based methods see the imported graph's ops: BatchNorm is a product and a sum by
+// per-channel constants (linear), the residual Add a sum, so DeepLift's rescale rule and
+// GuidedBackprop's ReLU rule give Captum's answers; LayerGradCam finds layer2.conv2 by name.
+TEST(Onnx, DeepLiftGuidedBackpropSaliencyAndLayerGradCamMatchCaptum) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
+  GRADLENS_SHARED_FILE(attributions_path, "reference/resnet8/attributions.safetensors");
+  const auto model = onnx::OnnxModel::load(model_path);
+  const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
+  const nn::SafetensorsFile reference = nn::SafetensorsFile::load(attributions_path);
+  const Tensor x = inputs.tensor("inputs");
+  const std::vector<std::int64_t> labels = inputs.int64s("labels");
+  const Tensor zeros = Tensor::zeros(x.shape());
+  // The reference README's tolerances.
+  attr::Saliency saliency(*model);
+  EXPECT_TRUE(gradlens::testing::allclose(
+      saliency.attribute(x, labels).values, reference.tensor("saliency"), 0, 4e-6));
+  attr::DeepLift deeplift(*model);
+  EXPECT_TRUE(gradlens::testing::allclose(
+      deeplift.attribute(x, labels, zeros).values, reference.tensor("deeplift"), 0, 2e-5));
+  attr::GuidedBackprop gbp(*model);
+  EXPECT_TRUE(gradlens::testing::allclose(
+      gbp.attribute(x, labels).values, reference.tensor("guided_backprop"), 0, 2e-6));
+  attr::LayerGradCam gradcam(*model, "layer2.conv2");
+  EXPECT_TRUE(gradlens::testing::allclose(gradcam.attribute(x, labels).values,
+                                          reference.tensor("layer_grad_cam_layer2_conv2"),
+                                          0,
+                                          4e-7));
+}
+
+TEST(Onnx, EvalAndAttributeTakeAnOnnxModelByItsExtension) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
+  const std::string data = std::filesystem::path(test_batch).parent_path().string();
+  const gradlens::testing::CliRun eval =
+      gradlens::testing::run_gradlens("eval --model " + model_path + " --data " + data);
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("69.51 % (6951/10000)"), std::string::npos) << eval.out;  // PyTorch's
+  const std::string out = gradlens::testing::fresh_temp_dir("gradlens_onnx_cli") + "/a.safetensors";
+  const gradlens::testing::CliRun gradcam = gradlens::testing::run_gradlens(
+      "attribute layer_grad_cam --layer layer2.conv2 --model " + model_path + " --data " + data +
+      " --indices 0:2 --out " + out);
+  ASSERT_EQ(gradcam.exit_code, 0) << gradcam.err;
+  // layer2.conv2 is 16 x 16; --interpolate would bring the maps to the image size.
+  EXPECT_EQ(nn::SafetensorsFile::load(out).shape("attributions"), (Shape{2, 1, 16, 16}));
 }
 
 TEST(Onnx, BadFilesAndUnsupportedOpsAreOneClearError) {

@@ -192,7 +192,7 @@ std::string duration_text(double seconds) {
 void run_sharded(const AttributeOptions& o,
                  attr::Attribution& method,
                  const std::string& description,
-                 nn::Net& net,
+                 nn::Module& net,
                  Device device) {
   if (!o.inputs_file.empty())
     fail("--out DIR/ streams a CIFAR-10 split (--data, --split); --inputs writes one file");
@@ -330,18 +330,23 @@ void run_attribute(AttributeOptions& o) {
 
   // Parse-only runs (the fuzzer's, thousands a second) check the method against one Net made once:
   // its random initialisation is most of a parse, and its weights are never used.
+  // An .onnx model is read first (its layers come from the file); the tutorial Net's weights are
+  // read after the method is checked.
   const auto parse_only_net = []() -> nn::Net& {
     static nn::Net net;
     return net;
   };
-  std::optional<nn::Net> run_net;
-  nn::Net& net = parse_only() ? parse_only_net() : run_net.emplace();
+  const bool onnx_model = is_onnx_file(o.model) && !parse_only();
+  std::unique_ptr<nn::Module> owned;
+  if (!parse_only())
+    owned = onnx_model ? load_model_file(o.model, o.allow_nonfinite) : std::make_unique<nn::Net>();
+  nn::Module& net = parse_only() ? parse_only_net() : *owned;
   // Bad methods, options and layers fail here, before any file is read or written.
   const std::unique_ptr<attr::Attribution> method =
       MethodFlags::in_flag_terms([&] { return attr::make_method(o.method, net, args); });
   const std::string description = attr::describe_method(o.method, args);
   if (parse_only()) return;
-  load_model(net, o.model, o.allow_nonfinite);
+  if (!onnx_model) load_model(net, o.model, o.allow_nonfinite);
   net.to(device);
   if (is_directory_output(o.out)) {
     run_sharded(o, *method, description, net, device);

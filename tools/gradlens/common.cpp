@@ -19,6 +19,9 @@
 #include "gradlens/kernels/precision.h"
 #include "gradlens/nn/safetensors.h"
 #include "tools/gradlens/commands.h"
+#if GRADLENS_WITH_ONNX
+#include "gradlens/onnx/model.h"
+#endif
 #include "tools/gradlens/shards.h"
 
 namespace gradlens::cli {
@@ -29,6 +32,34 @@ bool g_parse_only = false;
 
 void set_parse_only(bool on) { g_parse_only = on; }
 bool parse_only() { return g_parse_only; }
+
+bool is_onnx_file(const std::string& path) {
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+}
+
+std::unique_ptr<nn::Module> load_model_file(const std::string& path, bool allow_nonfinite) {
+  if (!is_onnx_file(path)) {
+    auto net = std::make_unique<nn::Net>();
+    load_model(*net, path, allow_nonfinite);
+    return net;
+  }
+#if GRADLENS_WITH_ONNX
+  std::unique_ptr<nn::Module> model = onnx::OnnxModel::load(path);
+  for (const nn::Parameter& p :
+       allow_nonfinite ? std::vector<nn::Parameter>{} : model->parameters()) {
+    const std::int64_t bad = first_nonfinite(p.tensor);
+    if (bad >= 0)
+      throw std::runtime_error("[onnx] " + path + ": weight '" + p.name + "' " +
+                               shape_str(p.tensor.shape()) + " is not finite at element " +
+                               std::to_string(bad) + " (--allow-nonfinite loads it anyway)");
+  }
+  return model;
+#else
+  throw std::runtime_error("--model " + path +
+                           ": this gradlens was built without ONNX import (install libonnx-dev "
+                           "and libprotobuf-dev, then configure again)");
+#endif
+}
 
 void check_output_file(const std::string& flag, const std::string& path) {
   namespace fs = std::filesystem;

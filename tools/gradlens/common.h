@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@ void print_accuracy(const nn::EvalResult& result);
 using nn::EvalResult;
 using nn::evaluate;
 using nn::load_model;
+/// --model FILE.onnx: an imported graph (gradlens built with ONNX import).
+bool is_onnx_file(const std::string& path);
+/// --model: an .onnx graph, or the tutorial Net with the weights of a safetensors file; a NaN or
+/// infinite weight is refused by name unless allow_nonfinite.
+std::unique_ptr<nn::Module> load_model_file(const std::string& path, bool allow_nonfinite);
 /// Refuses, before any work, an output file whose folder is missing or not writable, or that
 /// exists and is not a regular file; `flag` names it in the message.
 void check_output_file(const std::string& flag, const std::string& path);

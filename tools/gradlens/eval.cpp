@@ -25,8 +25,8 @@ void run_eval(const EvalOptions& o) {
   apply_precision(o.precision, device);
   apply_threads(o.threads);
   if (parse_only()) return;
-  nn::Net net;
-  load_model(net, o.model, o.allow_nonfinite);
+  const std::unique_ptr<nn::Module> model = load_model_file(o.model, o.allow_nonfinite);
+  nn::Module& net = *model;
   net.to(device);
   const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
   const EvalResult r = evaluate(net, test, o.batch_size, device);

@@ -254,8 +254,8 @@ void run_report(const ReportOptions& o) {
   std::vector<MethodSpec> specs = choose_methods(o);
   if (parse_only()) return;
 
-  nn::Net net;
-  load_model(net, o.model, o.allow_nonfinite);
+  const std::unique_ptr<nn::Module> model = load_model_file(o.model, o.allow_nonfinite);
+  nn::Module& net = *model;
   net.to(device);
 
   const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
