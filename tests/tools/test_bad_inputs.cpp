@@ -90,6 +90,22 @@ const BadInput kBadInputs[] = {
      "a FIFO",
      "attribute saliency --model MODEL --inputs DIR/fifo",
      "not a regular file"},
+    {"Input files",
+     "a FIFO as --baselines",
+     "attribute integrated_gradients --model MODEL --data DATA --baselines DIR/fifo",
+     "not a regular file"},
+    {"Input files",
+     "a FIFO as --draws",
+     "attribute gradient_shap --model MODEL --data DATA --draws DIR/fifo",
+     "not a regular file"},
+    {"Input files",
+     "a FIFO as --feature-mask",
+     "attribute feature_ablation --model MODEL --data DATA --feature-mask DIR/fifo",
+     "not a regular file"},
+    {"Input files",
+     "a FIFO in place of test_batch.bin",
+     "eval --model MODEL --data DIR/fifo_data",
+     "not a regular file"},
     {"Output files",
      "--out onto a device",
      "attribute saliency --model MODEL --data DATA --indices 0 --out /dev/full",
@@ -193,6 +209,8 @@ void make_bad_files(const fs::path& dir, const std::string& model, const std::st
     out << header;
   }
   ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0644), 0);
+  fs::create_directory(dir / "fifo_data");
+  ASSERT_EQ(::mkfifo((dir / "fifo_data" / "test_batch.bin").c_str(), 0644), 0);
   fs::create_symlink("loop2", dir / "loop1");
   fs::create_symlink("loop1", dir / "loop2");
   std::ofstream(dir / "zeros.safetensors").close();

@@ -67,7 +67,11 @@ void require_file(const std::string& path, const std::string& flag) {
 
 nn::SafetensorsFile open_file(const std::string& path, const std::string& flag) {
   require_file(path, flag);
-  return nn::SafetensorsFile::load(path);
+  try {
+    return nn::SafetensorsFile::load(path);
+  } catch (const std::runtime_error& e) {
+    fail(flag + ": " + e.what());
+  }
 }
 
 bool is_train_split(const std::string& split) {
