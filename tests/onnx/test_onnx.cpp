@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "gradlens/attr/deep_lift.h"
 #include "gradlens/attr/guided_backprop.h"
@@ -84,18 +85,29 @@ TEST(Onnx, TheBatchNormFoldedExportGivesTheSameLogits) {
   EXPECT_TRUE(gradlens::testing::allclose(out, inputs.tensor("logits"), 0, 3e-5));
 }
 
-TEST(Onnx, GradientsFlowThroughTheImportedGraph) {
-  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
-  GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
-  GRADLENS_SHARED_FILE(attributions_path, "reference/resnet8/attributions.safetensors");
-  const auto model = onnx::OnnxModel::load(model_path);
-  const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
-  const nn::SafetensorsFile reference = nn::SafetensorsFile::load(attributions_path);
-  const Tensor x = inputs.tensor("inputs");
-  const std::vector<std::int64_t> labels = inputs.int64s("labels");
+// ResNet8, its 16 reference images and Captum's attributions of them.
+class OnnxCaptum : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+    GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
+    GRADLENS_SHARED_FILE(attributions_path, "reference/resnet8/attributions.safetensors");
+    model = onnx::OnnxModel::load(model_path);
+    const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
+    x = inputs.tensor("inputs");
+    labels = inputs.int64s("labels");
+    reference = std::make_unique<nn::SafetensorsFile>(nn::SafetensorsFile::load(attributions_path));
+  }
+  std::unique_ptr<onnx::OnnxModel> model;
+  Tensor x;
+  std::vector<std::int64_t> labels;
+  std::unique_ptr<nn::SafetensorsFile> reference;
+};
+
+TEST_F(OnnxCaptum, IntegratedGradientsFlowThroughTheImportedGraph) {
   attr::IntegratedGradients ig(*model, {.n_steps = 50});
   const attr::Attributions a = ig.attribute(x, labels, Tensor::zeros(x.shape()));
-  const Tensor expected = reference.tensor("ig_gausslegendre_50");
+  const Tensor expected = reference->tensor("ig_gausslegendre_50");
   // The README's tolerance: atol 3e-5, and per-image relative L2 5e-3 on an image whose path
   // crosses a ReLU's kink within float32 rounding (its image 15 between float32 and float64; for
   // us, whose convolutions round differently from PyTorch's, image 7). At most two such images.
@@ -119,29 +131,21 @@ TEST(Onnx, GradientsFlowThroughTheImportedGraph) {
 // The rule-based methods see the imported graph's ops: BatchNorm is a product and a sum by
 // per-channel constants (linear), the residual Add a sum, so DeepLift's rescale rule and
 // GuidedBackprop's ReLU rule give Captum's answers; LayerGradCam finds layer2.conv2 by name.
-TEST(Onnx, DeepLiftGuidedBackpropSaliencyAndLayerGradCamMatchCaptum) {
-  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
-  GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
-  GRADLENS_SHARED_FILE(attributions_path, "reference/resnet8/attributions.safetensors");
-  const auto model = onnx::OnnxModel::load(model_path);
-  const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
-  const nn::SafetensorsFile reference = nn::SafetensorsFile::load(attributions_path);
-  const Tensor x = inputs.tensor("inputs");
-  const std::vector<std::int64_t> labels = inputs.int64s("labels");
+TEST_F(OnnxCaptum, DeepLiftGuidedBackpropSaliencyAndLayerGradCamMatchCaptum) {
   const Tensor zeros = Tensor::zeros(x.shape());
   // The reference README's tolerances.
   attr::Saliency saliency(*model);
   EXPECT_TRUE(gradlens::testing::allclose(
-      saliency.attribute(x, labels).values, reference.tensor("saliency"), 0, 4e-6));
+      saliency.attribute(x, labels).values, reference->tensor("saliency"), 0, 4e-6));
   attr::DeepLift deeplift(*model);
   EXPECT_TRUE(gradlens::testing::allclose(
-      deeplift.attribute(x, labels, zeros).values, reference.tensor("deeplift"), 0, 2e-5));
+      deeplift.attribute(x, labels, zeros).values, reference->tensor("deeplift"), 0, 2e-5));
   attr::GuidedBackprop gbp(*model);
   EXPECT_TRUE(gradlens::testing::allclose(
-      gbp.attribute(x, labels).values, reference.tensor("guided_backprop"), 0, 2e-6));
+      gbp.attribute(x, labels).values, reference->tensor("guided_backprop"), 0, 2e-6));
   attr::LayerGradCam gradcam(*model, "layer2.conv2");
   EXPECT_TRUE(gradlens::testing::allclose(gradcam.attribute(x, labels).values,
-                                          reference.tensor("layer_grad_cam_layer2_conv2"),
+                                          reference->tensor("layer_grad_cam_layer2_conv2"),
                                           0,
                                           4e-7));
 }
