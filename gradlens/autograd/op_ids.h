@@ -31,16 +31,21 @@ struct GRADLENS_API Ops {
   static constexpr OpId softmax{"softmax"}, log_softmax{"log_softmax"},
       cross_entropy{"cross_entropy"};
   static constexpr OpId sum{"sum"}, sum_dim{"sum_dim"}, reshape{"reshape"}, slice{"slice"},
-      cat{"cat"}, index_rows{"index_rows"}, pick{"pick"};
+      cat{"cat"}, index_rows{"index_rows"}, pick{"pick"}, gather{"gather"};
+  // The activations of imported models.
+  static constexpr OpId exp{"exp"}, log{"log"}, tanh{"tanh"}, sigmoid{"sigmoid"},
+      leaky_relu{"leaky_relu"}, clamp{"clamp"};
 
-  static constexpr std::array<OpId, 27> all = {
-      conv2d,      conv2d_relu,   linear, max_pool2d, relu,    add,   sub,  mul,        div,
-      affine,      safe_div,      abs,    square,     sqrt,    sign,  step, stabilize,  softmax,
-      log_softmax, cross_entropy, sum,    sum_dim,    reshape, slice, cat,  index_rows, pick};
+  static constexpr std::array<OpId, 34> all = {
+      conv2d,  conv2d_relu, linear,    max_pool2d, relu,        add,           sub,
+      mul,     div,         affine,    safe_div,   abs,         square,        sqrt,
+      sign,    step,        stabilize, softmax,    log_softmax, cross_entropy, sum,
+      sum_dim, reshape,     slice,     cat,        index_rows,  pick,          gather,
+      exp,     log,         tanh,      sigmoid,    leaky_relu,  clamp};
   /// The structural and linear ops: under every modified-backward method their plain gradient is
   /// what the method means (shapes, sums, copies, affine maps, the target pick).
-  static constexpr std::array<OpId, 10> structural = {
-      reshape, slice, cat, index_rows, pick, sum, sum_dim, add, sub, affine};
+  static constexpr std::array<OpId, 11> structural = {
+      reshape, slice, cat, index_rows, pick, gather, sum, sum_dim, add, sub, affine};
 };
 
 }  // namespace gradlens

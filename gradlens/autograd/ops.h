@@ -33,6 +33,14 @@ GRADLENS_API Tensor square(const Tensor& x);
 GRADLENS_API Tensor sqrt(const Tensor& x);
 GRADLENS_API Tensor sign(const Tensor& x);
 GRADLENS_API Tensor step(const Tensor& x);
+// The activations of imported models: e^x, ln x, tanh, 1 / (1 + e^-x), x > 0 ? x : slope * x,
+// and min(max(x, lo), hi) (a NaN stays NaN).
+GRADLENS_API Tensor exp(const Tensor& x);
+GRADLENS_API Tensor log(const Tensor& x);
+GRADLENS_API Tensor tanh(const Tensor& x);
+GRADLENS_API Tensor sigmoid(const Tensor& x);
+GRADLENS_API Tensor leaky_relu(const Tensor& x, float slope);
+GRADLENS_API Tensor clamp(const Tensor& x, float lo, float hi);
 // x + eps * (x >= 0 ? 1 : -1): LRP's epsilon stabiliser (never 0 for eps > 0)
 GRADLENS_API Tensor stabilize(const Tensor& x, float eps);
 // num / den where |den| >= eps, else fallback (same shapes): DeepLift's rescale multiplier
@@ -68,6 +76,28 @@ GRADLENS_API Tensor normal_noise(const Tensor& x,
                                  float stdev,
                                  std::uint64_t seed,
                                  std::uint32_t purpose);
+// --- layout (ops/gather.cpp): any rank, each one gather on the tensor's device ---
+// y.flat[i] = index[i] >= 0 ? x.flat[index[i]] : fill, y of `shape`; no element read twice
+GRADLENS_API Tensor gather(const Tensor& x,
+                           Shape shape,
+                           std::vector<std::int64_t> index,
+                           float fill);
+// dims reordered: y dim d is x dim order[d] (ONNX Transpose, numpy.transpose)
+GRADLENS_API Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order);
+// before[d] / after[d] elements of `value` added at each end of dim d (negative: cropped)
+GRADLENS_API Tensor pad(const Tensor& x,
+                        const std::vector<std::int64_t>& before,
+                        const std::vector<std::int64_t>& after,
+                        float value = 0.f);
+// sizes[d] elements of dim d from starts[d], every steps[d]-th
+GRADLENS_API Tensor strided_slice(const Tensor& x,
+                                  const std::vector<std::int64_t>& starts,
+                                  const std::vector<std::int64_t>& sizes,
+                                  const std::vector<std::int64_t>& steps);
+// factors[d] - 1 zeros between neighbours along dim d (a dilated conv kernel)
+GRADLENS_API Tensor spread(const Tensor& x, const std::vector<std::int64_t>& factors);
+// along any axis (negative counts from the end); the rest of the shapes must agree
+GRADLENS_API Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis);
 // x [N, ...], rows picked by index (repeats allowed) -> [index.size(), ...]
 GRADLENS_API Tensor index_rows(const Tensor& x, std::span<const std::int64_t> index);
 // x [N, C] -> [N]: x[i, index[i]] (attribution targets)

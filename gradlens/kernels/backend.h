@@ -142,6 +142,11 @@ class GRADLENS_API Backend {
   virtual void index_rows_backward(
       const float* dy, const i64* index, float* dx, i64 count, i64 row_size, i64 src_rows) = 0;
 
+  // gather: y[i] = index[i] >= 0 ? x[index[i]] : fill for i in [0, n). Every layout op of imported
+  // models (transpose, pad, strided slice, concat along any axis, dilation) is one gather, and so
+  // is its backward when no two outputs read the same input (autograd/ops/gather.cpp).
+  virtual void gather(const float* x, const i64* index, float fill, float* y, i64 n) = 0;
+
   // One SGD step on one parameter, in place (params.h has the formula).
   virtual void sgd_update(
       const SgdParams& p, float* param, const float* grad, float* momentum_buf, i64 n) = 0;

@@ -2,6 +2,8 @@
 // them.
 #pragma once
 
+#include <math.h>  // the float functions (expf, tanhf) that device code has too
+
 #include <cstdint>
 
 #include "gradlens/export.h"
@@ -119,9 +121,87 @@ GRADLENS_HOST_DEVICE inline float apply_binary(float a, float b) {
   }
 }
 
-// y = f(x): |x|, x^2, sqrt(x), sign(x) (0 at 0), step(x) = (x > 0), and LRP's stabiliser
-// x + param * (x >= 0 ? 1 : -1).
-enum class UnaryOp : std::uint8_t { Abs, Square, Sqrt, Sign, Step, Stabilize };
+// y = f(x): |x|, x^2, sqrt(x), sign(x) (0 at 0), step(x) = (x > 0), LRP's stabiliser
+// x + param * (x >= 0 ? 1 : -1), and the activations of imported models: exp, log, tanh,
+// sigmoid, leaky_relu (slope param below 0), and clamp_min / clamp_max at param (NaN stays NaN).
+enum class UnaryOp : std::uint8_t {
+  Abs,
+  Square,
+  Sqrt,
+  Sign,
+  Step,
+  Stabilize,
+  Exp,
+  Log,
+  Tanh,
+  Sigmoid,
+  LeakyRelu,
+  ClampMin,
+  ClampMax
+};
+
+template <UnaryOp Op>
+struct UnaryTag {
+  static constexpr UnaryOp value = Op;
+};
+
+// The arithmetic of each UnaryOp, shared by the CPU kernels and their CUDA twins (the float
+// functions of <math.h> exist on both sides).
+template <UnaryOp Op>
+GRADLENS_HOST_DEVICE inline float apply_unary(float v, float param) {
+  if constexpr (Op == UnaryOp::Abs) {
+    return fabsf(v);
+  } else if constexpr (Op == UnaryOp::Square) {
+    return v * v;
+  } else if constexpr (Op == UnaryOp::Sqrt) {
+    return sqrtf(v);
+  } else if constexpr (Op == UnaryOp::Sign) {
+    return static_cast<float>((v > 0.f) - (v < 0.f));
+  } else if constexpr (Op == UnaryOp::Step) {
+    return v > 0.f ? 1.f : 0.f;
+  } else if constexpr (Op == UnaryOp::Stabilize) {
+    return v + (v >= 0.f ? param : -param);
+  } else if constexpr (Op == UnaryOp::Exp) {
+    return expf(v);
+  } else if constexpr (Op == UnaryOp::Log) {
+    return logf(v);
+  } else if constexpr (Op == UnaryOp::Tanh) {
+    return tanhf(v);
+  } else if constexpr (Op == UnaryOp::Sigmoid) {
+    return 1.f / (1.f + expf(-v));
+  } else if constexpr (Op == UnaryOp::LeakyRelu) {
+    return v > 0.f ? v : v * param;
+  } else if constexpr (Op == UnaryOp::ClampMin) {
+    return v < param ? param : v;  // not fmaxf: a NaN input stays NaN, as in PyTorch
+  } else {
+    return v > param ? param : v;
+  }
+}
+
+/// Calls fn(std::integral_constant<UnaryOp, op>{}): one switch, outside the kernels' loops.
+template <typename Fn>
+inline void dispatch_unary(UnaryOp op, Fn&& fn) {
+  switch (op) {
+#define GRADLENS_UNARY_CASE(name)  \
+  case UnaryOp::name:              \
+    fn(UnaryTag<UnaryOp::name>{}); \
+    break;
+    GRADLENS_UNARY_CASE(Abs)
+    GRADLENS_UNARY_CASE(Square)
+    GRADLENS_UNARY_CASE(Sqrt)
+    GRADLENS_UNARY_CASE(Sign)
+    GRADLENS_UNARY_CASE(Step)
+    GRADLENS_UNARY_CASE(Stabilize)
+    GRADLENS_UNARY_CASE(Exp)
+    GRADLENS_UNARY_CASE(Log)
+    GRADLENS_UNARY_CASE(Tanh)
+    GRADLENS_UNARY_CASE(Sigmoid)
+    GRADLENS_UNARY_CASE(LeakyRelu)
+    GRADLENS_UNARY_CASE(ClampMin)
+    GRADLENS_UNARY_CASE(ClampMax)
+#undef GRADLENS_UNARY_CASE
+  }
+}
 
 // torch.optim.SGD: g = grad + weight_decay * p; buf = first ? g : momentum * buf + (1 - dampening)
 // * g; g = nesterov ? g + momentum * buf : buf; p -= lr * g.

@@ -128,7 +128,14 @@ TEST(OpIds, EveryNodeIsNamedByItsOpId) {
       {slice(m, 0, 1), Ops::slice},
       {cat({m, m}), Ops::cat},
       {index_rows(m, index), Ops::index_rows},
-      {pick(m, index), Ops::pick}};
+      {pick(m, index), Ops::pick},
+      {permute(m, {1, 0}), Ops::gather},
+      {exp(m), Ops::exp},
+      {log(add_scalar(abs(m), 1.f)), Ops::log},
+      {tanh(m), Ops::tanh},
+      {sigmoid(m), Ops::sigmoid},
+      {leaky_relu(m, 0.1f), Ops::leaky_relu},
+      {clamp(m, -0.1f, 0.1f), Ops::clamp}};
   for (const auto& [y, op] : cases) {
     ASSERT_TRUE(y.grad_fn() != nullptr) << op.name();
     EXPECT_EQ(y.grad_fn()->name(), op.name());

@@ -125,6 +125,37 @@ std::vector<OpCase> op_cases() {
       {"max_pool2d_k3_s2_pad1",
        [](auto& x) { return max_pool2d(x[0], 3, 2, 1); },
        {distinct_values({1, 2, 7, 5}, 39)}},
+      {"exp", [](auto& x) { return exp(x[0]); }, {random_tensor({2, 5}, 80)}},
+      {"log", [](auto& x) { return log(x[0]); }, {random_tensor({6}, 81, 0.5f, 2.f)}},
+      {"tanh", [](auto& x) { return tanh(x[0]); }, {random_tensor({2, 5}, 82, -2.f, 2.f)}},
+      {"sigmoid", [](auto& x) { return sigmoid(x[0]); }, {random_tensor({2, 5}, 83, -3.f, 3.f)}},
+      {"leaky_relu", [](auto& x) { return leaky_relu(x[0], 0.1f); }, {away_from_zero({9}, 84)}},
+      {"clamp", [](auto& x) { return clamp(x[0], -0.42f, 0.33f); }, {distinct_values({4, 5}, 85)}},
+      {"permute",
+       [](auto& x) {
+         return mul(permute(x[0], {2, 0, 1}), x[1]);
+       },
+       {random_tensor({2, 3, 4}, 86), random_tensor({4, 2, 3}, 87)}},
+      {"pad_asymmetric",
+       [](auto& x) {
+         return mul(pad(x[0], {0, 1, 2}, {0, 2, -1}, 0.5f), x[1]);
+       },
+       {random_tensor({2, 3, 4}, 88), random_tensor({2, 6, 5}, 89)}},
+      {"strided_slice",
+       [](auto& x) {
+         return strided_slice(x[0], {0, 1, 0}, {2, 2, 3}, {1, 2, 3});
+       },
+       {random_tensor({2, 5, 9}, 90)}},
+      {"spread",
+       [](auto& x) {
+         return mul(spread(x[0], {1, 2, 3}), x[1]);
+       },
+       {random_tensor({2, 3, 2}, 91), random_tensor({2, 5, 4}, 92)}},
+      {"concat_middle_axis",
+       [](auto& x) {
+         return concat({x[0], x[1], x[0]}, -2);
+       },
+       {random_tensor({2, 3, 4}, 93), random_tensor({2, 1, 4}, 94)}},
       {"softmax", [](auto& x) { return softmax(x[0]); }, {random_tensor({3, 6}, 40)}},
       {"log_softmax", [](auto& x) { return log_softmax(x[0]); }, {random_tensor({3, 6}, 41)}},
       {"cross_entropy",

@@ -172,13 +172,29 @@ const char* unary_name(UnaryOp op) {
       return Ops::step.name().data();
     case UnaryOp::Stabilize:
       return Ops::stabilize.name().data();
+    case UnaryOp::Exp:
+      return Ops::exp.name().data();
+    case UnaryOp::Log:
+      return Ops::log.name().data();
+    case UnaryOp::Tanh:
+      return Ops::tanh.name().data();
+    case UnaryOp::Sigmoid:
+      return Ops::sigmoid.name().data();
+    case UnaryOp::LeakyRelu:
+      return Ops::leaky_relu.name().data();
+    case UnaryOp::ClampMin:
+    case UnaryOp::ClampMax:
+      return Ops::clamp.name().data();
   }
   return "unary";
 }
 
-// abs: dy * sign(x); square: 2 x dy; sqrt: dy / (2 y); sign, step: 0; stabilize: dy.
+// abs: dy * sign(x); square: 2 x dy; sqrt: dy / (2 y); sign, step: 0; stabilize: dy; exp: dy y;
+// log: dy / x; tanh: dy (1 - y^2); sigmoid: dy y (1 - y); leaky_relu: dy where x > 0, else dy *
+// slope; clamp: dy where the input passed unchanged (lo <= x <= hi, PyTorch's rule), else 0.
 struct ElementwiseUnaryNode : detail::UnaryNode {
   UnaryOp op = UnaryOp::Abs;
+  float param = 0.f;
   std::string_view name() const override { return unary_name(op); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     switch (op) {
@@ -193,6 +209,19 @@ struct ElementwiseUnaryNode : detail::UnaryNode {
         return {Tensor::zeros(x.shape(), x.device())};
       case UnaryOp::Stabilize:
         return {dy};
+      case UnaryOp::Exp:
+        return {mul(dy, y)};
+      case UnaryOp::Log:
+        return {div(dy, x)};
+      case UnaryOp::Tanh:
+        return {mul(dy, affine(square(y), -1.f, 1.f))};
+      case UnaryOp::Sigmoid:
+        return {mul(dy, mul(y, affine(y, -1.f, 1.f)))};
+      case UnaryOp::LeakyRelu:
+        return {mul(dy, affine(step(x), 1.f - param, param))};
+      case UnaryOp::ClampMin:
+      case UnaryOp::ClampMax:
+        return {mul(dy, affine(step(abs(sub(x, y))), -1.f, 1.f))};
     }
     return {Tensor()};
   }
@@ -206,6 +235,7 @@ Tensor unary(UnaryOp op, const Tensor& x, float param = 0.f) {
   if (should_record({&x})) {
     auto node = std::make_shared<ElementwiseUnaryNode>();
     node->op = op;
+    node->param = param;
     node->x = x.detach();
     node->y = y.detach();
     record(y, node, {x});
@@ -266,6 +296,29 @@ Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, x); }
 Tensor sign(const Tensor& x) { return unary(UnaryOp::Sign, x); }
 Tensor step(const Tensor& x) { return unary(UnaryOp::Step, x); }
 Tensor stabilize(const Tensor& x, float eps) { return unary(UnaryOp::Stabilize, x, eps); }
+Tensor exp(const Tensor& x) { return unary(UnaryOp::Exp, x); }
+Tensor log(const Tensor& x) { return unary(UnaryOp::Log, x); }
+Tensor tanh(const Tensor& x) { return unary(UnaryOp::Tanh, x); }
+Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::Sigmoid, x); }
+Tensor leaky_relu(const Tensor& x, float slope) { return unary(UnaryOp::LeakyRelu, x, slope); }
+
+// One node for both bounds, so a model's clamp is one op for DeepLift's rescale rule.
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  const detail::OpScope scope("clamp");
+  detail::check_defined("clamp", x, "x");
+  GRADLENS_CHECK(!(lo > hi), "[clamp] lower bound ", lo, " above upper bound ", hi);
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  backend_of(x).unary_forward(UnaryOp::ClampMin, x.data(), y.data(), x.numel(), lo);
+  backend_of(x).unary_forward(UnaryOp::ClampMax, y.data(), y.data(), x.numel(), hi);
+  if (should_record({&x})) {
+    auto node = std::make_shared<ElementwiseUnaryNode>();
+    node->op = UnaryOp::ClampMin;
+    node->x = x.detach();
+    node->y = y.detach();
+    record(y, node, {x});
+  }
+  return y;
+}
 
 Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& fallback) {
   const detail::OpScope scope("safe_div");

@@ -178,26 +178,9 @@ void CpuBackend::binary_backward(BinaryOp op,
 
 void CpuBackend::unary_forward(UnaryOp op, const float* x, float* y, i64 n, float param) {
   thread_pool().parallel_for(0, n, kElementwiseGrain, [=](i64 begin, i64 end) {
-    switch (op) {
-      case UnaryOp::Abs:
-        for (i64 i = begin; i < end; ++i) y[i] = std::fabs(x[i]);
-        break;
-      case UnaryOp::Square:
-        for (i64 i = begin; i < end; ++i) y[i] = x[i] * x[i];
-        break;
-      case UnaryOp::Sqrt:
-        for (i64 i = begin; i < end; ++i) y[i] = std::sqrt(x[i]);
-        break;
-      case UnaryOp::Sign:
-        for (i64 i = begin; i < end; ++i) y[i] = static_cast<float>((x[i] > 0.f) - (x[i] < 0.f));
-        break;
-      case UnaryOp::Step:
-        for (i64 i = begin; i < end; ++i) y[i] = x[i] > 0.f ? 1.f : 0.f;
-        break;
-      case UnaryOp::Stabilize:
-        for (i64 i = begin; i < end; ++i) y[i] = x[i] + (x[i] >= 0.f ? param : -param);
-        break;
-    }
+    dispatch_unary(op, [&](auto tag) {
+      for (i64 i = begin; i < end; ++i) y[i] = apply_unary<decltype(tag)::value>(x[i], param);
+    });
   });
 }
 

@@ -118,6 +118,7 @@ class CudaBackend final : public Backend {
   void index_rows_backward(
       const float* dy, const i64* index, float* dx, i64 count, i64 row_size, i64 src_rows) override;
 
+  void gather(const float* x, const i64* index, float fill, float* y, i64 n) override;
   void sgd_update(
       const SgdParams& p, float* param, const float* grad, float* momentum_buf, i64 n) override;
 

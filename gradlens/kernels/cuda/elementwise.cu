@@ -185,34 +185,12 @@ struct Affine {
   __device__ void operator()(i64 i) const { y[i] = __fadd_rn(__fmul_rn(alpha, x[i]), beta); }
 };
 
+template <UnaryOp Op>
 struct Unary {
-  UnaryOp op;
   const float* x;
   float* y;
   float param;
-  __device__ void operator()(i64 i) const {
-    const float v = x[i];
-    switch (op) {
-      case UnaryOp::Abs:
-        y[i] = fabsf(v);
-        break;
-      case UnaryOp::Square:
-        y[i] = __fmul_rn(v, v);
-        break;
-      case UnaryOp::Sqrt:
-        y[i] = sqrtf(v);
-        break;
-      case UnaryOp::Sign:
-        y[i] = static_cast<float>((v > 0.f) - (v < 0.f));
-        break;
-      case UnaryOp::Step:
-        y[i] = v > 0.f ? 1.f : 0.f;
-        break;
-      case UnaryOp::Stabilize:
-        y[i] = v + (v >= 0.f ? param : -param);
-        break;
-    }
-  }
+  __device__ void operator()(i64 i) const { y[i] = apply_unary<Op>(x[i], param); }
 };
 
 struct SafeDiv {
@@ -248,7 +226,9 @@ void CudaBackend::affine(const float* x, float alpha, float beta, float* y, i64 
 }
 
 void CudaBackend::unary_forward(UnaryOp op, const float* x, float* y, i64 n, float param) {
-  launch_map(stream(), "unary_forward", n, Unary{op, x, y, param});
+  dispatch_unary(op, [&](auto tag) {
+    launch_map(stream(), "unary_forward", n, Unary<decltype(tag)::value>{x, y, param});
+  });
 }
 
 void CudaBackend::safe_div(
