@@ -1,6 +1,10 @@
 // DeepLift rescale rules on the tape. Every relu / max_pool2d node of the doubled pass holds its
 // input x and output y for the 2N rows; d(t) = t[0, N) - t[N, 2N), repeated for both halves.
 //   relu:     grad_in = seen * d(y) / d(x); relu's own backward of grad_out where |d(x)| < eps
+//   sigmoid, tanh, leaky_relu (Captum's other rescaled activations) and clamp (ReLU6; Captum
+//   leaves nn.ReLU6 at the plain gradient, the DeepLift paper rescales every elementwise
+//   nonlinearity): grad_in = grad_out * d(y) / d(x), the plain gradient where |d(x)| < eps
+//   softmax:  that rescale, minus its mean over every element of the doubled batch (Captum's rule)
 //   max-pool: xmax = max(o_x, o_r), u = unpool(grad_out * [xmax - o_r; o_x - xmax]) (own argmax);
 //             grad_in = (u[0, N) + u[N, 2N)) / d(x); the plain gradient where |d(x)| < eps
 // NOTE: Captum's relu hook reads its grad_output before the MaxPool2d hook has replaced it, so for
@@ -82,6 +86,21 @@ class RescaleRules {
     return {safe_div(mul(seen, pair_delta(io.y, kRelu)), pair_delta(io.x, kRelu), eps_, fallback)};
   }
 
+  std::vector<Tensor> rescale(Node& node, const Tensor& grad_out, const std::vector<bool>& needs) {
+    const auto& io = saved_io(node);
+    const Tensor fallback = node.backward(grad_out, needs)[0];
+    return {safe_div(mul(grad_out, pair_delta(io.y, node.name())),
+                     pair_delta(io.x, node.name()),
+                     eps_,
+                     fallback)};
+  }
+
+  std::vector<Tensor> softmax(Node& node, const Tensor& grad_out, const std::vector<bool>& needs) {
+    const Tensor unnormalized = rescale(node, grad_out, needs)[0];
+    const float inv_count = 1.f / static_cast<float>(unnormalized.numel());
+    return {sub(unnormalized, mul_scalar(sum(unnormalized), inv_count))};
+  }
+
   std::vector<Tensor> max_pool(Node& node, const Tensor& grad_out, const std::vector<bool>& needs) {
     const auto& io = saved_io(node);
     const Tensor delta_in = pair_delta(io.x, kMaxPool);
@@ -141,6 +160,17 @@ PairGradients doubled_pass(const ForwardFn& forward,
   BackwardOverrideGuard pool_rule(
       Ops::max_pool2d, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
         return rules.max_pool(node, g, needs);
+      });
+  std::vector<std::unique_ptr<BackwardOverrideGuard>> activation_rules;
+  for (const OpId op : {Ops::sigmoid, Ops::tanh, Ops::leaky_relu, Ops::clamp}) {
+    activation_rules.push_back(std::make_unique<BackwardOverrideGuard>(
+        op, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
+          return rules.rescale(node, g, needs);
+        }));
+  }
+  BackwardOverrideGuard softmax_rule(
+      Ops::softmax, [&rules](Node& node, const Tensor& g, const std::vector<bool>& needs) {
+        return rules.softmax(node, g, needs);
       });
   const RuleCoverageGuard coverage("deeplift", deeplift_plain_ops(), allow_plain_gradient);
   EnableGradGuard grad_on;

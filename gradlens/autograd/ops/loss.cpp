@@ -24,8 +24,7 @@ RowsCols last_dim(const char* op, const Tensor& x) {
   return {x.numel() / x.size(-1), x.size(-1)};
 }
 
-struct SoftmaxNode : Node {
-  Tensor y;
+struct SoftmaxNode : detail::UnaryNode {  // x and y for DeepLift's softmax rule
   bool log = false;
   std::string_view name() const override { return (log ? Ops::log_softmax : Ops::softmax).name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
@@ -52,6 +51,7 @@ Tensor softmax_impl(const Tensor& x, bool log) {
   }
   if (should_record({&x})) {
     auto node = std::make_shared<SoftmaxNode>();
+    node->x = x.detach();
     node->y = y.detach();
     node->log = log;
     record(y, node, {x});
