@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ clang pkg-config libeigen3-dev libgtest-dev libbenchmark-dev
-          nlohmann-json3-dev libcli11-dev libpng-dev libssl-dev zlib1g-dev libonnx-dev
+          nlohmann-json3-dev libcli11-dev libpng-dev libssl-dev zlib1g-dev libonnx-dev libonnx-testdata
           libprotobuf-dev npm curl chromium)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-matplotlib)

@@ -80,7 +80,7 @@ void check_rule_coverage(const Node& node) {
                            c.method + " rule, and its plain gradient is not what " + c.method +
                            " means";
   if (!c.allow_plain_gradient) {
-    throw std::invalid_argument(what + " (allow_plain_gradient takes it anyway, with a warning)");
+    throw UncoveredOpError(what + " (allow_plain_gradient takes it anyway, with a warning)");
   }
   static std::mutex mutex;
   static std::set<std::string> warned;

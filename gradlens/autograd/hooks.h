@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,13 @@ class GRADLENS_API RuleCoverageGuard {
   ~RuleCoverageGuard();
   RuleCoverageGuard(const RuleCoverageGuard&) = delete;
   RuleCoverageGuard& operator=(const RuleCoverageGuard&) = delete;
+};
+
+/// What check_rule_coverage throws: the method cannot explain this model as it stands (a report
+/// skips the method, naming the op).
+class GRADLENS_API UncoveredOpError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
 };
 
 /// Called by the backward sweep for each node without a rule; throws or warns as above. Ops::mul

@@ -1,6 +1,10 @@
 // The graph runs node by node in the file's (topological) order, each node on gradlens ops; nodes
-// with weights, and ReLUs, are child modules named after the PyTorch module they were exported
-// from, so hooks, layer methods and state_dict names work as on a hand-written Module.
+// with weights and activations are child modules named after the PyTorch module they were
+// exported from, so hooks, layer methods and state_dict names work as on a hand-written Module.
+// Layout nodes (Transpose, Pad, Concat, ...) are gathers; a grouped conv runs as one conv with a
+// block-diagonal kernel, a dilated one with a spread kernel, uneven strides as stride 1 and a
+// strided slice, asymmetric pads as an explicit pad: all compositions of existing ops, so forward,
+// backward and CUDA come with them.
 #include "gradlens/onnx/model.h"
 
 #include <onnx/onnx_pb.h>
@@ -8,10 +12,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
+#include <numeric>
 #include <set>
 #include <stdexcept>
 
 #include "gradlens/autograd/error.h"
+#include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/file.h"
 
@@ -20,6 +28,7 @@ namespace gradlens::onnx {
 namespace {
 
 constexpr std::size_t kMaxModelBytes = std::size_t{2} << 30;  // protobuf's own limit
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw std::runtime_error("[onnx] " + path + ": " + what);
@@ -48,34 +57,65 @@ std::string module_of_weight(const std::string& name) {
   return dot == std::string::npos ? std::string() : name.substr(0, dot);
 }
 
-Tensor to_tensor(const std::string& path, const ::onnx::TensorProto& t) {
-  if (t.data_type() != ::onnx::TensorProto::FLOAT)
-    fail(path,
-         "initializer '" + t.name() + "' has data type " + std::to_string(t.data_type()) +
-             "; only float32 (1) is read");
-  Shape shape(t.dims().begin(), t.dims().end());
+std::int64_t checked_count(const std::string& path, const ::onnx::TensorProto& t) {
   std::int64_t count = 1;
-  for (const std::int64_t d : shape) {
+  for (const std::int64_t d : t.dims()) {
     if (d < 0 || (d > 0 && count > (std::int64_t{1} << 40) / d))
-      fail(path, "initializer '" + t.name() + "' has a bad shape " + shape_str(shape));
+      fail(path,
+           "tensor '" + t.name() + "' has a bad shape " +
+               shape_str(Shape(t.dims().begin(), t.dims().end())));
     count *= d;
   }
-  std::vector<float> values(static_cast<std::size_t>(count));
+  return count;
+}
+
+// A tensor's raw bytes or typed field, as `count` values of T.
+template <typename T, typename Field>
+std::vector<T> tensor_values(const std::string& path,
+                             const ::onnx::TensorProto& t,
+                             const Field& field) {
+  const std::int64_t count = checked_count(path, t);
+  std::vector<T> values(static_cast<std::size_t>(count));
   if (t.has_raw_data()) {
-    if (t.raw_data().size() != values.size() * sizeof(float))
+    if (t.raw_data().size() != values.size() * sizeof(T))
       fail(path,
-           "initializer '" + t.name() + "' " + shape_str(shape) + " holds " +
-               std::to_string(t.raw_data().size()) + " bytes, expected " +
-               std::to_string(values.size() * sizeof(float)));
+           "tensor '" + t.name() + "' holds " + std::to_string(t.raw_data().size()) +
+               " bytes, expected " + std::to_string(values.size() * sizeof(T)));
     std::memcpy(values.data(), t.raw_data().data(), t.raw_data().size());
   } else {
-    if (t.float_data_size() != count)
+    if (field.size() != count)
       fail(path,
-           "initializer '" + t.name() + "' " + shape_str(shape) + " holds " +
-               std::to_string(t.float_data_size()) + " floats");
-    std::copy(t.float_data().begin(), t.float_data().end(), values.begin());
+           "tensor '" + t.name() + "' holds " + std::to_string(field.size()) +
+               " values, expected " + std::to_string(count));
+    std::copy(field.begin(), field.end(), values.begin());
   }
-  return Tensor::from_vector(values, shape);
+  return values;
+}
+
+Tensor tensor_from_proto(const std::string& path, const ::onnx::TensorProto& t) {
+  if (t.data_type() != ::onnx::TensorProto::FLOAT)
+    fail(path,
+         "tensor '" + t.name() + "' has data type " + std::to_string(t.data_type()) +
+             "; only float32 (1) is read as data");
+  return Tensor::from_vector(tensor_values<float>(path, t, t.float_data()),
+                             Shape(t.dims().begin(), t.dims().end()));
+}
+
+bool is_integer_tensor(const ::onnx::TensorProto& t) {
+  return t.data_type() == ::onnx::TensorProto::INT64 || t.data_type() == ::onnx::TensorProto::INT32;
+}
+
+std::vector<std::int64_t> integers_from_proto(const std::string& path,
+                                              const ::onnx::TensorProto& t) {
+  if (t.data_type() == ::onnx::TensorProto::INT64)
+    return tensor_values<std::int64_t>(path, t, t.int64_data());
+  if (t.data_type() == ::onnx::TensorProto::INT32) {
+    const auto v = tensor_values<std::int32_t>(path, t, t.int32_data());
+    return {v.begin(), v.end()};
+  }
+  fail(path,
+       "tensor '" + t.name() + "' has data type " + std::to_string(t.data_type()) +
+           "; an int64 or int32 tensor is expected here");
 }
 
 // Attribute lookup with the node named in every error.
@@ -99,6 +139,10 @@ class Attributes {
     const auto* a = find(name);
     return a ? a->s() : fallback;
   }
+  const ::onnx::TensorProto* tensor(const std::string& name) const {
+    const auto* a = find(name);
+    return a && a->has_t() ? &a->t() : nullptr;
+  }
   [[noreturn]] void refuse(const std::string& what) const {
     fail(path_, "node '" + node_.name() + "' (" + node_.op_type() + "): " + what);
   }
@@ -113,53 +157,188 @@ class Attributes {
   const ::onnx::NodeProto& node_;
 };
 
-// Square kernels with one stride and one symmetric padding for H and W: the conv2d and max_pool2d
-// ops' geometry. Anything else is refused by name.
-struct Geometry {
-  std::int64_t kernel = 1, stride = 1, padding = 0;
+// The sliding-window geometry of Conv, MaxPool and AveragePool over H and W.
+struct Window {
+  std::int64_t kernel[2] = {1, 1}, stride[2] = {1, 1}, dilation[2] = {1, 1};
+  std::int64_t pad_begin[2] = {0, 0}, pad_end[2] = {0, 0};
+  std::string auto_pad = "NOTSET";
+  bool ceil_mode = false;
+
+  std::int64_t extent(int d) const { return (kernel[d] - 1) * dilation[d] + 1; }
+
+  // Pads and output size of dim d (H = 0, W = 1) for an input of `size`, after auto_pad and
+  // ceil_mode: pad_end grows so that the last window is whole.
+  struct Resolved {
+    std::int64_t begin, end, out;
+    std::int64_t explicit_end;  // the end pad of the attributes (end adds or crops for the windows)
+  };
+  Resolved resolve(int d, std::int64_t size) const {
+    std::int64_t begin = pad_begin[d], end = pad_end[d];
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      const std::int64_t out = (size + stride[d] - 1) / stride[d];
+      const std::int64_t total =
+          std::max<std::int64_t>((out - 1) * stride[d] + extent(d) - size, 0);
+      begin = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      end = total - begin;
+    } else if (auto_pad == "VALID") {
+      begin = end = 0;
+    }
+    const std::int64_t span = size + begin + end - extent(d);
+    std::int64_t out = (ceil_mode ? (span + stride[d] - 1) / stride[d] : span / stride[d]) + 1;
+    // PyTorch's and ONNX's rule: a window that would start in the end padding is dropped.
+    if (ceil_mode && (out - 1) * stride[d] >= size + begin) --out;
+    return {begin, (out - 1) * stride[d] + extent(d) - size - begin, out, end};
+  }
 };
 
-Geometry square_geometry(const Attributes& at, std::int64_t kernel_h, std::int64_t kernel_w) {
-  Geometry g;
-  if (kernel_h != kernel_w)
-    at.refuse("kernel " + std::to_string(kernel_h) + "x" + std::to_string(kernel_w) +
-              " is not square");
-  g.kernel = kernel_h;
-  const auto strides = at.integers("strides");
-  if (!strides.empty()) {
-    if (strides.size() != 2 || strides[0] != strides[1])
-      at.refuse("strides must be one number for H and W");
-    g.stride = strides[0];
-  }
+Window read_window(const Attributes& at, std::int64_t kernel_h, std::int64_t kernel_w) {
+  Window g;
+  g.kernel[0] = kernel_h;
+  g.kernel[1] = kernel_w;
+  const auto two = [&](const char* name, std::int64_t* out) {
+    const auto v = at.integers(name);
+    if (v.empty()) return;
+    if (v.size() != 2) at.refuse(std::string(name) + " must have 2 numbers (H, W)");
+    out[0] = v[0];
+    out[1] = v[1];
+  };
+  two("strides", g.stride);
+  two("dilations", g.dilation);
   const auto pads = at.integers("pads");
   if (!pads.empty()) {
-    if (pads.size() != 4 || pads[0] != pads[1] || pads[0] != pads[2] || pads[0] != pads[3])
-      at.refuse("pads must be one symmetric number for H and W");
-    g.padding = pads[0];
+    if (pads.size() != 4) at.refuse("pads must have 4 numbers");
+    g.pad_begin[0] = pads[0];
+    g.pad_begin[1] = pads[1];
+    g.pad_end[0] = pads[2];
+    g.pad_end[1] = pads[3];
   }
-  for (const std::int64_t d : at.integers("dilations"))
-    if (d != 1) at.refuse("dilations other than 1 are not supported");
-  if (at.text("auto_pad", "NOTSET") != "NOTSET") at.refuse("auto_pad is not supported");
+  for (int d = 0; d < 2; ++d)
+    if (g.kernel[d] < 1 || g.stride[d] < 1 || g.dilation[d] < 1 || g.pad_begin[d] < 0 ||
+        g.pad_end[d] < 0)
+      at.refuse("kernel, strides and dilations must be positive and pads not negative");
+  g.auto_pad = at.text("auto_pad", "NOTSET");
+  if (g.auto_pad != "NOTSET" && g.auto_pad != "SAME_UPPER" && g.auto_pad != "SAME_LOWER" &&
+      g.auto_pad != "VALID")
+    at.refuse("auto_pad '" + g.auto_pad + "' is not an ONNX value");
+  g.ceil_mode = at.integer("ceil_mode", 0) != 0;
   return g;
+}
+
+// conv2d with separate H and W strides: one stride runs natively, uneven ones as stride 1 and a
+// strided slice. x is already padded.
+Tensor strided_conv(const Tensor& x, const Tensor& w, const Tensor& b, const Window& g) {
+  if (g.stride[0] == g.stride[1]) return conv2d(x, w, b, g.stride[0], 0);
+  const Tensor full = conv2d(x, w, b, 1, 0);
+  const std::int64_t oh = (full.size(2) - 1) / g.stride[0] + 1,
+                     ow = (full.size(3) - 1) / g.stride[1] + 1;
+  return strided_slice(
+      full, {0, 0, 0, 0}, {full.size(0), full.size(1), oh, ow}, {1, 1, g.stride[0], g.stride[1]});
+}
+
+// The input padded for the window (value where it is not symmetric or not native), and the
+// native padding left for the op.
+struct Padded {
+  Tensor x;
+  std::int64_t native = 0;
+};
+Padded pad_for(const Tensor& x, const Window& g, float value, std::int64_t native_limit) {
+  const auto h = g.resolve(0, x.size(2)), w = g.resolve(1, x.size(3));
+  if (h.begin == h.end && h.begin == w.begin && w.begin == w.end && h.begin <= native_limit &&
+      g.stride[0] == g.stride[1])
+    return {x, h.begin};
+  return {pad(x, {0, 0, h.begin, w.begin}, {0, 0, h.end, w.end}, value), 0};
+}
+
+// [K, C / group, R, S] -> [K, C, R, S], zero outside each output channel's group.
+Tensor block_diagonal(const Tensor& w, std::int64_t group) {
+  const std::int64_t k = w.size(0), c_per = w.size(1), rs = w.size(2) * w.size(3);
+  const std::int64_t k_per = k / group, c = c_per * group;
+  std::vector<std::int64_t> index(static_cast<std::size_t>(k * c * rs), -1);
+  for (std::int64_t o = 0; o < k; ++o) {
+    const std::int64_t first = (o / k_per) * c_per;
+    for (std::int64_t j = 0; j < c_per; ++j)
+      for (std::int64_t e = 0; e < rs; ++e)
+        index[static_cast<std::size_t>((o * c + first + j) * rs + e)] = (o * c_per + j) * rs + e;
+  }
+  return gather(w, {k, c, w.size(2), w.size(3)}, std::move(index), 0.f);
 }
 
 class ConvNode : public nn::Module {
  public:
-  ConvNode(Tensor w, Tensor b, Geometry g) : geometry(g) {
+  ConvNode(Tensor w, Tensor b, Window g, std::int64_t group) : window(g), group(group) {
     weight = register_parameter("weight", std::move(w));
     if (b.defined()) bias = register_parameter("bias", std::move(b));
   }
   Tensor weight, bias;
-  Geometry geometry;
+  Window window;
+  std::int64_t group = 1;
 
  protected:
   Tensor forward(const Tensor& x) override {
-    return conv2d(x, weight, bias, geometry.stride, geometry.padding);
+    GRADLENS_CHECK(x.dim() == 4, "[onnx] Conv expects [N, C, H, W], got ", shape_str(x.shape()));
+    Tensor w = group > 1 ? block_diagonal(weight, group) : weight;
+    if (window.dilation[0] > 1 || window.dilation[1] > 1)
+      w = spread(w, {1, 1, window.dilation[0], window.dilation[1]});
+    const Padded p = pad_for(x, window, 0.f, std::numeric_limits<std::int64_t>::max());
+    if (p.native > 0) return conv2d(p.x, w, bias, window.stride[0], p.native);
+    return strided_conv(p.x, w, bias, window);
   }
 };
 
-// Inference BatchNormalization as y = x * scale + shift per channel, folded once from the running
-// statistics (in double): linear, so DeepLift and LRP treat it as such.
+class MaxPoolNode : public nn::Module {
+ public:
+  explicit MaxPoolNode(Window g) : window(g) {}
+  Window window;
+
+ protected:
+  Tensor forward(const Tensor& x) override {
+    GRADLENS_CHECK(x.dim() == 4, "[onnx] MaxPool expects [N, C, H, W], got ", shape_str(x.shape()));
+    const Padded p = pad_for(x, window, kNegInf, window.kernel[0] / 2);
+    return max_pool2d(p.x, window.kernel[0], window.stride[0], p.native);
+  }
+};
+
+// AveragePool as a conv of each plane with a box kernel, divided by how many elements of the
+// window count: the input, the explicit pads too with count_include_pad, never ceil_mode's extra.
+class AveragePoolNode : public nn::Module {
+ public:
+  AveragePoolNode(Window g, bool count_include_pad) : window(g), count_pad(count_include_pad) {}
+  Window window;
+  bool count_pad = false;
+
+ protected:
+  Tensor forward(const Tensor& x) override {
+    GRADLENS_CHECK(x.dim() == 3 || x.dim() == 4,
+                   "[onnx] AveragePool expects [N, C, L] or [N, C, H, W], got ",
+                   shape_str(x.shape()));
+    const std::int64_t h = x.dim() == 4 ? x.size(2) : 1, w = x.size(-1);
+    const Tensor planes = reshape(x, {x.size(0) * x.size(1), 1, h, w});
+    const auto rh = window.resolve(0, h), rw = window.resolve(1, w);
+    const Tensor box = Tensor::full({1, 1, window.kernel[0], window.kernel[1]}, 1.f, x.device());
+    Tensor counted;
+    {
+      NoGradGuard no_grad;
+      // 1 on the input, count_pad on the explicit pads, 0 on ceil_mode's extra end.
+      const float pad_value = count_pad ? 1.f : 0.f;
+      Tensor mask = pad(Tensor::full({1, 1, h, w}, 1.f, x.device()),
+                        {0, 0, rh.begin, rw.begin},
+                        {0, 0, rh.explicit_end, rw.explicit_end},
+                        pad_value);
+      mask =
+          pad(mask, {0, 0, 0, 0}, {0, 0, rh.end - rh.explicit_end, rw.end - rw.explicit_end}, 0.f);
+      counted = strided_conv(mask, box, {}, window);
+    }
+    const Tensor padded = pad(planes, {0, 0, rh.begin, rw.begin}, {0, 0, rh.end, rw.end}, 0.f);
+    const Tensor summed = strided_conv(padded, box, {}, window);
+    Shape out = x.shape();
+    out[out.size() - 1] = summed.size(3);
+    if (x.dim() == 4) out[2] = summed.size(2);
+    return reshape(div(summed, counted), out);
+  }
+};
+
+// Inference BatchNormalization as y = x * scale + shift per channel (dim 1), folded once from the
+// running statistics (in double): linear, so DeepLift and LRP treat it as such.
 class BatchNormNode : public nn::Module {
  public:
   BatchNormNode(Tensor gamma, Tensor beta, const Tensor& mean, const Tensor& var, float eps) {
@@ -167,80 +346,200 @@ class BatchNormNode : public nn::Module {
     bias = register_parameter("bias", std::move(beta));
     const auto g = weight.to_vector(), b = bias.to_vector(), m = mean.to_vector(),
                v = var.to_vector();
-    std::vector<float> scale(g.size()), shift(g.size());
+    scale_.resize(g.size());
+    shift_.resize(g.size());
     for (std::size_t c = 0; c < g.size(); ++c) {
       const double s = g[c] / std::sqrt(static_cast<double>(v[c]) + static_cast<double>(eps));
-      scale[c] = static_cast<float>(s);
-      shift[c] = static_cast<float>(b[c] - m[c] * s);
+      scale_[c] = static_cast<float>(s);
+      shift_[c] = static_cast<float>(b[c] - m[c] * s);
     }
-    const std::int64_t channels = static_cast<std::int64_t>(g.size());
-    scale_ = Tensor::from_vector(scale, {1, channels, 1, 1});
-    shift_ = Tensor::from_vector(shift, {1, channels, 1, 1});
   }
   Tensor weight, bias;
 
  protected:
   Tensor forward(const Tensor& x) override {
-    if (scale_.device() != x.device()) {
-      scale_ = scale_.to(x.device());
-      shift_ = shift_.to(x.device());
+    GRADLENS_CHECK(x.dim() >= 2 && x.size(1) == static_cast<std::int64_t>(scale_.size()),
+                   "[onnx] BatchNormalization of ",
+                   scale_.size(),
+                   " channels got ",
+                   shape_str(x.shape()));
+    Shape shape(static_cast<std::size_t>(x.dim()), 1);
+    shape[1] = x.size(1);
+    if (!scale_t_.defined() || scale_t_.device() != x.device() || scale_t_.shape() != shape) {
+      scale_t_ = Tensor::from_vector(scale_, shape).to(x.device());
+      shift_t_ = Tensor::from_vector(shift_, shape).to(x.device());
     }
-    return add(mul(x, scale_), shift_);
+    return add(mul(x, scale_t_), shift_t_);
   }
 
  private:
-  Tensor scale_, shift_;
+  std::vector<float> scale_, shift_;
+  Tensor scale_t_, shift_t_;
 };
 
+// Gemm: alpha * A' B' + beta * C with B an initializer, kept as a Linear weight [out, in].
 class GemmNode : public nn::Module {
  public:
-  GemmNode(Tensor w, Tensor b) {
+  GemmNode(Tensor w, Tensor b, bool trans_a, float alpha) : trans_a(trans_a), alpha(alpha) {
     weight = register_parameter("weight", std::move(w));
     if (b.defined()) bias = register_parameter("bias", std::move(b));
   }
   Tensor weight, bias;
-
- protected:
-  Tensor forward(const Tensor& x) override { return linear(x, weight, bias); }
-};
-
-class ReluNode : public nn::Module {
- protected:
-  Tensor forward(const Tensor& x) override { return relu(x); }
-};
-
-class MaxPoolNode : public nn::Module {
- public:
-  explicit MaxPoolNode(Geometry g) : geometry(g) {}
-  Geometry geometry;
+  bool trans_a = false;
+  float alpha = 1.f;
 
  protected:
   Tensor forward(const Tensor& x) override {
-    return max_pool2d(x, geometry.kernel, geometry.stride, geometry.padding);
+    GRADLENS_CHECK(x.dim() == 2, "[onnx] Gemm expects a matrix, got ", shape_str(x.shape()));
+    const Tensor a = trans_a ? permute(x, {1, 0}) : x;
+    if (alpha == 1.f) return linear(a, weight, bias);
+    const Tensor y = affine(linear(a, weight), alpha, 0.f);
+    return bias.defined() ? add(y, bias) : y;
   }
 };
 
-// A module path's inner levels ("layer2" of "layer2.conv1"): it holds children and is never run.
+// An activation: a child module so that layer methods and hooks find it by name.
+class ActivationNode : public nn::Module {
+ public:
+  explicit ActivationNode(std::function<Tensor(const Tensor&)> fn) : fn_(std::move(fn)) {}
+
+ protected:
+  Tensor forward(const Tensor& x) override { return fn_(x); }
+
+ private:
+  std::function<Tensor(const Tensor&)> fn_;
+};
+
+// A module path's inner levels ("layer2" of "layer2.conv1"): it holds children. The model passes
+// the output of the scope's last node through it, so its hooks see the block's output (LayerGradCam
+// on "layer3"); its input there is that output too.
 class Scope : public nn::Module {
  public:
   using nn::Module::register_module;
-  Module* child(const std::string& name) { return find(name); }
 
  protected:
-  Tensor forward(const Tensor&) override {
-    throw std::logic_error("[onnx] a module scope of an imported graph is not run by itself");
-  }
+  Tensor forward(const Tensor& x) override { return x; }
 };
+
+std::int64_t normalize_axis(const Attributes& at, std::int64_t axis, std::int64_t rank) {
+  if (axis < -rank || axis >= std::max<std::int64_t>(rank, 1))
+    at.refuse("axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+Shape flatten_shape(const Tensor& x, std::int64_t axis) {
+  std::int64_t outer = 1;
+  for (std::int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+  return {outer, outer ? x.numel() / outer : 0};
+}
+
+// Softmax / LogSoftmax along `axis` (opset 13), or over the flattened dims from `axis` (before).
+Tensor softmax_along(const Tensor& x, std::int64_t axis, bool coerce_2d, bool log) {
+  const auto run = [log](const Tensor& t) { return log ? log_softmax(t) : softmax(t); };
+  if (coerce_2d) return reshape(run(reshape(x, flatten_shape(x, axis))), x.shape());
+  const std::int64_t rank = x.dim();
+  if (axis == rank - 1) return run(x);
+  std::vector<std::int64_t> order(static_cast<std::size_t>(rank));
+  std::iota(order.begin(), order.end(), 0);
+  std::rotate(order.begin() + axis, order.begin() + axis + 1, order.end());  // axis last
+  std::vector<std::int64_t> back(order.size());
+  for (std::size_t d = 0; d < order.size(); ++d) back[static_cast<std::size_t>(order[d])] = d;
+  return permute(run(permute(x, order)), back);
+}
+
+// numpy.matmul for a 2-d B or batches of equal size.
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  GRADLENS_CHECK(a.dim() >= 1 && b.dim() >= 1 && a.size(-1) == b.size(b.dim() >= 2 ? -2 : 0),
+                 "[onnx] MatMul of ",
+                 shape_str(a.shape()),
+                 " and ",
+                 shape_str(b.shape()));
+  if (b.dim() == 1) {
+    const Tensor y = matmul(a, reshape(b, {b.size(0), 1}));
+    Shape out = y.shape();
+    out.pop_back();
+    return reshape(y, out);
+  }
+  if (a.dim() == 1) {
+    const Tensor y = matmul(reshape(a, {1, a.size(0)}), b);
+    Shape out = y.shape();
+    out.erase(out.end() - 2);
+    return reshape(y, out);
+  }
+  const std::int64_t k = a.size(-1), n = b.size(-1);
+  Shape out = a.shape();
+  out.back() = n;
+  if (b.dim() == 2) return reshape(linear(reshape(a, {-1, k}), permute(b, {1, 0})), out);
+  Shape a_batch(a.shape().begin(), a.shape().end() - 2),
+      b_batch(b.shape().begin(), b.shape().end() - 2);
+  GRADLENS_CHECK(a_batch == b_batch,
+                 "[onnx] MatMul with broadcast batch dims is not supported: ",
+                 shape_str(a.shape()),
+                 " and ",
+                 shape_str(b.shape()));
+  const std::int64_t batch = shape_numel(a_batch), m = a.size(-2);
+  const Tensor a3 = reshape(a, {batch, m, k}), b3 = reshape(b, {batch, k, n});
+  std::vector<Tensor> parts;
+  for (std::int64_t i = 0; i < batch; ++i) {
+    const Tensor ai = reshape(slice(a3, i, i + 1), {m, k});
+    const Tensor bi = reshape(slice(b3, i, i + 1), {k, n});
+    parts.push_back(reshape(linear(ai, permute(bi, {1, 0})), {1, m, n}));
+  }
+  return reshape(cat(parts), out);
+}
+
+enum class Reduction { Sum, Mean, SumSquare, Max };
+
+// The largest element along `axis`, walked one slice at a time: max(a, b) = m a + (1 - m) b with
+// m = step(a - b), exact and with the gradient going to the first maximum.
+Tensor max_along(const Tensor& x, std::int64_t axis) {
+  Shape one = x.shape();
+  one[static_cast<std::size_t>(axis)] = 1;
+  std::vector<std::int64_t> starts(one.size(), 0), steps(one.size(), 1);
+  Tensor best = strided_slice(x, starts, one, steps);
+  for (std::int64_t i = 1; i < x.size(axis); ++i) {
+    starts[static_cast<std::size_t>(axis)] = i;
+    const Tensor next = strided_slice(x, starts, one, steps);
+    const Tensor keep = step(sub(next, best));  // 1 where next is larger
+    best = add(mul(keep, next), mul(affine(keep, -1.f, 1.f), best));
+  }
+  Shape out = x.shape();
+  out.erase(out.begin() + axis);
+  return reshape(best, out);
+}
+
+// ReduceSum / ReduceMean / ReduceSumSquare / ReduceMax over `axes` (all when empty), keeping them
+// as size 1 when asked.
+Tensor reduce(const Tensor& x, std::vector<std::int64_t> axes, bool keep, Reduction how) {
+  const std::int64_t rank = x.dim();
+  if (axes.empty()) {
+    axes.resize(static_cast<std::size_t>(rank));
+    std::iota(axes.begin(), axes.end(), 0);
+  }
+  for (std::int64_t& a : axes) a = a < 0 ? a + rank : a;
+  std::sort(axes.begin(), axes.end(), std::greater<>());
+  Tensor y = how == Reduction::SumSquare ? square(x) : x;
+  Shape kept = x.shape();
+  for (const std::int64_t a : axes) {
+    y = how == Reduction::Mean  ? mean_dim(y, a)
+        : how == Reduction::Max ? max_along(y, a)
+                                : sum_dim(y, a);
+    kept[static_cast<std::size_t>(a)] = 1;
+  }
+  return keep ? reshape(y, kept) : y;
+}
 
 }  // namespace
 
-enum class Kind { Module, Add, GlobalAveragePool, Flatten, Identity };
-
+// A node ready to run: a child module on its first input, or a function of its inputs.
 struct OnnxModel::Step {
-  Kind kind = Kind::Identity;
-  nn::Module* module = nullptr;  // Kind::Module: the child that runs it
+  nn::Module* module = nullptr;
+  std::function<Tensor(const std::vector<Tensor>&)> fn;
   std::vector<std::string> inputs, outputs;
-  std::int64_t axis = 1;  // Flatten
+  std::size_t node = 0;  // index into info_
+  std::string path;      // the node's scope, from its name ("layer2.relu1" for /layer2/relu1/Relu)
+  std::vector<std::pair<std::string, nn::Module*>>
+      scopes_after;  // scopes ending here, innermost first
 };
 
 OnnxModel::OnnxModel() = default;
@@ -250,26 +549,57 @@ std::vector<std::string> supported_ops() {
   return {"Conv",
           "BatchNormalization",
           "Relu",
+          "LeakyRelu",
+          "Sigmoid",
+          "Tanh",
+          "Clip",
+          "Softmax",
+          "LogSoftmax",
           "MaxPool",
-          "Gemm",
-          "Add",
+          "AveragePool",
           "GlobalAveragePool",
+          "Gemm",
+          "MatMul",
+          "Add",
+          "Sub",
+          "Mul",
+          "Div",
+          "Sum",
           "Flatten",
+          "Reshape",
+          "Transpose",
+          "Pad",
+          "Concat",
+          "ReduceSum",
+          "ReduceMean",
+          "ReduceSumSquare",
+          "ReduceMax",
+          "Exp",
+          "Log",
           "Identity",
-          "Dropout"};
+          "Dropout",
+          "Constant"};
 }
 
 std::unique_ptr<OnnxModel> OnnxModel::load(const std::string& path) {
-  const std::string bytes = data::read_regular_file(path, kMaxModelBytes, "onnx");
+  return parse(data::read_regular_file(path, kMaxModelBytes, "onnx"), path);
+}
+
+std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std::string& path) {
   ::onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes)) fail(path, "not an ONNX model (the protobuf does not parse)");
   std::unique_ptr<OnnxModel> model(new OnnxModel());
   for (const auto& op : proto.opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx") model->opset_ = op.version();
+  const std::int64_t opset = model->opset_;
   const ::onnx::GraphProto& graph = proto.graph();
 
   std::map<std::string, const ::onnx::TensorProto*> initializers;
   for (const auto& t : graph.initializer()) initializers[t.name()] = &t;
+  std::map<std::string, std::vector<std::int64_t>> integers;  // shapes, axes, pads
+  std::map<std::string, Tensor> floats;                       // constants read as data
+  for (const auto& [name, t] : initializers)
+    if (is_integer_tensor(*t)) integers[name] = integers_from_proto(path, *t);
   std::vector<std::string> data_inputs;
   for (const auto& in : graph.input())
     if (!initializers.count(in.name())) data_inputs.push_back(in.name());
@@ -278,44 +608,44 @@ std::unique_ptr<OnnxModel> OnnxModel::load(const std::string& path) {
          "the graph has " + std::to_string(data_inputs.size()) + " data inputs and " +
              std::to_string(graph.output_size()) + " outputs; one of each is supported");
   model->input_ = data_inputs[0];
+  for (const auto& in : graph.input()) {
+    if (in.name() != model->input_ || !in.type().has_tensor_type()) continue;
+    for (const auto& d : in.type().tensor_type().shape().dim())
+      model->input_shape_.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  }
   model->output_ = graph.output(0).name();
 
   std::map<std::string, std::shared_ptr<Scope>> scopes;  // "layer2" -> its scope module
   std::set<std::string> used_paths;
-  // Registers `module` at the dotted `module_path`, making the scopes above it.
+  // The scope at dotted `scope_path`, made level by level; null for "".
+  std::function<Scope*(const std::string&)> scope_at =
+      [&](const std::string& scope_path) -> Scope* {
+    if (scope_path.empty()) return nullptr;
+    if (const auto it = scopes.find(scope_path); it != scopes.end()) return it->second.get();
+    const std::size_t dot = scope_path.rfind('.');
+    Scope* parent = dot == std::string::npos ? nullptr : scope_at(scope_path.substr(0, dot));
+    const std::string level = dot == std::string::npos ? scope_path : scope_path.substr(dot + 1);
+    auto scope = std::make_shared<Scope>();
+    if (parent)
+      parent->register_module(level, scope);
+    else
+      model->register_module(level, scope);
+    used_paths.insert(scope_path);
+    scopes.emplace(scope_path, scope);
+    return scope.get();
+  };
+  // Registers `module` at the dotted `module_path` (made unique with a suffix _2, _3, ...).
   auto place = [&](const std::string& module_path, std::shared_ptr<nn::Module> module) {
     std::string name = module_path;
-    for (int k = 2; name.empty() || used_paths.count(name); ++k)
+    for (int k = 2; name.empty() || used_paths.count(name) || scopes.count(name); ++k)
       name = (module_path.empty() ? "node" : module_path) + "_" + std::to_string(k);
     used_paths.insert(name);
     const std::size_t dot = name.rfind('.');
     if (dot == std::string::npos) {
       model->register_module(name, module);
-      return module.get();
+    } else {
+      scope_at(name.substr(0, dot))->register_module(name.substr(dot + 1), module);
     }
-    // The parent scope, created level by level.
-    std::string parent_path = name.substr(0, dot);
-    std::shared_ptr<Scope> parent;
-    std::string built;
-    std::size_t start = 0;
-    while (start <= parent_path.size()) {
-      const std::size_t end = std::min(parent_path.find('.', start), parent_path.size());
-      const std::string level = parent_path.substr(start, end - start);
-      const std::string full = built.empty() ? level : built + "." + level;
-      auto it = scopes.find(full);
-      if (it == scopes.end()) {
-        auto scope = std::make_shared<Scope>();
-        if (parent)
-          parent->register_module(level, scope);
-        else
-          model->register_module(level, scope);
-        it = scopes.emplace(full, scope).first;
-      }
-      parent = it->second;
-      built = full;
-      start = end + 1;
-    }
-    parent->register_module(name.substr(dot + 1), module);
     return module.get();
   };
   auto weight = [&](const Attributes& at, const ::onnx::NodeProto& node, int i) -> Tensor {
@@ -324,7 +654,24 @@ std::unique_ptr<OnnxModel> OnnxModel::load(const std::string& path) {
     if (it == initializers.end())
       at.refuse("input " + std::to_string(i) + " ('" + node.input(i) +
                 "') must be an initializer (a weight in the file)");
-    return to_tensor(path, *it->second);
+    return tensor_from_proto(path, *it->second);
+  };
+  auto ints = [&](const Attributes& at, const ::onnx::NodeProto& node, int i) {
+    const auto it = integers.find(node.input(i));
+    if (it == integers.end())
+      at.refuse("input " + std::to_string(i) + " ('" + node.input(i) +
+                "') must be an integer constant of the file");
+    return it->second;
+  };
+  auto has_input = [](const ::onnx::NodeProto& node, int i) {
+    return node.input_size() > i && !node.input(i).empty();
+  };
+  // A float scalar from an optional constant input (Clip's bounds, Pad's value).
+  auto scalar = [&](const Attributes& at, const ::onnx::NodeProto& node, int i, float fallback) {
+    if (!has_input(node, i)) return fallback;
+    const Tensor t = weight(at, node, i);
+    if (t.numel() != 1) at.refuse("input " + std::to_string(i) + " must be one number");
+    return t.to_vector()[0];
   };
 
   for (const auto& node : graph.node()) {
@@ -338,86 +685,312 @@ std::unique_ptr<OnnxModel> OnnxModel::load(const std::string& path) {
     const std::string& op = node.op_type();
     if (!node.domain().empty() && node.domain() != "ai.onnx")
       at.refuse("domain '" + node.domain() + "' is not supported");
+    auto module_step = [&](const std::string& module_path, std::shared_ptr<nn::Module> m) {
+      info.module_path = module_path;
+      step->module = place(module_path, std::move(m));
+      step->inputs.resize(1);
+    };
+    auto activation = [&](std::function<Tensor(const Tensor&)> fn) {
+      module_step(info.module_path, std::make_shared<ActivationNode>(std::move(fn)));
+    };
+    using Inputs = std::vector<Tensor>;
     if (op == "Conv") {
       const Tensor w = weight(at, node, 1);
-      if (!w.defined() || w.dim() != 4) at.refuse("needs a 4-d weight initializer");
-      if (at.integer("group", 1) != 1) at.refuse("group other than 1 is not supported");
-      const Geometry g = square_geometry(at, w.size(2), w.size(3));
-      info.module_path = module_of_weight(node.input(1));
-      step->kind = Kind::Module;
-      step->module = place(info.module_path, std::make_shared<ConvNode>(w, weight(at, node, 2), g));
+      if (!w.defined() || w.dim() != 4)
+        at.refuse("needs a 4-d weight initializer (2-d convolutions only)");
+      const std::int64_t group = at.integer("group", 1);
+      if (group < 1 || w.size(0) % group != 0)
+        at.refuse("group " + std::to_string(group) + " does not divide the " +
+                  std::to_string(w.size(0)) + " output channels");
+      const auto kernel = at.integers("kernel_shape");
+      if (!kernel.empty() &&
+          (kernel.size() != 2 || kernel[0] != w.size(2) || kernel[1] != w.size(3)))
+        at.refuse("kernel_shape disagrees with the weight " + shape_str(w.shape()));
+      module_step(module_of_weight(node.input(1)),
+                  std::make_shared<ConvNode>(
+                      w, weight(at, node, 2), read_window(at, w.size(2), w.size(3)), group));
     } else if (op == "BatchNormalization") {
       if (node.input_size() != 5) at.refuse("needs scale, bias, mean and variance");
-      if (at.integer("training_mode", 0) != 0) at.refuse("training_mode is not supported");
-      info.module_path = module_of_weight(node.input(1));
-      step->kind = Kind::Module;
-      step->module = place(info.module_path,
-                           std::make_shared<BatchNormNode>(weight(at, node, 1),
-                                                           weight(at, node, 2),
-                                                           weight(at, node, 3),
-                                                           weight(at, node, 4),
-                                                           at.real("epsilon", 1e-5f)));
-      step->inputs.resize(1);
-    } else if (op == "Gemm") {
+      if (at.integer("training_mode", 0) != 0 || node.output_size() > 1)
+        at.refuse("training mode (running statistics as outputs) is not supported");
+      module_step(module_of_weight(node.input(1)),
+                  std::make_shared<BatchNormNode>(weight(at, node, 1),
+                                                  weight(at, node, 2),
+                                                  weight(at, node, 3),
+                                                  weight(at, node, 4),
+                                                  at.real("epsilon", 1e-5f)));
+    } else if (op == "Gemm" && initializers.count(node.input(1))) {
       Tensor w = weight(at, node, 1);
-      if (!w.defined() || w.dim() != 2) at.refuse("needs a 2-d weight initializer");
-      if (at.integer("transA", 0) != 0) at.refuse("transA is not supported");
-      if (at.real("alpha", 1.f) != 1.f || at.real("beta", 1.f) != 1.f)
-        at.refuse("alpha and beta other than 1 are not supported");
-      if (at.integer("transB", 0) == 0)
-        at.refuse("transB 0 (a [in, out] weight) is not supported yet");
-      info.module_path = module_of_weight(node.input(1));
-      step->kind = Kind::Module;
-      step->module = place(info.module_path, std::make_shared<GemmNode>(w, weight(at, node, 2)));
+      if (w.dim() != 2) at.refuse("needs a 2-d weight initializer");
+      if (at.integer("transB", 0) == 0) {
+        NoGradGuard no_grad;
+        w = permute(w, {1, 0});
+      }
+      Tensor c;
+      const float beta = at.real("beta", 1.f);
+      if (has_input(node, 2)) c = affine(weight(at, node, 2), beta, 0.f);
+      Tensor bias;
+      if (c.defined() && c.dim() == 1 && c.size(0) == w.size(0)) {
+        bias = c;
+        c = Tensor();
+      }
+      const bool trans_a = at.integer("transA", 0) != 0;
+      const float alpha = at.real("alpha", 1.f);
+      module_step(module_of_weight(node.input(1)),
+                  std::make_shared<GemmNode>(w, bias, trans_a, alpha));
+      if (c.defined()) {
+        // A bias of another shape ([M, N], [1], a scalar) is added after the module.
+        const std::string product = node.output(0) + "::product";
+        const std::string bias_name = node.output(0) + "::bias";
+        floats[bias_name] = c;
+        step->outputs = {product};
+        step->path = scope_of(node.name());
+        step->node = model->info_.size();
+        model->steps_.push_back(std::move(step));
+        step = std::make_unique<Step>();
+        step->inputs = {product, bias_name};
+        step->outputs = {node.output(0)};
+        step->fn = [](const Inputs& v) { return add(v[0], v[1]); };
+      }
+    } else if (op == "Gemm" || op == "MatMul") {
+      const bool gemm = op == "Gemm";
+      const bool ta = gemm && at.integer("transA", 0) != 0,
+                 tb = gemm && at.integer("transB", 0) != 0;
+      const float alpha = gemm ? at.real("alpha", 1.f) : 1.f,
+                  beta = gemm ? at.real("beta", 1.f) : 1.f;
+      step->fn = [ta, tb, alpha, beta](const Inputs& v) {
+        const Tensor a = ta ? permute(v[0], {1, 0}) : v[0];
+        const Tensor b = tb ? permute(v[1], {1, 0}) : v[1];
+        Tensor y = matmul(a, b);
+        if (alpha != 1.f) y = affine(y, alpha, 0.f);
+        if (v.size() > 2 && v[2].defined())
+          y = add(y, beta == 1.f ? v[2] : affine(v[2], beta, 0.f));
+        return y;
+      };
     } else if (op == "Relu") {
-      step->kind = Kind::Module;
-      step->module = place(info.module_path, std::make_shared<ReluNode>());
+      module_step(info.module_path,
+                  std::make_shared<ActivationNode>([](const Tensor& x) { return relu(x); }));
+    } else if (op == "LeakyRelu") {
+      const float slope = at.real("alpha", 0.01f);
+      activation([slope](const Tensor& x) { return leaky_relu(x, slope); });
+    } else if (op == "Sigmoid") {
+      activation([](const Tensor& x) { return sigmoid(x); });
+    } else if (op == "Exp") {
+      activation([](const Tensor& x) { return exp(x); });
+    } else if (op == "Log") {
+      activation([](const Tensor& x) { return log(x); });
+    } else if (op == "Tanh") {
+      activation([](const Tensor& x) { return tanh(x); });
+    } else if (op == "Clip") {
+      float lo = -std::numeric_limits<float>::infinity(),
+            hi = std::numeric_limits<float>::infinity();
+      if (opset < 11) {
+        lo = at.real("min", lo);
+        hi = at.real("max", hi);
+      } else {
+        lo = scalar(at, node, 1, lo);
+        hi = scalar(at, node, 2, hi);
+      }
+      activation([lo, hi](const Tensor& x) { return clamp(x, lo, hi); });
+    } else if (op == "Softmax" || op == "LogSoftmax") {
+      const bool log = op == "LogSoftmax";
+      const std::int64_t axis = at.integer("axis", opset >= 13 ? -1 : 1);
+      const bool coerce = opset < 13;
+      activation([axis, coerce, log, at](const Tensor& x) {
+        return softmax_along(x, normalize_axis(at, axis, x.dim()), coerce, log);
+      });
     } else if (op == "MaxPool") {
       const auto kernel = at.integers("kernel_shape");
-      if (kernel.size() != 2) at.refuse("kernel_shape must have 2 numbers");
-      if (at.integer("ceil_mode", 0) != 0) at.refuse("ceil_mode is not supported");
+      if (kernel.size() != 2) at.refuse("kernel_shape must have 2 numbers (2-d pooling only)");
+      const Window g = read_window(at, kernel[0], kernel[1]);
+      if (kernel[0] != kernel[1] || g.stride[0] != g.stride[1])
+        at.refuse("a rectangular kernel or uneven strides are not supported");
+      if (g.dilation[0] != 1 || g.dilation[1] != 1) at.refuse("dilations are not supported");
       if (node.output_size() > 1) at.refuse("the indices output is not supported");
-      step->kind = Kind::Module;
-      step->module =
-          place(info.module_path,
-                std::make_shared<MaxPoolNode>(square_geometry(at, kernel[0], kernel[1])));
-    } else if (op == "Add") {
-      step->kind = Kind::Add;
+      if (at.integer("storage_order", 0) != 0) at.refuse("storage_order 1 is not supported");
+      module_step(info.module_path, std::make_shared<MaxPoolNode>(g));
+    } else if (op == "AveragePool") {
+      auto kernel = at.integers("kernel_shape");
+      if (kernel.size() == 1) kernel.insert(kernel.begin(), 1);  // 1-d: a 1 x L window
+      if (kernel.size() != 2) at.refuse("kernel_shape must have 1 or 2 numbers");
+      Window g = read_window(at, kernel[0], kernel[1]);
+      if (at.integers("kernel_shape").size() == 1) {
+        const auto one = [&](const char* name, std::int64_t* out, std::int64_t fill) {
+          const auto v = at.integers(name);
+          out[0] = fill;
+          out[1] = v.empty() ? out[1] : v[0];
+        };
+        g = Window{};
+        g.kernel[0] = 1;
+        g.kernel[1] = kernel[1];
+        one("strides", g.stride, 1);
+        const auto pads = at.integers("pads");
+        if (pads.size() == 2) {
+          g.pad_begin[1] = pads[0];
+          g.pad_end[1] = pads[1];
+        }
+        g.auto_pad = at.text("auto_pad", "NOTSET");
+        g.ceil_mode = at.integer("ceil_mode", 0) != 0;
+      }
+      if (g.dilation[0] != 1 || g.dilation[1] != 1) at.refuse("dilations are not supported");
+      module_step(info.module_path,
+                  std::make_shared<AveragePoolNode>(g, at.integer("count_include_pad", 0) != 0));
     } else if (op == "GlobalAveragePool") {
-      step->kind = Kind::GlobalAveragePool;
+      step->fn = [](const Inputs& v) {
+        const Tensor& in = v[0];
+        GRADLENS_CHECK(in.dim() >= 3,
+                       "[onnx] GlobalAveragePool expects [N, C, ...], got ",
+                       shape_str(in.shape()));
+        Shape kept(static_cast<std::size_t>(in.dim()), 1);
+        kept[0] = in.size(0);
+        kept[1] = in.size(1);
+        return reshape(mean_dim(reshape(in, {in.size(0), in.size(1), -1}), 2), kept);
+      };
+    } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
+      const char kind = op[0];
+      step->fn = [kind](const Inputs& v) {
+        switch (kind) {
+          case 'A':
+            return add(v[0], v[1]);
+          case 'S':
+            return sub(v[0], v[1]);
+          case 'M':
+            return mul(v[0], v[1]);
+          default:
+            return div(v[0], v[1]);
+        }
+      };
+    } else if (op == "Sum") {
+      step->fn = [](const Inputs& v) {
+        Tensor y = v[0];
+        for (std::size_t i = 1; i < v.size(); ++i) y = add(y, v[i]);
+        return y;
+      };
     } else if (op == "Flatten") {
-      step->kind = Kind::Flatten;
-      step->axis = at.integer("axis", 1);
-      if (step->axis != 1) at.refuse("axis other than 1 is not supported");
+      const std::int64_t axis = at.integer("axis", 1);
+      step->fn = [axis, at](const Inputs& v) {
+        const std::int64_t rank = v[0].dim(), a = axis < 0 ? axis + rank : axis;
+        if (a < 0 || a > rank)
+          at.refuse("axis " + std::to_string(axis) + " out of range for " +
+                    shape_str(v[0].shape()));
+        return reshape(v[0], flatten_shape(v[0], a));
+      };
+    } else if (op == "Reshape") {
+      const std::vector<std::int64_t> shape = ints(at, node, 1);
+      const bool allow_zero = at.integer("allowzero", 0) != 0;
+      step->inputs.resize(1);
+      step->fn = [shape, allow_zero](const Inputs& v) {
+        Shape s(shape.begin(), shape.end());
+        for (std::size_t d = 0; d < s.size(); ++d)
+          if (s[d] == 0 && !allow_zero) s[d] = v[0].size(static_cast<std::int64_t>(d));
+        return reshape(v[0], s);
+      };
+    } else if (op == "Transpose") {
+      const std::vector<std::int64_t> perm = at.integers("perm");
+      step->fn = [perm](const Inputs& v) {
+        std::vector<std::int64_t> order = perm;
+        if (order.empty())
+          for (std::int64_t d = v[0].dim(); d-- > 0;) order.push_back(d);
+        return permute(v[0], order);
+      };
+    } else if (op == "Pad") {
+      if (at.text("mode", "constant") != "constant")
+        at.refuse("mode '" + at.text("mode", "") + "' is not supported (constant only)");
+      std::vector<std::int64_t> pads = opset < 11 ? at.integers("pads") : ints(at, node, 1);
+      const float value = opset < 11 ? at.real("value", 0.f) : scalar(at, node, 2, 0.f);
+      if (has_input(node, 3)) at.refuse("the axes input is not supported");
+      step->inputs.resize(1);
+      step->fn = [pads, value, at](const Inputs& v) {
+        const auto rank = static_cast<std::size_t>(v[0].dim());
+        if (pads.size() != 2 * rank)
+          at.refuse(std::to_string(pads.size()) + " pads for " + shape_str(v[0].shape()));
+        return pad(
+            v[0],
+            std::vector<std::int64_t>(pads.begin(),
+                                      pads.begin() + static_cast<std::ptrdiff_t>(rank)),
+            std::vector<std::int64_t>(pads.begin() + static_cast<std::ptrdiff_t>(rank), pads.end()),
+            value);
+      };
+    } else if (op == "Concat") {
+      const std::int64_t axis = at.integer("axis", 1);
+      step->fn = [axis](const Inputs& v) { return concat(v, axis); };
+    } else if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceSumSquare" ||
+               op == "ReduceMax") {
+      const Reduction how = op == "ReduceMean"        ? Reduction::Mean
+                            : op == "ReduceMax"       ? Reduction::Max
+                            : op == "ReduceSumSquare" ? Reduction::SumSquare
+                                                      : Reduction::Sum;
+      std::vector<std::int64_t> axes = at.integers("axes");
+      if (op == "ReduceSum" && opset >= 13) {
+        axes = has_input(node, 1) ? ints(at, node, 1) : std::vector<std::int64_t>{};
+        step->inputs.resize(1);
+      }
+      const bool keep = at.integer("keepdims", 1) != 0;
+      const bool noop = axes.empty() && at.integer("noop_with_empty_axes", 0) != 0;
+      step->fn = [axes, keep, how, noop](const Inputs& v) {
+        return noop ? v[0] : reduce(v[0], axes, keep, how);
+      };
+    } else if (op == "Constant") {
+      const ::onnx::TensorProto* value = at.tensor("value");
+      if (value == nullptr) at.refuse("only the 'value' attribute is supported");
+      if (is_integer_tensor(*value)) {
+        integers[node.output(0)] = integers_from_proto(path, *value);
+      } else {
+        floats[node.output(0)] = tensor_from_proto(path, *value);
+      }
+      model->info_.push_back(std::move(info));
+      continue;
     } else if (op == "Identity" && initializers.count(node.input(0))) {
       // PyTorch exports a parameter equal to another as an Identity of it: a weight, not a step.
       initializers[node.output(0)] = initializers.at(node.input(0));
       model->info_.push_back(std::move(info));
       continue;
     } else if (op == "Identity" || op == "Dropout") {
-      step->kind = Kind::Identity;
-      step->outputs.resize(1);
+      if (op == "Dropout" && node.output_size() > 1) at.refuse("the mask output is not supported");
+      step->inputs.resize(1);
+      step->fn = [](const Inputs& v) { return v[0]; };
     } else {
-      at.refuse("op type " + op + " (opset " + std::to_string(model->opset_) +
-                ") is not supported; supported: Conv, BatchNormalization, Relu, MaxPool, Gemm, "
-                "Add, GlobalAveragePool, Flatten, Identity, Dropout");
+      std::string list;
+      for (const std::string& s : supported_ops()) list += (list.empty() ? "" : ", ") + s;
+      at.refuse("op type " + op + " (opset " + std::to_string(opset) +
+                ") is not supported; supported: " + list);
     }
-    if (step->kind == Kind::Module && step->inputs.size() > 1) step->inputs.resize(1);
+    step->path = scope_of(node.name());
+    step->node = model->info_.size();
     model->info_.push_back(std::move(info));
     model->steps_.push_back(std::move(step));
   }
   // Initializers a step reads as data (an Add of a constant, say).
   for (const auto& step : model->steps_)
-    for (const std::string& name : step->inputs)
-      if (initializers.count(name) && !model->constants_.count(name))
-        model->constants_.emplace(name, to_tensor(path, *initializers.at(name)));
+    for (const std::string& name : step->inputs) {
+      if (name.empty() || floats.count(name)) continue;
+      if (const auto it = initializers.find(name); it != initializers.end())
+        floats.emplace(name, tensor_from_proto(path, *it->second));
+    }
+  model->constants_ = std::move(floats);
+  // Each scope runs after the last node under it; nested scopes end together innermost first.
+  for (const auto& [scope_path, scope] : scopes) {
+    const std::string prefix = scope_path + ".";
+    for (std::size_t i = model->steps_.size(); i-- > 0;) {
+      const std::string& at = model->steps_[i]->path;
+      if (at == scope_path || at.rfind(prefix, 0) == 0) {
+        model->steps_[i]->scopes_after.emplace_back(scope_path, scope.get());
+        break;
+      }
+    }
+  }
+  for (const auto& step : model->steps_)
+    std::sort(step->scopes_after.begin(),
+              step->scopes_after.end(),
+              [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   return model;
 }
 
 Tensor OnnxModel::forward(const Tensor& x) {
   std::map<std::string, Tensor> values;
   values[input_] = x;
-  auto value = [&](const std::string& name) -> const Tensor& {
+  auto value = [&](const std::string& name) -> Tensor {
+    if (name.empty()) return {};  // an optional input left out
     if (const auto it = values.find(name); it != values.end()) return it->second;
     if (auto it = constants_.find(name); it != constants_.end()) {
       if (it->second.device() != x.device()) it->second = it->second.to(x.device());
@@ -427,34 +1000,48 @@ Tensor OnnxModel::forward(const Tensor& x) {
   };
   for (const auto& step : steps_) {
     Tensor out;
-    switch (step->kind) {
-      case Kind::Module:
-        out = (*step->module)(value(step->inputs[0]));
-        break;
-      case Kind::Add:
-        out = add(value(step->inputs[0]), value(step->inputs[1]));
-        break;
-      case Kind::GlobalAveragePool: {
-        const Tensor& in = value(step->inputs[0]);
-        GRADLENS_CHECK(in.dim() == 4,
-                       "[onnx] GlobalAveragePool expects [N, C, H, W], got ",
-                       shape_str(in.shape()));
-        const Tensor flat = reshape(in, {in.size(0), in.size(1), in.size(2) * in.size(3)});
-        out = reshape(mean_dim(flat, 2), {in.size(0), in.size(1), 1, 1});
-        break;
+    if (step->module != nullptr) {
+      out = (*step->module)(value(step->inputs[0]));
+    } else {
+      std::vector<Tensor> in;
+      in.reserve(step->inputs.size());
+      for (const std::string& name : step->inputs) in.push_back(value(name));
+      out = step->fn(in);
+    }
+    for (const auto& [path, scope] : step->scopes_after) out = (*scope)(out);
+    if (trace_ != nullptr) {
+      std::int64_t flops = 0;
+      if (const auto* conv = dynamic_cast<const ConvNode*>(step->module)) {
+        flops = 2 * out.numel() * conv->weight.numel() / conv->weight.size(0);
+      } else if (const auto* gemm = dynamic_cast<const GemmNode*>(step->module)) {
+        flops = 2 * out.numel() * gemm->weight.size(1);
+      } else if (info_[step->node].op_type == "MatMul" || info_[step->node].op_type == "Gemm") {
+        flops = 2 * out.numel() * value(step->inputs[0]).size(-1);
       }
-      case Kind::Flatten: {
-        const Tensor& in = value(step->inputs[0]);
-        out = reshape(in, {in.size(0), in.numel() / std::max<std::int64_t>(1, in.size(0))});
-        break;
+      if (!trace_->empty() && trace_->back().node == step->node) {
+        trace_->back().output = out.shape();  // Gemm's bias step: the node's final output
+        trace_->back().flops += flops;
+      } else {
+        trace_->push_back({step->node, out.shape(), flops});
       }
-      case Kind::Identity:
-        out = value(step->inputs[0]);
-        break;
     }
     values[step->outputs[0]] = out;
   }
   return value(output_);
+}
+
+std::vector<OnnxModel::NodeTrace> OnnxModel::trace(const Tensor& x) {
+  std::vector<NodeTrace> result;
+  NoGradGuard no_grad;
+  trace_ = &result;
+  try {
+    (*this)(x);
+  } catch (...) {
+    trace_ = nullptr;
+    throw;
+  }
+  trace_ = nullptr;
+  return result;
 }
 
 }  // namespace gradlens::onnx

@@ -22,15 +22,30 @@ struct GRADLENS_API NodeInfo {
   std::vector<std::string> inputs, outputs;
 };
 
-/// The graph as a Module: one data input [N, C, H, W] and one output. Each node that came from a
-/// PyTorch module with weights or a ReLU is a child module under that module's path
-/// ("layer2.conv1"), so its parameters have PyTorch's state_dict names and layer methods address
-/// it by the name people know.
+/// The graph as a Module: one data input (an image batch [N, C, H, W] for a CNN) and one output.
+/// Each node that came from a PyTorch module with weights, and each activation and pooling, is a
+/// child module under that module's path ("layer2.conv1"), so its parameters have PyTorch's
+/// state_dict names and layer methods address it by the name people know. A block ("layer3") is
+/// a module too: its hooks see the output of its last node.
 class GRADLENS_API OnnxModel : public nn::Module {
  public:
   /// Reads `path`; an op outside the supported set is refused naming the node, its op type and the
   /// opset, and any other problem names the file (std::runtime_error).
   static std::unique_ptr<OnnxModel> load(const std::string& path);
+  /// The same from the file's bytes; `path` names it in errors.
+  static std::unique_ptr<OnnxModel> parse(const std::string& bytes, const std::string& path);
+
+  /// One node's part of a run: its output shape and floating-point operations (2 per multiply-add
+  /// of Conv, Gemm and MatMul; 0 for the rest).
+  struct NodeTrace {
+    std::size_t node;  // index into nodes()
+    Shape output;
+    std::int64_t flops = 0;
+  };
+  /// Runs `x` without recording a tape and reports every node that ran, in order.
+  std::vector<NodeTrace> trace(const Tensor& x);
+  /// The data input's shape as the file declares it; -1 for a named (dynamic) dim like the batch.
+  const Shape& input_shape() const { return input_shape_; }
 
   const std::vector<NodeInfo>& nodes() const { return info_; }
   const std::string& input_name() const { return input_; }
@@ -49,6 +64,8 @@ class GRADLENS_API OnnxModel : public nn::Module {
   std::vector<std::unique_ptr<Step>> steps_;
   std::map<std::string, Tensor> constants_;  // initializers that are not parameters
   std::string input_, output_;
+  Shape input_shape_;
+  std::vector<NodeTrace>* trace_ = nullptr;  // set while trace() runs
   std::int64_t opset_ = 0;
 };
 

@@ -6,16 +6,24 @@
 
 #if GRADLENS_WITH_ONNX
 
+#include <onnx/onnx_pb.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <memory>
 
 #include "gradlens/attr/deep_lift.h"
+#include "gradlens/attr/gradient_shap.h"
 #include "gradlens/attr/guided_backprop.h"
+#include "gradlens/attr/input_x_gradient.h"
 #include "gradlens/attr/integrated_gradients.h"
 #include "gradlens/attr/layer_grad_cam.h"
+#include "gradlens/attr/noise_tunnel.h"
+#include "gradlens/attr/occlusion.h"
 #include "gradlens/attr/saliency.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
@@ -34,7 +42,7 @@ TEST(Onnx, ResNet8LoadsWithPyTorchsNamesAndGivesItsLogitsOnEveryTestImage) {
   GRADLENS_SHARED_FILE(logits_path, "reference/resnet8/test_logits.safetensors");
   GRADLENS_SHARED_FILE(weights_path, "reference/resnet8/resnet8.safetensors");
   GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
-  const auto model = onnx::OnnxModel::load(model_path);
+  const auto model = gradlens::onnx::OnnxModel::load(model_path);
   EXPECT_EQ(model->nodes().size(), 33u);
   EXPECT_EQ(model->opset(), 13);
   EXPECT_NE(model->find("layer2.conv1"), nullptr);
@@ -79,7 +87,7 @@ TEST(Onnx, ResNet8LoadsWithPyTorchsNamesAndGivesItsLogitsOnEveryTestImage) {
 TEST(Onnx, TheBatchNormFoldedExportGivesTheSameLogits) {
   GRADLENS_SHARED_FILE(folded_path, "reference/resnet8/resnet8_eval_bnfused.onnx");
   GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
-  const auto model = onnx::OnnxModel::load(folded_path);
+  const auto model = gradlens::onnx::OnnxModel::load(folded_path);
   const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
   const Tensor out = (*model)(inputs.tensor("inputs"));
   EXPECT_TRUE(gradlens::testing::allclose(out, inputs.tensor("logits"), 0, 3e-5));
@@ -92,13 +100,13 @@ class OnnxCaptum : public ::testing::Test {
     GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
     GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
     GRADLENS_SHARED_FILE(attributions_path, "reference/resnet8/attributions.safetensors");
-    model = onnx::OnnxModel::load(model_path);
+    model = gradlens::onnx::OnnxModel::load(model_path);
     const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
     x = inputs.tensor("inputs");
     labels = inputs.int64s("labels");
     reference = std::make_unique<nn::SafetensorsFile>(nn::SafetensorsFile::load(attributions_path));
   }
-  std::unique_ptr<onnx::OnnxModel> model;
+  std::unique_ptr<gradlens::onnx::OnnxModel> model;
   Tensor x;
   std::vector<std::int64_t> labels;
   std::unique_ptr<nn::SafetensorsFile> reference;
@@ -150,6 +158,122 @@ TEST_F(OnnxCaptum, DeepLiftGuidedBackpropSaliencyAndLayerGradCamMatchCaptum) {
                                           4e-7));
 }
 
+// Within the reference README's tolerance: every element within `atol`, except on at most
+// `loose_images` images whose path crosses a ReLU kink within float32 rounding, which stay within
+// `rel_l2` per-image relative L2 (which images they are depends on each engine's rounding).
+::testing::AssertionResult within_readme(
+    const Tensor& actual, const Tensor& expected, double atol, double rel_l2, int loose_images) {
+  if (actual.shape() != expected.shape())
+    return ::testing::AssertionFailure()
+           << "shape " << shape_str(actual.shape()) << " vs " << shape_str(expected.shape());
+  int loose = 0;
+  for (std::int64_t i = 0; i < actual.size(0); ++i) {
+    const std::vector<float> ours = slice(actual, i, i + 1).to_vector();
+    const std::vector<float> theirs = slice(expected, i, i + 1).to_vector();
+    double diff = 0, norm = 0, worst = 0;
+    for (std::size_t k = 0; k < ours.size(); ++k) {
+      diff += (ours[k] - theirs[k]) * (ours[k] - theirs[k]);
+      norm += theirs[k] * theirs[k];
+      worst = std::max(worst, static_cast<double>(std::abs(ours[k] - theirs[k])));
+    }
+    if (worst <= atol) continue;
+    const double rel = std::sqrt(diff / std::max(norm, 1e-300));
+    if (++loose > loose_images || rel > rel_l2)
+      return ::testing::AssertionFailure()
+             << "image " << i << ": max|diff| " << worst << ", rel-L2 " << rel << " (loose image "
+             << loose << " of " << loose_images << " allowed)";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// The rest of the README's methods: InputXGradient, LayerGradCam on a whole block (layer3: the
+// scope module runs on the block's last output), Occlusion, NoiseTunnel over IG with Captum's
+// noise and GradientShap with its draws.
+TEST_F(OnnxCaptum, BlockLayersOcclusionNoiseTunnelAndGradientShapMatchCaptum) {
+  attr::InputXGradient ixg(*model);
+  EXPECT_TRUE(within_readme(
+      ixg.attribute(x, labels).values, reference->tensor("input_x_gradient"), 4e-6, 0, 0));
+  attr::LayerGradCam block(*model, "layer3");
+  EXPECT_TRUE(within_readme(
+      block.attribute(x, labels).values, reference->tensor("layer_grad_cam_layer3"), 2e-6, 0, 0));
+  attr::Occlusion occlusion(*model, {.sliding_window_shapes = {3, 8, 8}, .strides = {3, 4, 4}});
+  EXPECT_TRUE(within_readme(
+      occlusion.attribute(x, labels).values, reference->tensor("occlusion_8x8_s4"), 4e-5, 0, 0));
+
+  attr::RandomDraws noise;
+  noise.noise = reference->tensor("nt10.noise");
+  attr::IntegratedGradients ig(*model);
+  attr::NoiseTunnel nt(ig,
+                       {.type = attr::NoiseTunnelType::SmoothGradSq,
+                        .nt_samples = 10,
+                        .stdevs = 0.2f,
+                        .draws = noise});
+  // The README lists 10 of the 16 images as branch-sensitive (rel-L2 2e-3), atol 1e-6 elsewhere.
+  EXPECT_TRUE(within_readme(nt.attribute(x, labels, Tensor::zeros(x.shape())).values,
+                            reference->tensor("nt10_ig_smoothgrad_sq"),
+                            1e-6,
+                            2e-3,
+                            16));
+
+  GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
+  const Tensor baseline_set = nn::SafetensorsFile::load(inputs_path).tensor("baseline_set");
+  attr::RandomDraws draws;
+  draws.baseline_index = reference->int64s("gradient_shap.baseline_index");
+  const std::vector<double> alphas = reference->float64s("gradient_shap.alphas");
+  draws.alphas.assign(alphas.begin(), alphas.end());
+  draws.noise = Tensor::zeros({16 * 20, 3, 32, 32});  // stdevs 0 draws zeros
+  attr::GradientShap shap(*model, {.n_samples = 20, .stdevs = 0.f, .draws = draws});
+  // atol 2e-6, and image 10 (or another kinked one) within rel-L2 2e-2.
+  EXPECT_TRUE(within_readme(shap.attribute(x, labels, baseline_set).values,
+                            reference->tensor("gradient_shap"),
+                            2e-6,
+                            2e-2,
+                            2));
+}
+
+// Captum hooks nn.ReLU modules, so a model written with F.relu silently gets plain gradients from
+// its DeepLift and GuidedBackprop (the README's relu_variants: max|diff| 0.677 and 1.41), and one
+// nn.ReLU reused at every site makes its DeepLift raise. Our rules attach to the relu op, so the
+// graph of either variant (the same ops; only the exporter's node names differ: "/layer1/Relu",
+// "/layer1/Relu_1", or "/relu/Relu" at every site) gives the module version's answers.
+TEST_F(OnnxCaptum, FunctionalAndSharedReluExportsGiveTheModuleVersionsAnswers) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  std::ifstream in(model_path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const Tensor zeros = Tensor::zeros(x.shape());
+  const Tensor deeplift_ref = reference->tensor("deeplift");
+  const Tensor gbp_ref = reference->tensor("guided_backprop");
+  for (const bool shared : {false, true}) {
+    ::onnx::ModelProto proto;
+    ASSERT_TRUE(proto.ParseFromString(bytes));
+    std::map<std::string, int> count;
+    for (auto& node : *proto.mutable_graph()->mutable_node()) {
+      if (node.op_type() != "Relu") continue;
+      // "/layer1/relu2/Relu" -> "/layer1/Relu_1" (functional), or "/relu/Relu" (shared)
+      const std::string name = node.name();
+      const std::string block = name.substr(0, name.find('/', 1));
+      const std::string renamed =
+          shared ? "/relu/Relu"
+                 : (block == "/stem" ? "" : block) + "/Relu" +
+                       (count[block] ? "_" + std::to_string(count[block]) : "");
+      ++count[block];
+      node.set_name(renamed);
+    }
+    std::string edited;
+    proto.SerializeToString(&edited);
+    const auto variant =
+        gradlens::onnx::OnnxModel::parse(edited, shared ? "shared.onnx" : "functional.onnx");
+    EXPECT_EQ(variant->find("layer1.relu1"), nullptr);  // the module names are gone
+    attr::DeepLift deeplift(*variant);
+    EXPECT_TRUE(gradlens::testing::allclose(
+        deeplift.attribute(x, labels, zeros).values, deeplift_ref, 0, 2e-5))
+        << (shared ? "shared" : "functional");
+    attr::GuidedBackprop gbp(*variant);
+    EXPECT_TRUE(gradlens::testing::allclose(gbp.attribute(x, labels).values, gbp_ref, 0, 2e-6))
+        << (shared ? "shared" : "functional");
+  }
+}
+
 TEST(Onnx, EvalAndAttributeTakeAnOnnxModelByItsExtension) {
   GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
   GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
@@ -172,13 +296,13 @@ TEST(Onnx, BadFilesAndUnsupportedOpsAreOneClearError) {
   const std::string garbage = dir + "/garbage.onnx";
   std::ofstream(garbage) << "this is not a protobuf";
   try {
-    onnx::OnnxModel::load(garbage);
+    gradlens::onnx::OnnxModel::load(garbage);
     FAIL() << "loaded garbage";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find(garbage), std::string::npos) << e.what();
   }
   try {
-    onnx::OnnxModel::load(dir + "/missing.onnx");
+    gradlens::onnx::OnnxModel::load(dir + "/missing.onnx");
     FAIL() << "loaded a missing file";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos) << e.what();

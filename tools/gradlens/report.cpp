@@ -14,6 +14,7 @@
 #include "gradlens/attr/attribution.h"
 #include "gradlens/attr/registry.h"
 #include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/hooks.h"
 #include "gradlens/data/cifar10.h"
 #include "gradlens/data/transforms.h"
 #include "gradlens/kernels/backend.h"
@@ -26,6 +27,9 @@
 #include "tools/gradlens/commands.h"
 #include "tools/gradlens/common.h"
 #include "tools/gradlens/method_flags.h"
+#if GRADLENS_WITH_ONNX
+#include "gradlens/onnx/model.h"
+#endif
 
 namespace gradlens::cli {
 
@@ -46,6 +50,7 @@ struct ReportOptions {
   std::string target = "label";
   std::string device = "cpu";
   std::string precision = "float32";
+  std::string layer;  // the layer methods' layer: "" = conv2, or an ONNX model's last Conv
   int nt_samples = 100;
   float stdevs = 0.2f;
   int n_steps = 50;
@@ -241,6 +246,22 @@ window.addEventListener('load', function () {
 });
 </script>)";
 
+// The tutorial's conv2, or for an imported model its last convolution (GradCAM's usual choice).
+std::string default_layer(nn::Module& model) {
+#if GRADLENS_WITH_ONNX
+  if (const auto* graph = dynamic_cast<const onnx::OnnxModel*>(&model)) {
+    std::string last;
+    for (const onnx::NodeInfo& node : graph->nodes())
+      if (node.op_type == "Conv") last = node.module_path;
+    if (!last.empty()) return last;
+    throw std::invalid_argument(
+        "--layer: " + std::string("the model has no Conv node; name the layer methods' layer"));
+  }
+#endif
+  (void)model;
+  return "conv2";
+}
+
 void run_report(const ReportOptions& o) {
   const auto start = Clock::now();
   const Device device = Device::parse(o.device);
@@ -256,6 +277,13 @@ void run_report(const ReportOptions& o) {
 
   const std::unique_ptr<nn::Module> model = load_model_file(o.model, o.allow_nonfinite);
   nn::Module& net = *model;
+  const std::string layer = o.layer.empty() ? default_layer(net) : o.layer;
+  for (MethodSpec& spec : specs) {
+    if (!attr::method_info(spec.method).takes_layer) continue;
+    spec.args.values["layer"] = layer;
+    if (const auto at = spec.title.find("(conv2)"); at != std::string::npos)
+      spec.title.replace(at, 7, "(" + layer + ")");
+  }
   net.to(device);
 
   const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
@@ -343,7 +371,17 @@ void run_report(const ReportOptions& o) {
       continue;
     }
     const auto t0 = Clock::now();
-    attr::Attributions result = method->attribute(x, targets, shap ? baseline_set : Tensor());
+    attr::Attributions result;
+    try {
+      result = method->attribute(x, targets, shap ? baseline_set : Tensor());
+    } catch (const UncoveredOpError& e) {
+      // A method whose rules do not cover one of the model's ops (LRP on a BatchNorm ResNet):
+      // the page says why, the other methods still run.
+      run.skipped = e.what();
+      std::printf("  %-22s skipped (%s)\n", spec.key.c_str(), run.skipped.c_str());
+      runs.push_back(std::move(run));
+      continue;
+    }
     const Tensor values =
         attr::upsample_layer_maps(spec.method, spec.args, result.values, kSize, kSize).to(kCPU);
     const Tensor delta = result.delta.defined() ? result.delta.to(kCPU) : Tensor();
@@ -564,8 +602,12 @@ void add_report_command(CLI::App& app) {
   auto o = std::make_shared<ReportOptions>();
   CLI::App* cmd = app.add_subcommand(
       "report", "write an HTML page of the tutorial's figures and every method for test images");
-  cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
+  cmd->add_option("--model", o->model, "model file (safetensors state_dict, or .onnx)")
       ->capture_default_str();
+  cmd->add_option("--layer",
+                  o->layer,
+                  "the layer of Layer GradCAM and Guided GradCAM (default: conv2, or an ONNX "
+                  "model's last Conv)");
   cmd->add_flag("--allow-nonfinite", o->allow_nonfinite, "load a model with NaN or Inf weights");
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option("--indices", o->indices, "test images: 0:4, 3 or 0,3,5")->capture_default_str();
