@@ -5,6 +5,8 @@ speed as a ratio to PyTorch's (images per second; higher is better for us).
   PYTHONPATH=/path/to/captum /usr/bin/python3 bench/compare.py --bench bench_attr \
       --torch-script captum_bench.py
   /usr/bin/python3 bench/compare.py --build build-gpu --bench bench_cuda   # GPU: PyTorch + cuDNN
+  PYTHONPATH=/path/to/captum /usr/bin/python3 bench/compare.py --bench bench_onnx \
+      --torch-script resnet8_bench.py                          # the imported ResNet8
 
 --device cuda (implied by --bench bench_cuda) passes --device cuda to the torch script, whose
 workloads are then bench_cuda's (BM_<Workload>_Cuda/<batch>).
@@ -43,6 +45,13 @@ def issue_targets(build, bench):
 
 
 TARGETS = {  # issue targets per benchmark program: our speed / theirs
+    "bench_onnx": {  # against PyTorch 1.13 and Captum 0.8 (bench/resnet8_bench.py)
+        "BM_ResNet8Eval_CPU/1000": 1.5,
+        "BM_ResNet8IG_CPU/1": 2.0,
+        "BM_ResNet8IG_CPU/16": 2.0,
+        "BM_ResNet8NoiseTunnelIG_CPU/1": 2.0,
+        "BM_ResNet8NoiseTunnelIG_CPU/16": 2.0,
+    },
     "bench_train": {
         "BM_TrainStep_CPU/4": 5.0,
         "BM_TrainStep_CPU/64": 1.5,

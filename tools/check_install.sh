@@ -67,6 +67,13 @@ if [[ -f "$model" && -d "$shared/cifar10" ]]; then
   "$work/own_cnn/own_cnn" "$shared/cifar10" "$work" 300
   [[ -s "$work/smoothgrad.png" && -s "$work/gradcam.png" ]] || fail "examples/own_cnn wrote no picture"
   "$work/cpu_vs_gpu/cpu_vs_gpu" "$model" "$shared/cifar10" 32
+  if [[ -x "$work/onnx_model/onnx_model" ]]; then  # built where the package has ONNX import
+    "$work/onnx_model/onnx_model" "$shared/reference/resnet8/resnet8.onnx" "$shared/cifar10" \
+      "$work" 200
+    [[ -s "$work/ig.png" && -s "$work/gradcam.png" ]] || fail "examples/onnx_model wrote no picture"
+  elif grep -q "gradlens_WITH_ONNX ON" "$prefix"/lib*/cmake/gradlens/gradlensConfig.cmake; then
+    fail "the package has ONNX import but examples/onnx_model was not built"
+  fi
   if [[ -n "$plugin" ]]; then
     # Without the plugin (a machine with no CUDA) a CPU program runs all the same; with it, the
     # installed plugin loads (on a machine without a GPU, cuda is then "no device", not "not found").

@@ -102,6 +102,17 @@ for f in cifar_net public_inputs public_attributions public_stochastic test_logi
   cp "$SHARED/reference/$f.safetensors" "$BUNDLE/data/reference/"
 done
 cp "$SHARED/cifar10/test_batch.bin" "$SHARED/cifar10/batches.meta.txt" "$BUNDLE/data/cifar10/"
+# The imported ResNet8 and ONNX's node tests of the imported op families (tests/cuda/test_cuda_onnx.cpp).
+mkdir -p "$BUNDLE/data/reference/resnet8" "$BUNDLE/data/onnx-node"
+cp "$SHARED/reference/resnet8/resnet8.onnx" "$SHARED/reference/resnet8/inputs.safetensors" \
+  "$BUNDLE/data/reference/resnet8/"
+node_tests=/usr/share/libonnx-testdata/data/node
+if [[ -d "$node_tests" ]]; then
+  for d in "$node_tests"/test_*; do
+    [[ "$(basename "$d")" =~ ^test_(conv|basic_conv|maxpool|averagepool|globalaveragepool|relu|gemm|matmul|add|sub|mul|div|softmax|logsoftmax|flatten|reshape|concat|batchnorm|sum|reduce_sum|reduce_mean|transpose|sigmoid|tanh|leakyrelu|clip|constant_pad|exp|log|identity|dropout)(_|$) ]] &&
+      cp -r "$d" "$BUNDLE/data/onnx-node/"
+  done
+fi
 for i in 1 2 3 4 5; do  # smoke-test training only: 150 MB of training data would not travel
   ln -s test_batch.bin "$BUNDLE/data/cifar10/data_batch_$i.bin"
 done

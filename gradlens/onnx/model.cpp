@@ -243,7 +243,10 @@ struct Padded {
 };
 Padded pad_for(const Tensor& x, const Window& g, float value, std::int64_t native_limit) {
   const auto h = g.resolve(0, x.size(2)), w = g.resolve(1, x.size(3));
-  if (h.begin == h.end && h.begin == w.begin && w.begin == w.end && h.begin <= native_limit &&
+  // The op's own symmetric padding does it when the pads are one number and no window needs more
+  // at the end than that (the op drops what a floor-sized output leaves over, as ONNX does).
+  if (h.begin == h.explicit_end && w.begin == w.explicit_end && h.begin == w.begin &&
+      h.end <= h.explicit_end && w.end <= w.explicit_end && h.begin <= native_limit &&
       g.stride[0] == g.stride[1])
     return {x, h.begin};
   return {pad(x, {0, 0, h.begin, w.begin}, {0, 0, h.end, w.end}, value), 0};

@@ -3,7 +3,9 @@
 // on the tensor's device. These maps never read an input twice, so the backward is a gather too,
 // by the inverse map, with zeros where no output read an input.
 #include <algorithm>
+#include <map>
 #include <numeric>
+#include <optional>
 
 #include "gradlens/autograd/ops.h"
 #include "gradlens/autograd/ops/common.h"
@@ -14,17 +16,82 @@ using detail::backend_of;
 
 namespace {
 
+// Which input element each output reads (-1: the fill), and its inverse for the backward.
+struct IndexMap {
+  std::vector<std::int64_t> index, inverse;
+};
+
+// The map's indices where the kernel reads them: the host vector itself on the CPU, a copy on
+// another device.
+class DeviceIndex {
+ public:
+  DeviceIndex(const std::vector<std::int64_t>& v, Device device) {
+    if (device == kCPU) {
+      data_ = v.data();
+    } else {
+      buffer_.emplace(v, device);
+      data_ = buffer_->data();
+    }
+  }
+  const std::int64_t* data() const { return data_; }
+
+ private:
+  std::optional<detail::IndexBuffer> buffer_;
+  const std::int64_t* data_ = nullptr;
+};
+
 struct GatherNode : Node {
   Shape in_shape;
-  std::vector<std::int64_t> inverse;  // for each input element, the output that read it, or -1
+  std::shared_ptr<const IndexMap> map;
   std::string_view name() const override { return Ops::gather.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     Tensor dx = Tensor::empty(in_shape, dy.device());
-    const detail::IndexBuffer idx(inverse, dy.device());
+    const DeviceIndex idx(map->inverse, dy.device());
     backend_of(dy).gather(dy.data(), idx.data(), 0.f, dx.data(), dx.numel());
     return {dx};
   }
 };
+
+std::shared_ptr<const IndexMap> make_map(std::vector<std::int64_t> index, const Shape& in_shape) {
+  const std::int64_t in_numel = shape_numel(in_shape);
+  auto map = std::make_shared<IndexMap>();
+  map->inverse.assign(static_cast<std::size_t>(in_numel), -1);
+  for (std::size_t i = 0; i < index.size(); ++i) {
+    const std::int64_t at = index[i];
+    if (at < 0) continue;
+    GRADLENS_CHECK(at < in_numel, "[gather] index ", at, " outside ", shape_str(in_shape));
+    GRADLENS_CHECK(map->inverse[static_cast<std::size_t>(at)] < 0,
+                   "[gather] element ",
+                   at,
+                   " of ",
+                   shape_str(in_shape),
+                   " is read twice");
+    map->inverse[static_cast<std::size_t>(at)] = static_cast<std::int64_t>(i);
+  }
+  map->index = std::move(index);
+  return map;
+}
+
+Tensor gather_map(const Tensor& x, Shape shape, std::shared_ptr<const IndexMap> map, float fill) {
+  const detail::OpScope scope("gather");
+  GRADLENS_CHECK(static_cast<std::int64_t>(map->index.size()) == shape_numel(shape),
+                 "[gather] ",
+                 map->index.size(),
+                 " indices for the output ",
+                 shape_str(shape));
+  Tensor y = Tensor::empty(shape, x.device());
+  {
+    const DeviceIndex idx(map->index, x.device());
+    backend_of(x).gather(x.data(), idx.data(), fill, y.data(), y.numel());
+  }
+  if (should_record({&x})) {
+    auto node = std::make_shared<GatherNode>();
+    node->in_shape = x.shape();
+    node->map = std::move(map);
+    record(y, node, {x});
+  }
+  return y;
+}
 
 std::int64_t normalize_axis(std::string_view op, std::int64_t axis, std::int64_t rank) {
   GRADLENS_CHECK(-rank <= axis && axis < std::max<std::int64_t>(rank, 1),
@@ -86,41 +153,28 @@ std::vector<std::int64_t> affine_index(const Shape& in,
   return index;
 }
 
+// The map of an affine layout op, built once per shapes and axis maps: a model runs the same
+// layout ops on the same shapes call after call. A few dozen maps per thread at most.
+std::shared_ptr<const IndexMap> affine_map(const Shape& in,
+                                           const Shape& out,
+                                           const std::vector<AxisMap>& maps) {
+  thread_local std::map<std::vector<std::int64_t>, std::shared_ptr<const IndexMap>> cache;
+  std::vector<std::int64_t> key(in.begin(), in.end());
+  key.push_back(-1);
+  key.insert(key.end(), out.begin(), out.end());
+  for (const AxisMap& m : maps) key.insert(key.end(), {m.src, m.offset, m.step});
+  if (const auto it = cache.find(key); it != cache.end()) return it->second;
+  if (cache.size() >= 64) cache.clear();
+  auto map = make_map(affine_index(in, out, maps), in);
+  cache.emplace(std::move(key), map);
+  return map;
+}
+
 }  // namespace
 
 Tensor gather(const Tensor& x, Shape shape, std::vector<std::int64_t> index, float fill) {
-  const detail::OpScope scope("gather");
   detail::check_defined("gather", x, "x");
-  GRADLENS_CHECK(static_cast<std::int64_t>(index.size()) == shape_numel(shape),
-                 "[gather] ",
-                 index.size(),
-                 " indices for the output ",
-                 shape_str(shape));
-  std::vector<std::int64_t> inverse(static_cast<std::size_t>(x.numel()), -1);
-  for (std::size_t i = 0; i < index.size(); ++i) {
-    const std::int64_t at = index[i];
-    if (at < 0) continue;
-    GRADLENS_CHECK(at < x.numel(), "[gather] index ", at, " outside ", shape_str(x.shape()));
-    GRADLENS_CHECK(inverse[static_cast<std::size_t>(at)] < 0,
-                   "[gather] element ",
-                   at,
-                   " of ",
-                   shape_str(x.shape()),
-                   " is read twice");
-    inverse[static_cast<std::size_t>(at)] = static_cast<std::int64_t>(i);
-  }
-  Tensor y = Tensor::empty(shape, x.device());
-  {
-    const detail::IndexBuffer idx(index, x.device());
-    backend_of(x).gather(x.data(), idx.data(), fill, y.data(), y.numel());
-  }
-  if (should_record({&x})) {
-    auto node = std::make_shared<GatherNode>();
-    node->in_shape = x.shape();
-    node->inverse = std::move(inverse);
-    record(y, node, {x});
-  }
-  return y;
+  return gather_map(x, std::move(shape), make_map(std::move(index), x.shape()), fill);
 }
 
 Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order) {
@@ -141,7 +195,7 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order) {
     shape[d] = x.size(a);
     maps[d].src = a;
   }
-  return gather(x, shape, affine_index(x.shape(), shape, maps), 0.f);
+  return gather_map(x, shape, affine_map(x.shape(), shape, maps), 0.f);
 }
 
 Tensor pad(const Tensor& x,
@@ -167,7 +221,7 @@ Tensor pad(const Tensor& x,
                    shape_str(x.shape()));
     maps[d] = {static_cast<std::int64_t>(d), before[d], 1};
   }
-  return gather(x, shape, affine_index(x.shape(), shape, maps), value);
+  return gather_map(x, shape, affine_map(x.shape(), shape, maps), value);
 }
 
 Tensor strided_slice(const Tensor& x,
@@ -196,7 +250,7 @@ Tensor strided_slice(const Tensor& x,
                    shape_str(x.shape()));
     maps[d] = {static_cast<std::int64_t>(d), starts[d], -steps[d]};
   }
-  return gather(x, shape, affine_index(x.shape(), shape, maps), 0.f);
+  return gather_map(x, shape, affine_map(x.shape(), shape, maps), 0.f);
 }
 
 Tensor spread(const Tensor& x, const std::vector<std::int64_t>& factors) {
@@ -211,7 +265,7 @@ Tensor spread(const Tensor& x, const std::vector<std::int64_t>& factors) {
     if (shape[d] > 0) shape[d] = (shape[d] - 1) * factors[d] + 1;
     maps[d] = {static_cast<std::int64_t>(d), 0, factors[d]};
   }
-  return gather(x, shape, affine_index(x.shape(), shape, maps), 0.f);
+  return gather_map(x, shape, affine_map(x.shape(), shape, maps), 0.f);
 }
 
 Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis) {
