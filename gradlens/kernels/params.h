@@ -140,6 +140,21 @@ enum class UnaryOp : std::uint8_t {
   ClampMax
 };
 
+/// Every UnaryOp, for tests that try them all.
+inline constexpr UnaryOp kAllUnaryOps[] = {UnaryOp::Abs,
+                                           UnaryOp::Square,
+                                           UnaryOp::Sqrt,
+                                           UnaryOp::Sign,
+                                           UnaryOp::Step,
+                                           UnaryOp::Stabilize,
+                                           UnaryOp::Exp,
+                                           UnaryOp::Log,
+                                           UnaryOp::Tanh,
+                                           UnaryOp::Sigmoid,
+                                           UnaryOp::LeakyRelu,
+                                           UnaryOp::ClampMin,
+                                           UnaryOp::ClampMax};
+
 template <UnaryOp Op>
 struct UnaryTag {
   static constexpr UnaryOp value = Op;

@@ -435,19 +435,7 @@ TEST_F(CudaKernels, BinaryBackwardSumsOverBroadcastWithNullOutputs) {
 }
 
 TEST_F(CudaKernels, UnaryForwardEveryOp) {
-  for (UnaryOp op : {UnaryOp::Abs,
-                     UnaryOp::Square,
-                     UnaryOp::Sqrt,
-                     UnaryOp::Sign,
-                     UnaryOp::Step,
-                     UnaryOp::Stabilize,
-                     UnaryOp::Exp,
-                     UnaryOp::Log,
-                     UnaryOp::Tanh,
-                     UnaryOp::Sigmoid,
-                     UnaryOp::LeakyRelu,
-                     UnaryOp::ClampMin,
-                     UnaryOp::ClampMax}) {
+  for (UnaryOp op : gradlens::kAllUnaryOps) {
     for (i64 n : kSizes) {
       if (!suite_fits(n)) continue;
       if (!suite_fits(n)) continue;

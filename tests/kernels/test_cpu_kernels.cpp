@@ -280,19 +280,7 @@ TEST_P(CpuKernels, UnaryOpsAndSafeDiv) {
   const float param = 0.25f;
   std::vector<float> y(x.size());
   using gradlens::UnaryOp;
-  for (const UnaryOp op : {UnaryOp::Abs,
-                           UnaryOp::Square,
-                           UnaryOp::Sqrt,
-                           UnaryOp::Sign,
-                           UnaryOp::Step,
-                           UnaryOp::Stabilize,
-                           UnaryOp::Exp,
-                           UnaryOp::Log,
-                           UnaryOp::Tanh,
-                           UnaryOp::Sigmoid,
-                           UnaryOp::LeakyRelu,
-                           UnaryOp::ClampMin,
-                           UnaryOp::ClampMax}) {
+  for (const UnaryOp op : gradlens::kAllUnaryOps) {
     std::vector<float> in = x;
     if (op == UnaryOp::Sqrt || op == UnaryOp::Log) {
       for (float& v : in) v = std::abs(v);

@@ -6,16 +6,17 @@
 #include <algorithm>
 #include <cstring>
 
+#include "gradlens/kernels/cpu/common/block_cache.h"
 #include "gradlens/kernels/cpu/common/scratch.h"
 #include "gradlens/kernels/cpu/common/thread_pool.h"
 
 namespace gradlens::cpu::GRADLENS_CPU_ISA {
 
-std::size_t CpuBackend::available_memory() { return host_available_memory(); }
+std::size_t CpuBackend::available_memory() { return host_available_memory() + block_cache_bytes(); }
 
-void* CpuBackend::allocate(std::size_t bytes) { return aligned_allocate(bytes); }
+void* CpuBackend::allocate(std::size_t bytes) { return block_allocate(bytes); }
 
-void CpuBackend::deallocate(void* ptr) { aligned_free(ptr); }
+void CpuBackend::deallocate(void* ptr) { block_free(ptr); }
 
 void CpuBackend::copy(void* dst, const void* src, std::size_t bytes) {
   if (bytes != 0 && dst != src) std::memcpy(dst, src, bytes);
