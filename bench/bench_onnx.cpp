@@ -41,6 +41,10 @@ std::vector<std::int64_t> targets_for(std::int64_t n) {
 void BM_ResNet8Eval_CPU(benchmark::State& state) try {
   onnx::OnnxModel& model = *resnet8();
   const Tensor x = bench::random_images(state.range(0), 1);
+  {
+    NoGradGuard no_grad;
+    model(x);  // warm-up, as the PyTorch side's: the first run maps its memory
+  }
   for (auto _ : state) {
     NoGradGuard no_grad;
     benchmark::DoNotOptimize(model(x).data());
