@@ -118,6 +118,18 @@ std::vector<std::int64_t> integers_from_proto(const std::string& path,
            "; an int64 or int32 tensor is expected here");
 }
 
+// A node named in an error raised while the graph runs (the file's protobuf is gone by then).
+class NodeRef {
+ public:
+  explicit NodeRef(std::string prefix) : prefix_(std::move(prefix)) {}
+  [[noreturn]] void refuse(const std::string& what) const {
+    throw std::runtime_error(prefix_ + what);
+  }
+
+ private:
+  std::string prefix_;
+};
+
 // Attribute lookup with the node named in every error.
 class Attributes {
  public:
@@ -143,8 +155,9 @@ class Attributes {
     const auto* a = find(name);
     return a && a->has_t() ? &a->t() : nullptr;
   }
-  [[noreturn]] void refuse(const std::string& what) const {
-    fail(path_, "node '" + node_.name() + "' (" + node_.op_type() + "): " + what);
+  [[noreturn]] void refuse(const std::string& what) const { node().refuse(what); }
+  NodeRef node() const {
+    return NodeRef("[onnx] " + path_ + ": node '" + node_.name() + "' (" + node_.op_type() + "): ");
   }
 
  private:
@@ -424,7 +437,7 @@ class Scope : public nn::Module {
   Tensor forward(const Tensor& x) override { return x; }
 };
 
-std::int64_t normalize_axis(const Attributes& at, std::int64_t axis, std::int64_t rank) {
+std::int64_t normalize_axis(const NodeRef& at, std::int64_t axis, std::int64_t rank) {
   if (axis < -rank || axis >= std::max<std::int64_t>(rank, 1))
     at.refuse("axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
   return axis < 0 ? axis + rank : axis;
@@ -799,8 +812,8 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
       const bool log = op == "LogSoftmax";
       const std::int64_t axis = at.integer("axis", opset >= 13 ? -1 : 1);
       const bool coerce = opset < 13;
-      activation([axis, coerce, log, at](const Tensor& x) {
-        return softmax_along(x, normalize_axis(at, axis, x.dim()), coerce, log);
+      activation([axis, coerce, log, ref = at.node()](const Tensor& x) {
+        return softmax_along(x, normalize_axis(ref, axis, x.dim()), coerce, log);
       });
     } else if (op == "MaxPool") {
       const auto kernel = at.integers("kernel_shape");
@@ -871,7 +884,7 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
       };
     } else if (op == "Flatten") {
       const std::int64_t axis = at.integer("axis", 1);
-      step->fn = [axis, at](const Inputs& v) {
+      step->fn = [axis, at = at.node()](const Inputs& v) {
         const std::int64_t rank = v[0].dim(), a = axis < 0 ? axis + rank : axis;
         if (a < 0 || a > rank)
           at.refuse("axis " + std::to_string(axis) + " out of range for " +
@@ -903,7 +916,7 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
       const float value = opset < 11 ? at.real("value", 0.f) : scalar(at, node, 2, 0.f);
       if (has_input(node, 3)) at.refuse("the axes input is not supported");
       step->inputs.resize(1);
-      step->fn = [pads, value, at](const Inputs& v) {
+      step->fn = [pads, value, at = at.node()](const Inputs& v) {
         const auto rank = static_cast<std::size_t>(v[0].dim());
         if (pads.size() != 2 * rank)
           at.refuse(std::to_string(pads.size()) + " pads for " + shape_str(v[0].shape()));

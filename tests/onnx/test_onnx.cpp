@@ -277,6 +277,36 @@ TEST(Onnx, EvalAndAttributeTakeAnOnnxModelByItsExtension) {
   EXPECT_EQ(nn::SafetensorsFile::load(out).shape("attributions"), (Shape{2, 1, 16, 16}));
 }
 
+// A graph whose shapes only go wrong when it runs still names the node then, though the file's
+// protobuf is long gone (the errors keep their own copy of the node's name).
+TEST(Onnx, AnErrorWhileTheGraphRunsNamesTheNode) {
+  ::onnx::ModelProto proto;
+  proto.add_opset_import()->set_version(13);
+  ::onnx::GraphProto* graph = proto.mutable_graph();
+  graph->add_input()->set_name("x");
+  graph->add_output()->set_name("y");
+  ::onnx::NodeProto* node = graph->add_node();
+  node->set_name("/head/Flatten");
+  node->set_op_type("Flatten");
+  node->add_input("x");
+  node->add_output("y");
+  ::onnx::AttributeProto* axis = node->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(::onnx::AttributeProto::INT);
+  axis->set_i(5);
+  std::string bytes;
+  proto.SerializeToString(&bytes);
+  const auto model = gradlens::onnx::OnnxModel::parse(bytes, "flatten.onnx");
+  try {
+    (*model)(Tensor::zeros({2, 3}));
+    FAIL() << "flattened at axis 5 of a matrix";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("flatten.onnx: node '/head/Flatten' (Flatten): axis 5"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Onnx, BadFilesAndUnsupportedOpsAreOneClearError) {
   const std::string dir = gradlens::testing::fresh_temp_dir("gradlens_onnx_bad");
   const std::string garbage = dir + "/garbage.onnx";
