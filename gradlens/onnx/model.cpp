@@ -357,20 +357,31 @@ class AveragePoolNode : public nn::Module {
 // running statistics (in double): linear, so DeepLift and LRP treat it as such.
 class BatchNormNode : public nn::Module {
  public:
-  BatchNormNode(Tensor gamma, Tensor beta, const Tensor& mean, const Tensor& var, float eps) {
+  BatchNormNode(Tensor gamma, Tensor beta, const Tensor& mean, const Tensor& var, float eps)
+      : eps_(eps), mean_(mean.to_vector()), var_(var.to_vector()) {
     weight = register_parameter("weight", std::move(gamma));
     bias = register_parameter("bias", std::move(beta));
-    const auto g = weight.to_vector(), b = bias.to_vector(), m = mean.to_vector(),
-               v = var.to_vector();
+    refold();
+  }
+  Tensor weight, bias;
+
+  std::int64_t channels() const { return static_cast<std::int64_t>(mean_.size()); }
+  void set_statistics(std::vector<float> mean, std::vector<float> var) {
+    mean_ = std::move(mean);
+    var_ = std::move(var);
+  }
+  // scale and shift from the current weight, bias and statistics, in double.
+  void refold() {
+    const auto g = weight.to_vector(), b = bias.to_vector();
     scale_.resize(g.size());
     shift_.resize(g.size());
     for (std::size_t c = 0; c < g.size(); ++c) {
-      const double s = g[c] / std::sqrt(static_cast<double>(v[c]) + static_cast<double>(eps));
+      const double s = g[c] / std::sqrt(static_cast<double>(var_[c]) + static_cast<double>(eps_));
       scale_[c] = static_cast<float>(s);
-      shift_[c] = static_cast<float>(b[c] - m[c] * s);
+      shift_[c] = static_cast<float>(b[c] - mean_[c] * s);
     }
+    scale_t_ = shift_t_ = Tensor();
   }
-  Tensor weight, bias;
 
  protected:
   Tensor forward(const Tensor& x) override {
@@ -389,6 +400,8 @@ class BatchNormNode : public nn::Module {
   }
 
  private:
+  float eps_;
+  std::vector<float> mean_, var_;
   std::vector<float> scale_, shift_;
   Tensor scale_t_, shift_t_;
 };
@@ -701,10 +714,12 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
     const std::string& op = node.op_type();
     if (!node.domain().empty() && node.domain() != "ai.onnx")
       at.refuse("domain '" + node.domain() + "' is not supported");
+    bool batch_norm = false;
     auto module_step = [&](const std::string& module_path, std::shared_ptr<nn::Module> m) {
-      info.module_path = module_path;
       step->module = place(module_path, std::move(m));
       step->inputs.resize(1);
+      info.module_path = module_path;
+      if (batch_norm) model->batch_norms_.emplace_back(module_path, step->module);
     };
     auto activation = [&](std::function<Tensor(const Tensor&)> fn) {
       module_step(info.module_path, std::make_shared<ActivationNode>(std::move(fn)));
@@ -729,6 +744,7 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
       if (node.input_size() != 5) at.refuse("needs scale, bias, mean and variance");
       if (at.integer("training_mode", 0) != 0 || node.output_size() > 1)
         at.refuse("training mode (running statistics as outputs) is not supported");
+      batch_norm = true;
       module_step(module_of_weight(node.input(1)),
                   std::make_shared<BatchNormNode>(weight(at, node, 1),
                                                   weight(at, node, 2),
@@ -1000,6 +1016,52 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
               step->scopes_after.end(),
               [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   return model;
+}
+
+void OnnxModel::load_weights(const std::map<std::string, Tensor>& state) {
+  // Everything is checked before anything changes, so a bad file leaves the model as it was.
+  std::map<std::string, Tensor> parameters_only;
+  std::set<std::string> used;
+  for (const nn::Parameter& p : parameters()) {
+    if (const auto it = state.find(p.name); it != state.end()) {
+      parameters_only.emplace(p.name, it->second);
+      used.insert(p.name);
+    }
+  }
+  std::vector<std::pair<BatchNormNode*, std::pair<Tensor, Tensor>>> statistics;
+  for (const auto& [path, module] : batch_norms_) {
+    auto* bn = static_cast<BatchNormNode*>(module);
+    const auto mean = state.find(path + ".running_mean"), var = state.find(path + ".running_var");
+    if (mean == state.end() && var == state.end()) continue;
+    for (const auto& [name, it] : {std::pair{std::string(".running_mean"), mean},
+                                   std::pair{std::string(".running_var"), var}}) {
+      GRADLENS_CHECK(it != state.end(), "[onnx] load_weights: missing tensor '", path, name, "'");
+      GRADLENS_CHECK(it->second.shape() == Shape{bn->channels()},
+                     "[onnx] load_weights: tensor '",
+                     path,
+                     name,
+                     "' has shape ",
+                     shape_str(it->second.shape()),
+                     ", the model expects [",
+                     bn->channels(),
+                     "]");
+      used.insert(path + name);
+    }
+    statistics.push_back({bn, {mean->second, var->second}});
+  }
+  for (const auto& [name, tensor] : state) {
+    const bool counter = name.size() > 20 && name.rfind(".num_batches_tracked") == name.size() - 20;
+    GRADLENS_CHECK(used.count(name) || counter,
+                   "[onnx] load_weights: unexpected tensor '",
+                   name,
+                   "' ",
+                   shape_str(tensor.shape()),
+                   " (no parameter or BatchNorm statistic of the model has that name)");
+  }
+  load_state_dict(parameters_only);  // checks that every parameter is there, then copies
+  for (auto& [bn, stats] : statistics)
+    bn->set_statistics(stats.first.to_vector(), stats.second.to_vector());
+  for (const auto& [path, module] : batch_norms_) static_cast<BatchNormNode*>(module)->refold();
 }
 
 Tensor OnnxModel::forward(const Tensor& x) {

@@ -47,6 +47,13 @@ class GRADLENS_API OnnxModel : public nn::Module {
   /// The data input's shape as the file declares it; -1 for a named (dynamic) dim like the batch.
   const Shape& input_shape() const { return input_shape_; }
 
+  /// Weights from a PyTorch state_dict (a safetensors file's float_tensors()): every parameter
+  /// by name, and BatchNorm running_mean / running_var (num_batches_tracked is ignored); anything
+  /// else, a missing parameter or a wrong shape is an error naming it, with nothing changed. Use
+  /// it rather than load_state_dict, which sets the parameters only: a BatchNorm folds its weight,
+  /// bias and statistics into one scale and shift when they are loaded.
+  void load_weights(const std::map<std::string, Tensor>& state);
+
   const std::vector<NodeInfo>& nodes() const { return info_; }
   const std::string& input_name() const { return input_; }
   const std::string& output_name() const { return output_; }
@@ -65,7 +72,8 @@ class GRADLENS_API OnnxModel : public nn::Module {
   std::map<std::string, Tensor> constants_;  // initializers that are not parameters
   std::string input_, output_;
   Shape input_shape_;
-  std::vector<NodeTrace>* trace_ = nullptr;  // set while trace() runs
+  std::vector<NodeTrace>* trace_ = nullptr;                       // set while trace() runs
+  std::vector<std::pair<std::string, nn::Module*>> batch_norms_;  // path -> BatchNormalization
   std::int64_t opset_ = 0;
 };
 

@@ -84,6 +84,32 @@ TEST(Onnx, ResNet8LoadsWithPyTorchsNamesAndGivesItsLogitsOnEveryTestImage) {
   EXPECT_EQ(predicted, expected_pred);
 }
 
+// PyTorch's state_dict (parameters, BatchNorm statistics, the I64 counters left out) loads into
+// the imported graph, BatchNorms folded again: after zeroing every parameter, the reference
+// weights give the reference logits back.
+TEST(Onnx, WeightsFromAStateDictReplaceTheFilesAndRefoldTheBatchNorms) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  GRADLENS_SHARED_FILE(weights_path, "reference/resnet8/resnet8.safetensors");
+  GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
+  const auto model = gradlens::onnx::OnnxModel::load(model_path);
+  const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
+  std::map<std::string, Tensor> zeros;
+  for (const nn::Parameter& p : model->parameters())
+    zeros[p.name] = Tensor::zeros(p.tensor.shape());
+  model->load_weights(zeros);
+  NoGradGuard no_grad;
+  EXPECT_FALSE(gradlens::testing::allclose(
+      (*model)(inputs.tensor("inputs")), inputs.tensor("logits"), 0, 1e-3));
+  std::map<std::string, Tensor> state = nn::SafetensorsFile::load(weights_path).float_tensors();
+  model->load_weights(state);
+  EXPECT_TRUE(gradlens::testing::allclose(
+      (*model)(inputs.tensor("inputs")), inputs.tensor("logits"), 0, 3e-5));
+  state["layer9.conv.weight"] = Tensor::zeros({1});
+  EXPECT_THROW(model->load_weights(state), std::invalid_argument);  // named, nothing changed
+  EXPECT_TRUE(gradlens::testing::allclose(
+      (*model)(inputs.tensor("inputs")), inputs.tensor("logits"), 0, 3e-5));
+}
+
 TEST(Onnx, TheBatchNormFoldedExportGivesTheSameLogits) {
   GRADLENS_SHARED_FILE(folded_path, "reference/resnet8/resnet8_eval_bnfused.onnx");
   GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
