@@ -333,6 +333,32 @@ TEST(Onnx, AnErrorWhileTheGraphRunsNamesTheNode) {
   }
 }
 
+TEST(Onnx, InfoPrintsTheGraphAndReportExplainsAnImportedModel) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
+  const gradlens::testing::CliRun info =
+      gradlens::testing::run_gradlens("info --model " + model_path);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("input 'input' [N, 3, 32, 32], output 'logits'"), std::string::npos)
+      << info.out;
+  EXPECT_NE(info.out.find("33 nodes, 78,042 parameters, 25,003,264 FLOPs per image"),
+            std::string::npos)
+      << info.out;
+  EXPECT_NE(info.out.find("/layer3/relu2/Relu"), std::string::npos) << info.out;
+  const std::string dir = gradlens::testing::fresh_temp_dir("gradlens_onnx_report");
+  const gradlens::testing::CliRun report = gradlens::testing::run_gradlens(
+      "report --model " + model_path + " --data " +
+      std::filesystem::path(test_batch).parent_path().string() +
+      " --indices 0 --methods saliency,layer_grad_cam,lrp --out " + dir);
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  // LRP has no rule for BatchNorm's scale: skipped, saying so; GradCAM on the last block.
+  EXPECT_NE(report.out.find("lrp                    skipped ([lrp] op"), std::string::npos)
+      << report.out;
+  std::ifstream page(dir + "/index.html");
+  const std::string html((std::istreambuf_iterator<char>(page)), std::istreambuf_iterator<char>());
+  EXPECT_NE(html.find("Layer GradCAM (layer3)"), std::string::npos);
+}
+
 TEST(Onnx, BadFilesAndUnsupportedOpsAreOneClearError) {
   const std::string dir = gradlens::testing::fresh_temp_dir("gradlens_onnx_bad");
   const std::string garbage = dir + "/garbage.onnx";

@@ -246,14 +246,15 @@ window.addEventListener('load', function () {
 });
 </script>)";
 
-// The tutorial's conv2, or for an imported model its last convolution (GradCAM's usual choice).
+// The tutorial's conv2; for an imported model the top-level block of its last convolution
+// (layer4 of a torchvision ResNet, GradCAM's usual choice), or that convolution itself.
 std::string default_layer(nn::Module& model) {
 #if GRADLENS_WITH_ONNX
   if (const auto* graph = dynamic_cast<const onnx::OnnxModel*>(&model)) {
     std::string last;
     for (const onnx::NodeInfo& node : graph->nodes())
       if (node.op_type == "Conv") last = node.module_path;
-    if (!last.empty()) return last;
+    if (!last.empty()) return last.substr(0, last.find('.'));
     throw std::invalid_argument(
         "--layer: " + std::string("the model has no Conv node; name the layer methods' layer"));
   }
@@ -606,8 +607,8 @@ void add_report_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--layer",
                   o->layer,
-                  "the layer of Layer GradCAM and Guided GradCAM (default: conv2, or an ONNX "
-                  "model's last Conv)");
+                  "the layer of Layer GradCAM and Guided GradCAM (default: conv2, or the block "
+                  "of an ONNX model's last Conv)");
   cmd->add_flag("--allow-nonfinite", o->allow_nonfinite, "load a model with NaN or Inf weights");
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option("--indices", o->indices, "test images: 0:4, 3 or 0,3,5")->capture_default_str();
