@@ -13,8 +13,10 @@
 #              not errors) and .lib/ (every shared library ldd finds for them, glibc and its loader
 #              included, except the GPU driver's own: libcuda, libnvidia-*), packed to fit the
 #              60 MiB; gpu_check.sh unpacks them beside the wrappers
-#   data/      the files the gpu tests and benchmarks read: reference/*.safetensors and
-#              cifar10/test_batch.bin (which also stands in for the five training batches)
+#   data/      the files the gpu tests and benchmarks read: reference/*.safetensors,
+#              reference/resnet8/ (the imported ResNet8) and cifar10/test_batch.bin (which also
+#              stands in for the five training batches); data/onnx-node/ (ONNX's node tests of the
+#              imported ops) travels inside programs.tar.gz
 #   captum/    with --captum DIR: Captum's pure-Python package from DIR (a checkout of its repo)
 #   BUNDLE     the commit, date, sizes and what each program needs
 # Nothing in it holds an absolute path of this machine. --rehearse then runs the bundle's CPU parts
@@ -126,8 +128,10 @@ fi
 glibc_needed=$(for f in "$BUNDLE"/.bin/*; do objdump -T "$f"; done | grep -o 'GLIBC_[0-9.]*' |
   sort -uV | tail -1)
 sizes=$(du -sh "$BUNDLE"/.bin "$BUNDLE"/.lib)
-tar -czf "$BUNDLE/programs.tar.gz" -C "$BUNDLE" .bin .lib
-rm -rf "$BUNDLE/.bin" "$BUNDLE/.lib"
+# The node tests are thousands of small files: packed with the programs, where their 4 KiB
+# blocks do not count against what may travel (gpu_check.sh unpacks them into data/ again).
+tar -czf "$BUNDLE/programs.tar.gz" -C "$BUNDLE" .bin .lib data/onnx-node
+rm -rf "$BUNDLE/.bin" "$BUNDLE/.lib" "$BUNDLE/data/onnx-node"
 {
   echo "gradlens GPU bundle"
   echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!.gpu-bundle' || echo ' (plus uncommitted changes)')"
@@ -164,7 +168,7 @@ if ((REHEARSE)); then
   run "$b/tests/gradlens_gpu_tests" --gtest_brief=1
   echo "=== rehearsal: the gpu suite's data, with the CPU standing in for the GPU (reference tests)"
   run env GRADLENS_CUDA_SUITE_ON_CPU=1 GRADLENS_CUDA_SUITE_SMALL=1 "$b/tests/gradlens_gpu_tests" \
-    --gtest_brief=1 --gtest_filter='CudaNet.*:CudaAttr.*'
+    --gtest_brief=1 --gtest_filter='CudaNet.*:CudaAttr.*:CudaOnnx.*'
   echo "=== rehearsal: bench_cuda starts (no GPU: each benchmark reports the error)"
   run "$b/bench/bench_cuda" --benchmark_filter=Inference --benchmark_min_time=0.01 | tail -3
   echo "=== rehearsal: tools/gpu_check.sh itself, as the device runs it (no GPU: its steps skip)"
