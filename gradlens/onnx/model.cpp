@@ -81,7 +81,7 @@ std::vector<T> tensor_values(const std::string& path,
       fail(path,
            "tensor '" + t.name() + "' holds " + std::to_string(t.raw_data().size()) +
                " bytes, expected " + std::to_string(values.size() * sizeof(T)));
-    std::memcpy(values.data(), t.raw_data().data(), t.raw_data().size());
+    if (!values.empty()) std::memcpy(values.data(), t.raw_data().data(), t.raw_data().size());
   } else {
     if (field.size() != count)
       fail(path,

@@ -52,7 +52,7 @@ Tensor to_gradlens(const ::onnx::TensorProto& t) {
   std::vector<float> v;
   if (t.has_raw_data()) {
     v.resize(t.raw_data().size() / sizeof(float));
-    std::memcpy(v.data(), t.raw_data().data(), t.raw_data().size());
+    if (!v.empty()) std::memcpy(v.data(), t.raw_data().data(), t.raw_data().size());
   } else {
     v.assign(t.float_data().begin(), t.float_data().end());
   }
