@@ -204,26 +204,31 @@ struct Window {
   }
 };
 
-Window read_window(const Attributes& at, std::int64_t kernel_h, std::int64_t kernel_w) {
+// The window of a node's attributes for `kernel` (1 or 2 numbers): a 1-d window runs as 1 x L.
+Window read_window(const Attributes& at, const std::vector<std::int64_t>& kernel) {
+  const std::size_t rank = kernel.size();
+  if (rank != 1 && rank != 2)
+    at.refuse("1-d and 2-d windows only (kernel of " + std::to_string(rank) + " dims)");
+  const std::size_t first = 2 - rank;  // the Window dim of the attributes' first number
   Window g;
-  g.kernel[0] = kernel_h;
-  g.kernel[1] = kernel_w;
-  const auto two = [&](const char* name, std::int64_t* out) {
+  const auto each = [&](const char* name, std::int64_t* out) {
     const auto v = at.integers(name);
     if (v.empty()) return;
-    if (v.size() != 2) at.refuse(std::string(name) + " must have 2 numbers (H, W)");
-    out[0] = v[0];
-    out[1] = v[1];
+    if (v.size() != rank)
+      at.refuse(std::string(name) + " must have " + std::to_string(rank) + " numbers");
+    for (std::size_t i = 0; i < rank; ++i) out[first + i] = v[i];
   };
-  two("strides", g.stride);
-  two("dilations", g.dilation);
+  for (std::size_t i = 0; i < rank; ++i) g.kernel[first + i] = kernel[i];
+  each("strides", g.stride);
+  each("dilations", g.dilation);
   const auto pads = at.integers("pads");
   if (!pads.empty()) {
-    if (pads.size() != 4) at.refuse("pads must have 4 numbers");
-    g.pad_begin[0] = pads[0];
-    g.pad_begin[1] = pads[1];
-    g.pad_end[0] = pads[2];
-    g.pad_end[1] = pads[3];
+    if (pads.size() != 2 * rank)
+      at.refuse("pads must have " + std::to_string(2 * rank) + " numbers");
+    for (std::size_t i = 0; i < rank; ++i) {
+      g.pad_begin[first + i] = pads[i];
+      g.pad_end[first + i] = pads[rank + i];
+    }
   }
   for (int d = 0; d < 2; ++d)
     if (g.kernel[d] < 1 || g.stride[d] < 1 || g.dilation[d] < 1 || g.pad_begin[d] < 0 ||
@@ -235,6 +240,15 @@ Window read_window(const Attributes& at, std::int64_t kernel_h, std::int64_t ker
     at.refuse("auto_pad '" + g.auto_pad + "' is not an ONNX value");
   g.ceil_mode = at.integer("ceil_mode", 0) != 0;
   return g;
+}
+
+// [N, C, L] as [N, C, 1, L]; 4-d as it is.
+Tensor as_planes(const Tensor& x) {
+  return x.dim() == 3 ? reshape(x, {x.size(0), x.size(1), 1, x.size(2)}) : x;
+}
+// y back to x's rank: [N, C, 1, L] -> [N, C, L] when x was 1-d.
+Tensor like_input(const Tensor& y, const Tensor& x) {
+  return x.dim() == 3 ? reshape(y, {y.size(0), y.size(1), y.size(3)}) : y;
 }
 
 // conv2d with separate H and W strides: one stride runs natively, uneven ones as stride 1 and a
@@ -265,9 +279,10 @@ Padded pad_for(const Tensor& x, const Window& g, float value, std::int64_t nativ
   return {pad(x, {0, 0, h.begin, w.begin}, {0, 0, h.end, w.end}, value), 0};
 }
 
-// [K, C / group, R, S] -> [K, C, R, S], zero outside each output channel's group.
-Tensor block_diagonal(const Tensor& w, std::int64_t group) {
-  const std::int64_t k = w.size(0), c_per = w.size(1), rs = w.size(2) * w.size(3);
+// The gather index taking a grouped weight [K, C / group, R, S] to [K, C, R, S], zero outside each
+// output channel's group: a grouped conv as one dense conv.
+std::vector<std::int64_t> block_diagonal_index(const Shape& w, std::int64_t group) {
+  const std::int64_t k = w[0], c_per = w[1], rs = w[2] * w[3];
   const std::int64_t k_per = k / group, c = c_per * group;
   std::vector<std::int64_t> index(static_cast<std::size_t>(k * c * rs), -1);
   for (std::int64_t o = 0; o < k; ++o) {
@@ -276,31 +291,160 @@ Tensor block_diagonal(const Tensor& w, std::int64_t group) {
       for (std::int64_t e = 0; e < rs; ++e)
         index[static_cast<std::size_t>((o * c + first + j) * rs + e)] = (o * c_per + j) * rs + e;
   }
-  return gather(w, {k, c, w.size(2), w.size(3)}, std::move(index), 0.f);
+  return index;
 }
+
+// A 2-d convolution of any window and group count over a dense weight [K, C / group, R, S].
+// The block-diagonal index is built once per weight shape, not at every forward.
+class GroupedConv {
+ public:
+  explicit GroupedConv(std::int64_t group) : group_(group) {}
+  Tensor operator()(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window& g) {
+    Tensor w = weight;
+    if (group_ > 1) {
+      if (index_shape_ != weight.shape()) {
+        index_ = block_diagonal_index(weight.shape(), group_);
+        index_shape_ = weight.shape();
+      }
+      w = gather(weight,
+                 {weight.size(0), weight.size(1) * group_, weight.size(2), weight.size(3)},
+                 index_,
+                 0.f);
+    }
+    if (g.dilation[0] > 1 || g.dilation[1] > 1) w = spread(w, {1, 1, g.dilation[0], g.dilation[1]});
+    const Padded p = pad_for(x, g, 0.f, std::numeric_limits<std::int64_t>::max());
+    if (p.native > 0) return conv2d(p.x, w, bias, g.stride[0], p.native);
+    return strided_conv(p.x, w, bias, g);
+  }
+
+ private:
+  std::int64_t group_;
+  std::vector<std::int64_t> index_;
+  Shape index_shape_;
+};
 
 class ConvNode : public nn::Module {
  public:
-  ConvNode(Tensor w, Tensor b, Window g, std::int64_t group) : window(g), group(group) {
+  ConvNode(Tensor w, Tensor b, Window g, std::int64_t group) : window(g), conv_(group) {
     weight = register_parameter("weight", std::move(w));
     if (b.defined()) bias = register_parameter("bias", std::move(b));
   }
   Tensor weight, bias;
   Window window;
-  std::int64_t group = 1;
 
  protected:
   Tensor forward(const Tensor& x) override {
-    GRADLENS_CHECK(x.dim() == 4, "[onnx] Conv expects [N, C, H, W], got ", shape_str(x.shape()));
-    Tensor w = group > 1 ? block_diagonal(weight, group) : weight;
-    if (window.dilation[0] > 1 || window.dilation[1] > 1)
-      w = spread(w, {1, 1, window.dilation[0], window.dilation[1]});
-    const Padded p = pad_for(x, window, 0.f, std::numeric_limits<std::int64_t>::max());
-    if (p.native > 0) return conv2d(p.x, w, bias, window.stride[0], p.native);
-    return strided_conv(p.x, w, bias, window);
+    GRADLENS_CHECK(x.dim() == 3 || x.dim() == 4,
+                   "[onnx] Conv expects [N, C, L] or [N, C, H, W], got ",
+                   shape_str(x.shape()));
+    const Tensor w = weight.dim() == 3
+                         ? reshape(weight, {weight.size(0), weight.size(1), 1, weight.size(2)})
+                         : weight;
+    return like_input(conv_(as_planes(x), w, bias, window), x);
   }
+
+ private:
+  GroupedConv conv_;
 };
 
+// ConvTranspose as the conv it is the gradient of: the input spread by the strides and padded by
+// what the window leaves, convolved at stride 1 with the weight flipped and its channels swapped
+// per group ([C, M / group, R, S] -> [M, C / group, R, S]).
+class ConvTransposeNode : public nn::Module {
+ public:
+  ConvTransposeNode(Tensor w,
+                    Tensor b,
+                    Window g,
+                    std::int64_t group,
+                    std::vector<std::int64_t> output_padding,
+                    std::vector<std::int64_t> output_shape)
+      : window(g),
+        group_(group),
+        output_padding_(std::move(output_padding)),
+        output_shape_(std::move(output_shape)),
+        conv_(group) {
+    weight = register_parameter("weight", std::move(w));
+    if (b.defined()) bias = register_parameter("bias", std::move(b));
+  }
+  Tensor weight, bias;
+  Window window;
+
+ protected:
+  Tensor forward(const Tensor& x) override {
+    GRADLENS_CHECK(x.dim() == 3 || x.dim() == 4,
+                   "[onnx] ConvTranspose expects [N, C, L] or [N, C, H, W], got ",
+                   shape_str(x.shape()));
+    const Tensor x4 = as_planes(x);
+    const Tensor w4 = weight.dim() == 3
+                          ? reshape(weight, {weight.size(0), weight.size(1), 1, weight.size(2)})
+                          : weight;
+    GRADLENS_CHECK(x4.size(1) == w4.size(0),
+                   "[onnx] ConvTranspose of ",
+                   w4.size(0),
+                   " input channels got ",
+                   shape_str(x.shape()));
+    std::vector<std::int64_t> before(4, 0), after(4, 0);
+    for (int d = 0; d < 2; ++d) {
+      const std::int64_t in = x4.size(2 + d), s = window.stride[d], ext = window.extent(d);
+      const std::int64_t out_pad = output_padding_[static_cast<std::size_t>(d)];
+      const std::int64_t full = s * (in - 1) + out_pad + ext;
+      std::int64_t begin = window.pad_begin[d], end = window.pad_end[d];
+      const std::int64_t wanted = output_shape_[static_cast<std::size_t>(d)];
+      if (wanted > 0 || window.auto_pad == "SAME_UPPER" || window.auto_pad == "SAME_LOWER") {
+        const std::int64_t total = full - (wanted > 0 ? wanted : in * s);
+        // Python's floor division, as ONNX's reference: a negative total (an output_shape past
+        // the full size) adds its extra at the end.
+        const std::int64_t half = total >= 0 ? total / 2 : -((1 - total) / 2);
+        begin = window.auto_pad == "SAME_UPPER" ? half : total - half;
+        end = total - begin;
+      } else if (window.auto_pad == "VALID") {
+        begin = end = 0;
+      }
+      before[static_cast<std::size_t>(2 + d)] = ext - 1 - begin;
+      after[static_cast<std::size_t>(2 + d)] = ext - 1 - end + out_pad;
+    }
+    const Tensor spread_x = spread(x4, {1, 1, window.stride[0], window.stride[1]});
+    Window unit;  // stride 1, no pads: the geometry is in the padding
+    unit.dilation[0] = window.dilation[0];
+    unit.dilation[1] = window.dilation[1];
+    return like_input(conv_(pad(spread_x, before, after, 0.f), flipped(w4), bias, unit), x);
+  }
+
+ private:
+  Tensor flipped(const Tensor& w) {
+    if (flip_shape_ != w.shape()) {
+      const std::int64_t c = w.size(0), m_per = w.size(1), r = w.size(2), s = w.size(3);
+      const std::int64_t c_per = c / group_, m = m_per * group_;
+      flip_index_.assign(static_cast<std::size_t>(m * c_per * r * s), 0);
+      std::size_t at = 0;
+      for (std::int64_t o = 0; o < m; ++o)
+        for (std::int64_t j = 0; j < c_per; ++j)
+          for (std::int64_t i = 0; i < r; ++i)
+            for (std::int64_t k = 0; k < s; ++k)
+              flip_index_[at++] =
+                  ((((o / m_per) * c_per + j) * m_per + o % m_per) * r + (r - 1 - i)) * s +
+                  (s - 1 - k);
+      flip_shape_ = w.shape();
+    }
+    return gather(
+        w, {w.size(1) * group_, w.size(0) / group_, w.size(2), w.size(3)}, flip_index_, 0.f);
+  }
+  std::int64_t group_;
+  std::vector<std::int64_t> output_padding_, output_shape_;  // [H, W]; 0 = not given
+  GroupedConv conv_;
+  std::vector<std::int64_t> flip_index_;
+  Shape flip_shape_;
+};
+
+// max(a, b) = m a + (1 - m) b with m = step(a - b): exact, the gradient to the first of a tie.
+Tensor larger(const Tensor& a, const Tensor& b) {
+  const Tensor keep = step(sub(b, a));  // 1 where b is larger
+  return add(mul(keep, b), mul(affine(keep, -1.f, 1.f), a));
+}
+
+// MaxPool: the native kernel for a square window with one stride; any other window (rectangular,
+// uneven strides, dilated, 1-d) as the largest of its kernel offsets' strided slices, its pads
+// holding the lowest float (not -inf, whose product with larger()'s 0 would be NaN).
 class MaxPoolNode : public nn::Module {
  public:
   explicit MaxPoolNode(Window g) : window(g) {}
@@ -308,9 +452,29 @@ class MaxPoolNode : public nn::Module {
 
  protected:
   Tensor forward(const Tensor& x) override {
-    GRADLENS_CHECK(x.dim() == 4, "[onnx] MaxPool expects [N, C, H, W], got ", shape_str(x.shape()));
-    const Padded p = pad_for(x, window, kNegInf, window.kernel[0] / 2);
-    return max_pool2d(p.x, window.kernel[0], window.stride[0], p.native);
+    GRADLENS_CHECK(x.dim() == 3 || x.dim() == 4,
+                   "[onnx] MaxPool expects [N, C, L] or [N, C, H, W], got ",
+                   shape_str(x.shape()));
+    const Window& g = window;
+    if (x.dim() == 4 && g.kernel[0] == g.kernel[1] && g.stride[0] == g.stride[1] &&
+        g.dilation[0] == 1 && g.dilation[1] == 1) {
+      const Padded p = pad_for(x, g, kNegInf, g.kernel[0] / 2);
+      return max_pool2d(p.x, g.kernel[0], g.stride[0], p.native);
+    }
+    const Tensor x4 = as_planes(x);
+    const auto h = g.resolve(0, x4.size(2)), w = g.resolve(1, x4.size(3));
+    const Tensor padded = pad(
+        x4, {0, 0, h.begin, w.begin}, {0, 0, h.end, w.end}, std::numeric_limits<float>::lowest());
+    Tensor best;
+    for (std::int64_t i = 0; i < g.kernel[0]; ++i)
+      for (std::int64_t j = 0; j < g.kernel[1]; ++j) {
+        const Tensor slice = strided_slice(padded,
+                                           {0, 0, i * g.dilation[0], j * g.dilation[1]},
+                                           {x4.size(0), x4.size(1), h.out, w.out},
+                                           {1, 1, g.stride[0], g.stride[1]});
+        best = best.defined() ? larger(best, slice) : slice;
+      }
+    return like_input(best, x);
   }
 };
 
@@ -519,8 +683,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
 enum class Reduction { Sum, Mean, SumSquare, Max };
 
-// The largest element along `axis`, walked one slice at a time: max(a, b) = m a + (1 - m) b with
-// m = step(a - b), exact and with the gradient going to the first maximum.
+// The largest element along `axis`, walked one slice at a time with larger().
 Tensor max_along(const Tensor& x, std::int64_t axis) {
   Shape one = x.shape();
   one[static_cast<std::size_t>(axis)] = 1;
@@ -528,9 +691,7 @@ Tensor max_along(const Tensor& x, std::int64_t axis) {
   Tensor best = strided_slice(x, starts, one, steps);
   for (std::int64_t i = 1; i < x.size(axis); ++i) {
     starts[static_cast<std::size_t>(axis)] = i;
-    const Tensor next = strided_slice(x, starts, one, steps);
-    const Tensor keep = step(sub(next, best));  // 1 where next is larger
-    best = add(mul(keep, next), mul(affine(keep, -1.f, 1.f), best));
+    best = larger(best, strided_slice(x, starts, one, steps));
   }
   Shape out = x.shape();
   out.erase(out.begin() + axis);
@@ -576,6 +737,7 @@ OnnxModel::~OnnxModel() = default;
 
 std::vector<std::string> supported_ops() {
   return {"Conv",
+          "ConvTranspose",
           "BatchNormalization",
           "Relu",
           "LeakyRelu",
@@ -725,21 +887,40 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
       module_step(info.module_path, std::make_shared<ActivationNode>(std::move(fn)));
     };
     using Inputs = std::vector<Tensor>;
-    if (op == "Conv") {
+    if (op == "Conv" || op == "ConvTranspose") {
+      const bool transposed = op == "ConvTranspose";
       const Tensor w = weight(at, node, 1);
-      if (!w.defined() || w.dim() != 4)
-        at.refuse("needs a 4-d weight initializer (2-d convolutions only)");
+      if (!w.defined() || (w.dim() != 3 && w.dim() != 4))
+        at.refuse("needs a 3-d or 4-d weight initializer (1-d and 2-d convolutions only)");
       const std::int64_t group = at.integer("group", 1);
+      // w.size(0) is the output channels of a Conv, the input channels of a ConvTranspose.
       if (group < 1 || w.size(0) % group != 0)
         at.refuse("group " + std::to_string(group) + " does not divide the " +
-                  std::to_string(w.size(0)) + " output channels");
+                  std::to_string(w.size(0)) + (transposed ? " input" : " output") + " channels");
+      const std::vector<std::int64_t> window_dims(w.shape().begin() + 2, w.shape().end());
       const auto kernel = at.integers("kernel_shape");
-      if (!kernel.empty() &&
-          (kernel.size() != 2 || kernel[0] != w.size(2) || kernel[1] != w.size(3)))
+      if (!kernel.empty() && kernel != window_dims)
         at.refuse("kernel_shape disagrees with the weight " + shape_str(w.shape()));
-      module_step(module_of_weight(node.input(1)),
-                  std::make_shared<ConvNode>(
-                      w, weight(at, node, 2), read_window(at, w.size(2), w.size(3)), group));
+      const Window g = read_window(at, window_dims);
+      if (!transposed) {
+        module_step(module_of_weight(node.input(1)),
+                    std::make_shared<ConvNode>(w, weight(at, node, 2), g, group));
+      } else {
+        // [H, W] of the attributes, 1-d ones in W; 0 = not given.
+        const auto hw = [&](const char* name) {
+          std::vector<std::int64_t> v = at.integers(name), out(2, 0);
+          if (v.empty()) return out;
+          if (v.size() != window_dims.size())
+            at.refuse(std::string(name) + " must have " + std::to_string(window_dims.size()) +
+                      " numbers");
+          std::copy(v.begin(), v.end(), out.end() - static_cast<std::ptrdiff_t>(v.size()));
+          return out;
+        };
+        module_step(
+            module_of_weight(node.input(1)),
+            std::make_shared<ConvTransposeNode>(
+                w, weight(at, node, 2), g, group, hw("output_padding"), hw("output_shape")));
+      }
     } else if (op == "BatchNormalization") {
       if (node.input_size() != 5) at.refuse("needs scale, bias, mean and variance");
       if (at.integer("training_mode", 0) != 0 || node.output_size() > 1)
@@ -832,38 +1013,12 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
         return softmax_along(x, normalize_axis(ref, axis, x.dim()), coerce, log);
       });
     } else if (op == "MaxPool") {
-      const auto kernel = at.integers("kernel_shape");
-      if (kernel.size() != 2) at.refuse("kernel_shape must have 2 numbers (2-d pooling only)");
-      const Window g = read_window(at, kernel[0], kernel[1]);
-      if (kernel[0] != kernel[1] || g.stride[0] != g.stride[1])
-        at.refuse("a rectangular kernel or uneven strides are not supported");
-      if (g.dilation[0] != 1 || g.dilation[1] != 1) at.refuse("dilations are not supported");
+      const Window g = read_window(at, at.integers("kernel_shape"));
       if (node.output_size() > 1) at.refuse("the indices output is not supported");
       if (at.integer("storage_order", 0) != 0) at.refuse("storage_order 1 is not supported");
       module_step(info.module_path, std::make_shared<MaxPoolNode>(g));
     } else if (op == "AveragePool") {
-      auto kernel = at.integers("kernel_shape");
-      if (kernel.size() == 1) kernel.insert(kernel.begin(), 1);  // 1-d: a 1 x L window
-      if (kernel.size() != 2) at.refuse("kernel_shape must have 1 or 2 numbers");
-      Window g = read_window(at, kernel[0], kernel[1]);
-      if (at.integers("kernel_shape").size() == 1) {
-        const auto one = [&](const char* name, std::int64_t* out, std::int64_t fill) {
-          const auto v = at.integers(name);
-          out[0] = fill;
-          out[1] = v.empty() ? out[1] : v[0];
-        };
-        g = Window{};
-        g.kernel[0] = 1;
-        g.kernel[1] = kernel[1];
-        one("strides", g.stride, 1);
-        const auto pads = at.integers("pads");
-        if (pads.size() == 2) {
-          g.pad_begin[1] = pads[0];
-          g.pad_end[1] = pads[1];
-        }
-        g.auto_pad = at.text("auto_pad", "NOTSET");
-        g.ceil_mode = at.integer("ceil_mode", 0) != 0;
-      }
+      const Window g = read_window(at, at.integers("kernel_shape"));
       if (g.dilation[0] != 1 || g.dilation[1] != 1) at.refuse("dilations are not supported");
       module_step(info.module_path,
                   std::make_shared<AveragePoolNode>(g, at.integer("count_include_pad", 0) != 0));

@@ -15,12 +15,31 @@ namespace gradlens::testing {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kCnnNodeFamilies = {
-    "conv",       "basic_conv", "maxpool",   "averagepool", "globalaveragepool",
-    "relu",       "gemm",       "matmul",    "add",         "sub",
-    "mul",        "div",        "softmax",   "logsoftmax",  "flatten",
-    "reshape",    "concat",     "batchnorm", "sum",         "reduce_sum",
-    "reduce_mean"};
+const std::vector<std::string> kCnnNodeFamilies = {"conv",
+                                                   "basic_conv",
+                                                   "convtranspose",
+                                                   "convinteger",
+                                                   "basic_convinteger",
+                                                   "maxpool",
+                                                   "averagepool",
+                                                   "globalaveragepool",
+                                                   "relu",
+                                                   "gemm",
+                                                   "matmul",
+                                                   "matmulinteger",
+                                                   "add",
+                                                   "sub",
+                                                   "mul",
+                                                   "div",
+                                                   "softmax",
+                                                   "logsoftmax",
+                                                   "flatten",
+                                                   "reshape",
+                                                   "concat",
+                                                   "batchnorm",
+                                                   "sum",
+                                                   "reduce_sum",
+                                                   "reduce_mean"};
 const std::vector<std::string> kOtherNodeFamilies = {"transpose",
                                                      "sigmoid",
                                                      "tanh",
