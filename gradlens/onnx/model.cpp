@@ -323,6 +323,8 @@ class GroupedConv {
   Shape index_shape_;
 };
 
+class BatchNormNode;
+
 class ConvNode : public nn::Module {
  public:
   ConvNode(Tensor w, Tensor b, Window g, std::int64_t group) : window(g), conv_(group) {
@@ -331,20 +333,15 @@ class ConvNode : public nn::Module {
   }
   Tensor weight, bias;
   Window window;
+  const BatchNormNode* folded_bn = nullptr;  // the BatchNorm after it, applied to weight and bias
 
  protected:
-  Tensor forward(const Tensor& x) override {
-    GRADLENS_CHECK(x.dim() == 3 || x.dim() == 4,
-                   "[onnx] Conv expects [N, C, L] or [N, C, H, W], got ",
-                   shape_str(x.shape()));
-    const Tensor w = weight.dim() == 3
-                         ? reshape(weight, {weight.size(0), weight.size(1), 1, weight.size(2)})
-                         : weight;
-    return like_input(conv_(as_planes(x), w, bias, window), x);
-  }
+  Tensor forward(const Tensor& x) override;
 
  private:
   GroupedConv conv_;
+  Tensor scale_, shift_;  // folded_bn's, as [K, 1, 1(, 1)] and [K] on the input's device
+  std::uint64_t generation_ = ~std::uint64_t{0};
 };
 
 // ConvTranspose as the conv it is the gradient of: the input spread by the strides and padded by
@@ -528,8 +525,12 @@ class BatchNormNode : public nn::Module {
     refold();
   }
   Tensor weight, bias;
+  bool folded = false;  // its conv applies scale and shift; it passes its input through
 
   std::int64_t channels() const { return static_cast<std::int64_t>(mean_.size()); }
+  const std::vector<float>& scale() const { return scale_; }
+  const std::vector<float>& shift() const { return shift_; }
+  std::uint64_t generation() const { return generation_; }  // bumped by every refold
   void set_statistics(std::vector<float> mean, std::vector<float> var) {
     mean_ = std::move(mean);
     var_ = std::move(var);
@@ -545,10 +546,12 @@ class BatchNormNode : public nn::Module {
       shift_[c] = static_cast<float>(b[c] - mean_[c] * s);
     }
     scale_t_ = shift_t_ = Tensor();
+    ++generation_;
   }
 
  protected:
   Tensor forward(const Tensor& x) override {
+    if (folded) return x;
     GRADLENS_CHECK(x.dim() >= 2 && x.size(1) == static_cast<std::int64_t>(scale_.size()),
                    "[onnx] BatchNormalization of ",
                    scale_.size(),
@@ -568,7 +571,30 @@ class BatchNormNode : public nn::Module {
   std::vector<float> mean_, var_;
   std::vector<float> scale_, shift_;
   Tensor scale_t_, shift_t_;
+  std::uint64_t generation_ = 0;
 };
+
+Tensor ConvNode::forward(const Tensor& x) {
+  GRADLENS_CHECK(x.dim() == 3 || x.dim() == 4,
+                 "[onnx] Conv expects [N, C, L] or [N, C, H, W], got ",
+                 shape_str(x.shape()));
+  Tensor w = weight, b = bias;
+  if (folded_bn != nullptr) {
+    // w * scale per output channel and b * scale + shift: the weights are small, so this costs
+    // nothing next to the BatchNorm's two passes over the activations, and follows load_weights.
+    if (generation_ != folded_bn->generation() || scale_.device() != x.device()) {
+      Shape per_channel(static_cast<std::size_t>(weight.dim()), 1);
+      per_channel[0] = weight.size(0);
+      scale_ = Tensor::from_vector(folded_bn->scale(), per_channel).to(x.device());
+      shift_ = Tensor::from_vector(folded_bn->shift(), {weight.size(0)}).to(x.device());
+      generation_ = folded_bn->generation();
+    }
+    w = mul(weight, scale_);
+    b = bias.defined() ? add(mul(bias, reshape(scale_, {weight.size(0)})), shift_) : shift_;
+  }
+  if (w.dim() == 3) w = reshape(w, {w.size(0), w.size(1), 1, w.size(2)});
+  return like_input(conv_(as_planes(x), w, b, window), x);
+}
 
 // Gemm: alpha * A' B' + beta * C with B an initializer, kept as a Linear weight [out, in].
 class GemmNode : public nn::Module {
@@ -1219,6 +1245,32 @@ void OnnxModel::load_weights(const std::map<std::string, Tensor>& state) {
   for (const auto& [path, module] : batch_norms_) static_cast<BatchNormNode*>(module)->refold();
 }
 
+std::size_t OnnxModel::fold_batch_norms() {
+  std::map<std::string, int> readers;  // value name -> how many steps read it
+  for (const auto& step : steps_)
+    for (const std::string& name : step->inputs) ++readers[name];
+  std::map<std::string, ConvNode*> conv_output;
+  std::size_t folded = 0;
+  for (const auto& step : steps_) {
+    if (auto* conv = dynamic_cast<ConvNode*>(step->module)) {
+      if (conv->folded_bn == nullptr) conv_output[step->outputs[0]] = conv;
+      continue;
+    }
+    auto* bn = dynamic_cast<BatchNormNode*>(step->module);
+    if (bn == nullptr || bn->folded) continue;
+    const std::string& in = step->inputs[0];
+    const auto it = conv_output.find(in);
+    // Only a conv whose output nothing else reads: folding changes that output.
+    if (it == conv_output.end() || readers[in] != 1 || in == output_ ||
+        it->second->weight.size(0) != bn->channels())
+      continue;
+    it->second->folded_bn = bn;
+    bn->folded = true;
+    ++folded;
+  }
+  return folded;
+}
+
 Tensor OnnxModel::forward(const Tensor& x) {
   std::map<std::string, Tensor> values;
   values[input_] = x;
@@ -1246,6 +1298,9 @@ Tensor OnnxModel::forward(const Tensor& x) {
       std::int64_t flops = 0;
       if (const auto* conv = dynamic_cast<const ConvNode*>(step->module)) {
         flops = 2 * out.numel() * conv->weight.numel() / conv->weight.size(0);
+      } else if (const auto* deconv = dynamic_cast<const ConvTransposeNode*>(step->module)) {
+        const Tensor& in = value(step->inputs[0]);
+        flops = 2 * in.numel() * deconv->weight.numel() / deconv->weight.size(0);
       } else if (const auto* gemm = dynamic_cast<const GemmNode*>(step->module)) {
         flops = 2 * out.numel() * gemm->weight.size(1);
       } else if (info_[step->node].op_type == "MatMul" || info_[step->node].op_type == "Gemm") {

@@ -54,6 +54,13 @@ class GRADLENS_API OnnxModel : public nn::Module {
   /// bias and statistics into one scale and shift when they are loaded.
   void load_weights(const std::map<std::string, Tensor>& state);
 
+  /// Folds each BatchNormalization whose input is a Conv's output that nothing else reads into that
+  /// Conv (scale and shift applied to its weight and bias at each forward): one pass over the
+  /// activations instead of three, the same outputs within rounding. The BatchNorm's module then
+  /// passes its input through, so a layer method on it still sees the normalized output, and
+  /// load_weights still updates both. Returns how many were folded.
+  std::size_t fold_batch_norms();
+
   const std::vector<NodeInfo>& nodes() const { return info_; }
   const std::string& input_name() const { return input_; }
   const std::string& output_name() const { return output_; }

@@ -119,6 +119,35 @@ TEST(Onnx, TheBatchNormFoldedExportGivesTheSameLogits) {
   EXPECT_TRUE(gradlens::testing::allclose(out, inputs.tensor("logits"), 0, 3e-5));
 }
 
+// fold_batch_norms: every BatchNorm of ResNet8 sits on a conv's own output, so all 9 fold; the
+// logits stay within the README's tolerance and equal the exporter's folded graph within rounding,
+// and load_weights still reaches both the convs and the folded BatchNorms.
+TEST(Onnx, FoldingBatchNormsIntoTheConvsChangesNoResult) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  GRADLENS_SHARED_FILE(folded_path, "reference/resnet8/resnet8_eval_bnfused.onnx");
+  GRADLENS_SHARED_FILE(weights_path, "reference/resnet8/resnet8.safetensors");
+  GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
+  const auto model = gradlens::onnx::OnnxModel::load(model_path);
+  const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
+  const Tensor x = inputs.tensor("inputs");
+  NoGradGuard no_grad;
+  const Tensor unfolded = (*model)(x);
+  EXPECT_EQ(model->fold_batch_norms(), 9u);
+  EXPECT_EQ(model->fold_batch_norms(), 0u);  // once
+  const Tensor folded = (*model)(x);
+  EXPECT_TRUE(gradlens::testing::allclose(folded, unfolded, 0, 1e-5));
+  EXPECT_TRUE(gradlens::testing::allclose(folded, inputs.tensor("logits"), 0, 3e-5));
+  EXPECT_TRUE(gradlens::testing::allclose(
+      folded, (*gradlens::onnx::OnnxModel::load(folded_path))(x), 0, 1e-5));
+  std::map<std::string, Tensor> zeros;
+  for (const nn::Parameter& p : model->parameters())
+    zeros[p.name] = Tensor::zeros(p.tensor.shape());
+  model->load_weights(zeros);
+  EXPECT_FALSE(gradlens::testing::allclose((*model)(x), folded, 0, 1e-3));
+  model->load_weights(nn::SafetensorsFile::load(weights_path).float_tensors());
+  EXPECT_TRUE(gradlens::testing::allclose((*model)(x), folded, 0, 1e-6));
+}
+
 // Within the reference README's tolerance: every element within `atol`, except on at most
 // `loose_images` images whose path crosses a ReLU kink within float32 rounding, which stay within
 // `rel_l2` per-image relative L2 (which images they are depends on each engine's rounding).
@@ -174,6 +203,25 @@ TEST_F(OnnxCaptum, IntegratedGradientsFlowThroughTheImportedGraph) {
   // crosses a ReLU's kink within float32 rounding (its image 15 between float32 and float64; for
   // us, whose convolutions round differently from PyTorch's, image 7). At most two such images.
   EXPECT_TRUE(within_readme(a.values, expected, 3e-5, 5e-3, 2));
+}
+
+// A folded model explains as the unfolded one does, within the README's tolerances except that
+// folding rounds differently again: IG's paths of three images (not two) cross a ReLU's kink
+// within float32 rounding, each still within the README's relative L2 (7e-4 at worst here).
+TEST_F(OnnxCaptum, AFoldedModelGivesCaptumsIntegratedGradientsAndDeepLift) {
+  model->fold_batch_norms();
+  attr::IntegratedGradients ig(*model, {.n_steps = 50});
+  EXPECT_TRUE(within_readme(ig.attribute(x, labels, Tensor::zeros(x.shape())).values,
+                            reference->tensor("ig_gausslegendre_50"),
+                            3e-5,
+                            5e-3,
+                            3));
+  attr::DeepLift deeplift(*model);
+  EXPECT_TRUE(
+      gradlens::testing::allclose(deeplift.attribute(x, labels, Tensor::zeros(x.shape())).values,
+                                  reference->tensor("deeplift"),
+                                  0,
+                                  2e-5));
 }
 
 // The rule-based methods see the imported graph's ops: BatchNorm is a product and a sum by
@@ -305,6 +353,34 @@ TEST(Onnx, EvalAndAttributeTakeAnOnnxModelByItsExtension) {
 
 // A graph whose shapes only go wrong when it runs still names the node then, though the file's
 // protobuf is long gone (the errors keep their own copy of the node's name).
+// --weights takes a state_dict for an .onnx model and --fold-batchnorm folds its BatchNorms: the
+// same accuracy; either flag with the tutorial Net's safetensors, or weights of another model,
+// is one line naming the flag and the file.
+TEST(Onnx, WeightsAndFoldBatchnormFlagsKeepTheAccuracy) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  GRADLENS_SHARED_FILE(weights_path, "reference/resnet8/resnet8.safetensors");
+  GRADLENS_SHARED_FILE(net_path, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
+  const std::string data = std::filesystem::path(test_batch).parent_path().string();
+  const gradlens::testing::CliRun eval =
+      gradlens::testing::run_gradlens("eval --model " + model_path + " --weights " + weights_path +
+                                      " --fold-batchnorm --data " + data);
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_NE(eval.out.find("69.51 % (6951/10000)"), std::string::npos) << eval.out;
+  const gradlens::testing::CliRun other = gradlens::testing::run_gradlens(
+      "eval --model " + model_path + " --weights " + net_path + " --data " + data);
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.err.find("--weights " + net_path + ": [onnx] load_weights: unexpected tensor"),
+            std::string::npos)
+      << other.err;
+  for (const std::string& flag : {" --weights " + weights_path, std::string(" --fold-batchnorm")}) {
+    const gradlens::testing::CliRun net = gradlens::testing::run_gradlens(
+        "attribute saliency --model " + net_path + flag + " --data " + data);
+    EXPECT_NE(net.exit_code, 0);
+    EXPECT_NE(net.err.find("goes with an .onnx --model"), std::string::npos) << net.err;
+  }
+}
+
 TEST(Onnx, AnErrorWhileTheGraphRunsNamesTheNode) {
   ::onnx::ModelProto proto;
   proto.add_opset_import()->set_version(13);

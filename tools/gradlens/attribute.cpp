@@ -37,6 +37,7 @@ struct AttributeOptions {
   MethodFlags flags;
   std::string model = "cifar_net.safetensors";
   bool allow_nonfinite = false;  // load a model with NaN or Inf weights
+  OnnxFlags onnx;
   std::string data_dir = ".data/cifar10";
   std::string indices;  // "" = image 3 of the test set, or every row of --inputs
   std::string inputs_file;
@@ -214,6 +215,8 @@ void run_sharded(const AttributeOptions& o,
       {"gradlens", build_info().version},
       {"method", description},
       {"model_md5", data::md5_file(o.model)},
+      {"weights_md5", o.onnx.weights.empty() ? "" : data::md5_file(o.onnx.weights)},
+      {"fold_batchnorm", o.onnx.fold_batchnorm},
       {"split", o.split},
       {"split_size", split.size()},
       {"indices", spec},
@@ -340,10 +343,12 @@ void run_attribute(AttributeOptions& o) {
     static nn::Net net;
     return net;
   };
+  check_onnx_flags(o.model, o.onnx);
   const bool onnx_model = is_onnx_file(o.model) && !parse_only();
   std::unique_ptr<nn::Module> owned;
   if (!parse_only())
-    owned = onnx_model ? load_model_file(o.model, o.allow_nonfinite) : std::make_unique<nn::Net>();
+    owned = onnx_model ? load_model_file(o.model, o.allow_nonfinite, o.onnx)
+                       : std::make_unique<nn::Net>();
   nn::Module& net = parse_only() ? parse_only_net() : *owned;
   // Bad methods, options and layers fail here, before any file is read or written.
   const std::unique_ptr<attr::Attribution> method =
@@ -460,6 +465,7 @@ void add_attribute_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
       ->capture_default_str();
   cmd->add_flag("--allow-nonfinite", o->allow_nonfinite, "load a model with NaN or Inf weights");
+  add_onnx_flags(cmd, o->onnx);
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option(
       "--indices", o->indices, "images: 3, 0:16, 0,3,5 or all (default 3; all for DIR/)");

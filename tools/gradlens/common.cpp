@@ -37,19 +37,52 @@ bool is_onnx_file(const std::string& path) {
   return path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
 }
 
-std::unique_ptr<nn::Module> load_model_file(const std::string& path, bool allow_nonfinite) {
+void add_onnx_flags(CLI::App* cmd, OnnxFlags& flags) {
+  cmd->add_option("--weights",
+                  flags.weights,
+                  "with an .onnx --model: a safetensors state_dict (PyTorch's names) whose "
+                  "parameters and BatchNorm statistics replace the file's");
+  cmd->add_flag("--fold-batchnorm",
+                flags.fold_batchnorm,
+                "with an .onnx --model: fold each BatchNorm into the Conv before it (faster, the "
+                "same results within rounding)");
+}
+
+void check_onnx_flags(const std::string& model_path, const OnnxFlags& flags) {
+  if (is_onnx_file(model_path)) return;
+  if (!flags.weights.empty())
+    throw std::runtime_error("--weights " + flags.weights + " goes with an .onnx --model; " +
+                             model_path + " is itself the weights of the tutorial Net");
+  if (flags.fold_batchnorm)
+    throw std::runtime_error("--fold-batchnorm goes with an .onnx --model; the tutorial Net (" +
+                             model_path + ") has no BatchNorm");
+}
+
+std::unique_ptr<nn::Module> load_model_file(const std::string& path,
+                                            bool allow_nonfinite,
+                                            const OnnxFlags& onnx) {
+  check_onnx_flags(path, onnx);
   if (!is_onnx_file(path)) {
     auto net = std::make_unique<nn::Net>();
     load_model(*net, path, allow_nonfinite);
     return net;
   }
 #if GRADLENS_WITH_ONNX
-  std::unique_ptr<nn::Module> model = onnx::OnnxModel::load(path);
+  std::unique_ptr<onnx::OnnxModel> model = onnx::OnnxModel::load(path);
+  if (!onnx.weights.empty()) {
+    try {
+      model->load_weights(nn::SafetensorsFile::load(onnx.weights).float_tensors());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("--weights " + onnx.weights + ": " + e.what());
+    }
+  }
+  if (onnx.fold_batchnorm) model->fold_batch_norms();
+  const std::string& source = onnx.weights.empty() ? path : onnx.weights;
   for (const nn::Parameter& p :
        allow_nonfinite ? std::vector<nn::Parameter>{} : model->parameters()) {
     const std::int64_t bad = first_nonfinite(p.tensor);
     if (bad >= 0)
-      throw std::runtime_error("[onnx] " + path + ": weight '" + p.name + "' " +
+      throw std::runtime_error("[onnx] " + source + ": weight '" + p.name + "' " +
                                shape_str(p.tensor.shape()) + " is not finite at element " +
                                std::to_string(bad) + " (--allow-nonfinite loads it anyway)");
   }

@@ -12,6 +12,10 @@
 #include "gradlens/nn/lenet.h"
 #include "gradlens/nn/safetensors.h"
 
+namespace CLI {
+class App;
+}  // namespace CLI
+
 namespace gradlens::cli {
 
 /// Prints the tutorial's "Accuracy of the network ..." and per-class lines.
@@ -21,9 +25,20 @@ using nn::evaluate;
 using nn::load_model;
 /// --model FILE.onnx: an imported graph (gradlens built with ONNX import).
 bool is_onnx_file(const std::string& path);
+/// How an .onnx --model is read: --weights (a safetensors state_dict with PyTorch's names that
+/// replaces the file's initializers) and --fold-batchnorm (OnnxModel::fold_batch_norms).
+struct OnnxFlags {
+  std::string weights;
+  bool fold_batchnorm = false;
+};
+void add_onnx_flags(CLI::App* cmd, OnnxFlags& flags);
+/// Refuses --weights or --fold-batchnorm with a model that is not an .onnx file.
+void check_onnx_flags(const std::string& model_path, const OnnxFlags& flags);
 /// --model: an .onnx graph, or the tutorial Net with the weights of a safetensors file; a NaN or
 /// infinite weight is refused by name unless allow_nonfinite.
-std::unique_ptr<nn::Module> load_model_file(const std::string& path, bool allow_nonfinite);
+std::unique_ptr<nn::Module> load_model_file(const std::string& path,
+                                            bool allow_nonfinite,
+                                            const OnnxFlags& onnx = {});
 /// Refuses, before any work, an output file whose folder is missing or not writable, or that
 /// exists and is not a regular file; `flag` names it in the message.
 void check_output_file(const std::string& flag, const std::string& path);

@@ -12,6 +12,7 @@ namespace {
 struct EvalOptions {
   std::string model = "cifar_net.safetensors";
   bool allow_nonfinite = false;  // load a model with NaN or Inf weights
+  OnnxFlags onnx;
   std::string data_dir = ".data/cifar10";
   std::string device = "cpu";
   std::string precision = "float32";
@@ -24,8 +25,9 @@ void run_eval(const EvalOptions& o) {
   const Device device = Device::parse(o.device);
   apply_precision(o.precision, device);
   apply_threads(o.threads);
+  check_onnx_flags(o.model, o.onnx);
   if (parse_only()) return;
-  const std::unique_ptr<nn::Module> model = load_model_file(o.model, o.allow_nonfinite);
+  const std::unique_ptr<nn::Module> model = load_model_file(o.model, o.allow_nonfinite, o.onnx);
   nn::Module& net = *model;
   net.to(device);
   const data::CifarSplit test = data::load_cifar10(o.data_dir, false);
@@ -50,6 +52,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "model file (safetensors state_dict)")
       ->capture_default_str();
   cmd->add_flag("--allow-nonfinite", o->allow_nonfinite, "load a model with NaN or Inf weights");
+  add_onnx_flags(cmd, o->onnx);
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")

@@ -43,6 +43,7 @@ constexpr int kSize = 32;  // CIFAR-10 images are 3 x 32 x 32
 struct ReportOptions {
   std::string model = "cifar_net.safetensors";
   bool allow_nonfinite = false;  // load a model with NaN or Inf weights
+  OnnxFlags onnx;
   std::string data_dir = ".data/cifar10";
   std::string indices = "0:4";
   std::string out = "report";
@@ -274,9 +275,10 @@ void run_report(const ReportOptions& o) {
   if (o.target != "label" && o.target != "predicted")
     fail("--target: '" + o.target + "' is not label or predicted");
   std::vector<MethodSpec> specs = choose_methods(o);
+  check_onnx_flags(o.model, o.onnx);
   if (parse_only()) return;
 
-  const std::unique_ptr<nn::Module> model = load_model_file(o.model, o.allow_nonfinite);
+  const std::unique_ptr<nn::Module> model = load_model_file(o.model, o.allow_nonfinite, o.onnx);
   nn::Module& net = *model;
   const std::string layer = o.layer.empty() ? default_layer(net) : o.layer;
   for (MethodSpec& spec : specs) {
@@ -610,6 +612,7 @@ void add_report_command(CLI::App& app) {
                   "the layer of Layer GradCAM and Guided GradCAM (default: conv2, or the block "
                   "of an ONNX model's last Conv)");
   cmd->add_flag("--allow-nonfinite", o->allow_nonfinite, "load a model with NaN or Inf weights");
+  add_onnx_flags(cmd, o->onnx);
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option("--indices", o->indices, "test images: 0:4, 3 or 0,3,5")->capture_default_str();
   cmd->add_option("--out", o->out, "directory for index.html and the PNGs")->capture_default_str();
