@@ -23,13 +23,21 @@ namespace {
 
 using namespace gradlens;
 
-onnx::OnnxModel* resnet8() {
-  static std::unique_ptr<onnx::OnnxModel> model = [] {
-    const char* shared = std::getenv("GRADLENS_SHARED_DIR");
-    const std::string dir = shared != nullptr && *shared ? shared : GRADLENS_SHARED_DIR;
-    return onnx::OnnxModel::load(dir + "/reference/resnet8/resnet8.onnx");
+std::unique_ptr<onnx::OnnxModel> load_resnet8() {
+  const char* shared = std::getenv("GRADLENS_SHARED_DIR");
+  const std::string dir = shared != nullptr && *shared ? shared : GRADLENS_SHARED_DIR;
+  return onnx::OnnxModel::load(dir + "/reference/resnet8/resnet8.onnx");
+}
+
+// The file as it is, or with its BatchNorms folded into the convs (--fold-batchnorm).
+onnx::OnnxModel* resnet8(bool folded = false) {
+  static std::unique_ptr<onnx::OnnxModel> model = load_resnet8();
+  static std::unique_ptr<onnx::OnnxModel> folded_model = [] {
+    auto m = load_resnet8();
+    m->fold_batch_norms();
+    return m;
   }();
-  return model.get();
+  return folded ? folded_model.get() : model.get();
 }
 
 std::vector<std::int64_t> targets_for(std::int64_t n) {
@@ -38,8 +46,8 @@ std::vector<std::int64_t> targets_for(std::int64_t n) {
   return t;
 }
 
-void BM_ResNet8Eval_CPU(benchmark::State& state) try {
-  onnx::OnnxModel& model = *resnet8();
+void run_eval(benchmark::State& state, bool folded) try {
+  onnx::OnnxModel& model = *resnet8(folded);
   const Tensor x = bench::random_images(state.range(0), 1);
   {
     NoGradGuard no_grad;
@@ -54,7 +62,7 @@ void BM_ResNet8Eval_CPU(benchmark::State& state) try {
   state.SkipWithError(e.what());
 }
 
-void run_ig(benchmark::State& state, bool noise_tunnel) try {
+void run_ig(benchmark::State& state, bool noise_tunnel, bool folded) try {
   const std::int64_t n = state.range(0);
   attr::MethodArgs args;
   args.values["delta"] = "true";  // the tutorial's return_convergence_delta
@@ -64,7 +72,7 @@ void run_ig(benchmark::State& state, bool noise_tunnel) try {
     args.values["nt_samples"] = "10";
     args.values["stdevs"] = "0.2";
   }
-  const auto method = attr::make_method("integrated_gradients", *resnet8(), args);
+  const auto method = attr::make_method("integrated_gradients", *resnet8(folded), args);
   const Tensor x = bench::random_images(n, 1);
   const auto targets = targets_for(n);
   method->attribute(x, targets, Tensor());  // warm-up: sizes the chunks once
@@ -79,12 +87,25 @@ void run_ig(benchmark::State& state, bool noise_tunnel) try {
   state.SkipWithError(e.what());
 }
 
-void BM_ResNet8IG_CPU(benchmark::State& state) { run_ig(state, false); }
-void BM_ResNet8NoiseTunnelIG_CPU(benchmark::State& state) { run_ig(state, true); }
+void BM_ResNet8Eval_CPU(benchmark::State& state) { run_eval(state, false); }
+void BM_ResNet8IG_CPU(benchmark::State& state) { run_ig(state, false, false); }
+void BM_ResNet8NoiseTunnelIG_CPU(benchmark::State& state) { run_ig(state, true, false); }
+// The same model with --fold-batchnorm: the same numbers within rounding
+// (tests/onnx/test_onnx.cpp).
+void BM_ResNet8FoldedEval_CPU(benchmark::State& state) { run_eval(state, true); }
+void BM_ResNet8FoldedIG_CPU(benchmark::State& state) { run_ig(state, false, true); }
+void BM_ResNet8FoldedNoiseTunnelIG_CPU(benchmark::State& state) { run_ig(state, true, true); }
 
 BENCHMARK(BM_ResNet8Eval_CPU)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ResNet8IG_CPU)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ResNet8NoiseTunnelIG_CPU)
+    ->Arg(1)
+    ->Arg(16)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_ResNet8FoldedEval_CPU)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ResNet8FoldedIG_CPU)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ResNet8FoldedNoiseTunnelIG_CPU)
     ->Arg(1)
     ->Arg(16)
     ->Unit(benchmark::kMillisecond)

@@ -51,6 +51,11 @@ TARGETS = {  # issue targets per benchmark program: our speed / theirs
         "BM_ResNet8IG_CPU/16": 2.0,
         "BM_ResNet8NoiseTunnelIG_CPU/1": 2.0,
         "BM_ResNet8NoiseTunnelIG_CPU/16": 2.0,
+        "BM_ResNet8FoldedEval_CPU/1000": 1.5,
+        "BM_ResNet8FoldedIG_CPU/1": 2.0,
+        "BM_ResNet8FoldedIG_CPU/16": 2.0,
+        "BM_ResNet8FoldedNoiseTunnelIG_CPU/1": 2.0,
+        "BM_ResNet8FoldedNoiseTunnelIG_CPU/16": 2.0,
     },
     "bench_train": {
         "BM_TrainStep_CPU/4": 5.0,
