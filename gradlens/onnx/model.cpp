@@ -691,13 +691,35 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (b.dim() == 2) return reshape(linear(reshape(a, {-1, k}), permute(b, {1, 0})), out);
   Shape a_batch(a.shape().begin(), a.shape().end() - 2),
       b_batch(b.shape().begin(), b.shape().end() - 2);
-  GRADLENS_CHECK(a_batch == b_batch,
-                 "[onnx] MatMul with broadcast batch dims is not supported: ",
-                 shape_str(a.shape()),
-                 " and ",
-                 shape_str(b.shape()));
-  const std::int64_t batch = shape_numel(a_batch), m = a.size(-2);
-  const Tensor a3 = reshape(a, {batch, m, k}), b3 = reshape(b, {batch, k, n});
+  // numpy's broadcasting of the batch dims, right-aligned; each side expanded by a product with
+  // ones, whose backward sums the gradient back over the copies.
+  Shape batch_shape(std::max(a_batch.size(), b_batch.size()), 1);
+  for (std::size_t i = 0; i < batch_shape.size(); ++i) {
+    const std::size_t from_end = batch_shape.size() - 1 - i;
+    const std::int64_t da = from_end < a_batch.size() ? a_batch[a_batch.size() - 1 - from_end] : 1;
+    const std::int64_t db = from_end < b_batch.size() ? b_batch[b_batch.size() - 1 - from_end] : 1;
+    GRADLENS_CHECK(da == db || da == 1 || db == 1,
+                   "[onnx] MatMul's batch dims do not broadcast: ",
+                   shape_str(a.shape()),
+                   " and ",
+                   shape_str(b.shape()));
+    batch_shape[i] = std::max(da, db);
+  }
+  const std::int64_t m = a.size(-2);
+  const auto expanded =
+      [&](const Tensor& t, const Shape& own, std::int64_t rows, std::int64_t cols) {
+        if (own == batch_shape) return t;
+        Shape full = batch_shape;
+        full.push_back(rows);
+        full.push_back(cols);
+        return mul(t, Tensor::full(full, 1.f, t.device()));
+      };
+  const Tensor ab = expanded(a, a_batch, m, k), bb = expanded(b, b_batch, k, n);
+  out = batch_shape;
+  out.push_back(m);
+  out.push_back(n);
+  const std::int64_t batch = shape_numel(batch_shape);
+  const Tensor a3 = reshape(ab, {batch, m, k}), b3 = reshape(bb, {batch, k, n});
   std::vector<Tensor> parts;
   for (std::int64_t i = 0; i < batch; ++i) {
     const Tensor ai = reshape(slice(a3, i, i + 1), {m, k});

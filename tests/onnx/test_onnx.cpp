@@ -409,6 +409,46 @@ TEST(Onnx, AnErrorWhileTheGraphRunsNamesTheNode) {
   }
 }
 
+// MatMul broadcasts its batch dims as numpy does: [2, 1, 3, 4] x [5, 4, 2] -> [2, 5, 3, 2], each
+// product checked by hand and the input gradient by central differences.
+TEST(Onnx, MatMulBroadcastsBatchDims) {
+  ::onnx::ModelProto proto;
+  proto.add_opset_import()->set_version(13);
+  ::onnx::GraphProto* graph = proto.mutable_graph();
+  graph->add_input()->set_name("x");
+  graph->add_output()->set_name("y");
+  const Tensor b = gradlens::testing::random_tensor({5, 4, 2}, 3);
+  ::onnx::TensorProto* init = graph->add_initializer();
+  init->set_name("b");
+  init->set_data_type(::onnx::TensorProto::FLOAT);
+  for (const std::int64_t d : b.shape()) init->add_dims(d);
+  for (const float v : b.to_vector()) init->add_float_data(v);
+  ::onnx::NodeProto* node = graph->add_node();
+  node->set_name("/MatMul");
+  node->set_op_type("MatMul");
+  node->add_input("x");
+  node->add_input("b");
+  node->add_output("y");
+  std::string bytes;
+  proto.SerializeToString(&bytes);
+  const auto model = gradlens::onnx::OnnxModel::parse(bytes, "matmul.onnx");
+  const Tensor x = gradlens::testing::random_tensor({2, 1, 3, 4}, 4);
+  const Tensor y = (*model)(x);
+  ASSERT_EQ(y.shape(), (Shape{2, 5, 3, 2}));
+  const auto xv = x.to_vector(), bv = b.to_vector(), yv = y.to_vector();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 5; ++j)
+      for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 2; ++c) {
+          double want = 0;
+          for (int k = 0; k < 4; ++k) want += xv[(i * 3 + r) * 4 + k] * bv[(j * 4 + k) * 2 + c];
+          EXPECT_NEAR(yv[((i * 5 + j) * 3 + r) * 2 + c], want, 1e-5);
+        }
+  gradlens::onnx::OnnxModel& m = *model;
+  EXPECT_TRUE(
+      gradlens::testing::gradcheck([&m](const std::vector<Tensor>& in) { return m(in[0]); }, {x}));
+}
+
 TEST(Onnx, InfoPrintsTheGraphAndReportExplainsAnImportedModel) {
   GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
   GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
