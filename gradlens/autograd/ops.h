@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -81,6 +82,15 @@ GRADLENS_API Tensor normal_noise(const Tensor& x,
 GRADLENS_API Tensor gather(const Tensor& x,
                            Shape shape,
                            std::vector<std::int64_t> index,
+                           float fill);
+// The same with an index made once for a layout applied call after call (a grouped conv's weight):
+// its inverse and its copy on each device are made once and kept with it.
+struct GatherIndex;
+GRADLENS_API std::shared_ptr<const GatherIndex> make_gather_index(std::vector<std::int64_t> index,
+                                                                  const Shape& in_shape);
+GRADLENS_API Tensor gather(const Tensor& x,
+                           Shape shape,
+                           const std::shared_ptr<const GatherIndex>& index,
                            float fill);
 // dims reordered: y dim d is x dim order[d] (ONNX Transpose, numpy.transpose)
 GRADLENS_API Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order);

@@ -280,7 +280,8 @@ Padded pad_for(const Tensor& x, const Window& g, float value, std::int64_t nativ
 }
 
 // The gather index taking a grouped weight [K, C / group, R, S] to [K, C, R, S], zero outside each
-// output channel's group: a grouped conv as one dense conv.
+// output channel's group: a grouped conv as one dense conv. (A depthwise conv pays C times its
+// multiply-adds this way; a kernel of its own would not.)
 std::vector<std::int64_t> block_diagonal_index(const Shape& w, std::int64_t group) {
   const std::int64_t k = w[0], c_per = w[1], rs = w[2] * w[3];
   const std::int64_t k_per = k / group, c = c_per * group;
@@ -303,7 +304,7 @@ class GroupedConv {
     Tensor w = weight;
     if (group_ > 1) {
       if (index_shape_ != weight.shape()) {
-        index_ = block_diagonal_index(weight.shape(), group_);
+        index_ = make_gather_index(block_diagonal_index(weight.shape(), group_), weight.shape());
         index_shape_ = weight.shape();
       }
       w = gather(weight,
@@ -319,7 +320,7 @@ class GroupedConv {
 
  private:
   std::int64_t group_;
-  std::vector<std::int64_t> index_;
+  std::shared_ptr<const GatherIndex> index_;  // with its inverse and device copies, made once
   Shape index_shape_;
 };
 
@@ -412,15 +413,16 @@ class ConvTransposeNode : public nn::Module {
     if (flip_shape_ != w.shape()) {
       const std::int64_t c = w.size(0), m_per = w.size(1), r = w.size(2), s = w.size(3);
       const std::int64_t c_per = c / group_, m = m_per * group_;
-      flip_index_.assign(static_cast<std::size_t>(m * c_per * r * s), 0);
+      std::vector<std::int64_t> index(static_cast<std::size_t>(m * c_per * r * s), 0);
       std::size_t at = 0;
       for (std::int64_t o = 0; o < m; ++o)
         for (std::int64_t j = 0; j < c_per; ++j)
           for (std::int64_t i = 0; i < r; ++i)
             for (std::int64_t k = 0; k < s; ++k)
-              flip_index_[at++] =
+              index[at++] =
                   ((((o / m_per) * c_per + j) * m_per + o % m_per) * r + (r - 1 - i)) * s +
                   (s - 1 - k);
+      flip_index_ = make_gather_index(std::move(index), w.shape());
       flip_shape_ = w.shape();
     }
     return gather(
@@ -429,7 +431,7 @@ class ConvTransposeNode : public nn::Module {
   std::int64_t group_;
   std::vector<std::int64_t> output_padding_, output_shape_;  // [H, W]; 0 = not given
   GroupedConv conv_;
-  std::vector<std::int64_t> flip_index_;
+  std::shared_ptr<const GatherIndex> flip_index_;
   Shape flip_shape_;
 };
 

@@ -151,6 +151,11 @@ std::vector<OpCase> op_cases() {
          return mul(spread(x[0], {1, 2, 3}), x[1]);
        },
        {random_tensor({2, 3, 2}, 91), random_tensor({2, 5, 4}, 92)}},
+      {"gather_made_index",
+       [index = make_gather_index({5, -1, 0, 3, 1, 4}, {2, 3})](auto& x) {
+         return mul(gather(x[0], {3, 2}, index, 0.25f), x[1]);
+       },
+       {random_tensor({2, 3}, 95), random_tensor({3, 2}, 96)}},
       {"concat_middle_axis",
        [](auto& x) {
          return concat({x[0], x[1], x[0]}, -2);

@@ -9,10 +9,12 @@
 
 #include "gradlens/attr/deep_lift.h"
 #include "gradlens/attr/integrated_gradients.h"
+#include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
 #include "gradlens/nn/safetensors.h"
 #include "gradlens/onnx/model.h"
+#include "onnx/onnx_pb.h"
 #include "tests/cuda/cuda_testing.h"
 #include "tests/onnx/node_cases.h"
 #include "tests/testing.h"
@@ -28,8 +30,8 @@ using CudaOnnx = gradlens::testing::CudaTest;
 TEST_F(CudaOnnx, ResNet8LogitsIntegratedGradientsAndDeepLiftMatchTheCpu) {
   GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
   GRADLENS_SHARED_FILE(inputs_path, "reference/resnet8/inputs.safetensors");
-  const auto cpu_model = onnx::OnnxModel::load(model_path);
-  const auto gpu_model = onnx::OnnxModel::load(model_path);
+  const auto cpu_model = gradlens::onnx::OnnxModel::load(model_path);
+  const auto gpu_model = gradlens::onnx::OnnxModel::load(model_path);
   gpu_model->to(gpu());
   const nn::SafetensorsFile inputs = nn::SafetensorsFile::load(inputs_path);
   const Tensor x = slice(inputs.tensor("inputs"), 0, 2);
@@ -68,6 +70,64 @@ TEST_F(CudaOnnx, EveryNodeTestCaseRunsOnTheDeviceAsOnTheCpu) {
     ++ran;
   }
   EXPECT_GE(ran, 170);
+}
+
+// A grouped Conv and a grouped ConvTranspose gather their weights by an index made once, whose
+// device copy is made at the first call and kept: two forward and backward passes on the device
+// equal the CPU's.
+TEST_F(CudaOnnx, GroupedConvAndConvTransposeReuseTheirIndexOnTheDevice) {
+  ::onnx::ModelProto proto;
+  proto.add_opset_import()->set_version(13);
+  ::onnx::GraphProto* graph = proto.mutable_graph();
+  graph->add_input()->set_name("x");
+  graph->add_output()->set_name("y");
+  const auto add_weight = [&](const std::string& name, const Shape& shape, std::uint64_t seed) {
+    ::onnx::TensorProto* t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(::onnx::TensorProto::FLOAT);
+    for (const std::int64_t d : shape) t->add_dims(d);
+    for (const float v : gradlens::testing::random_tensor(shape, seed).to_vector())
+      t->add_float_data(v);
+  };
+  const auto add_node = [&](const std::string& op,
+                            const std::string& in,
+                            const std::string& w,
+                            const std::string& out) {
+    ::onnx::NodeProto* node = graph->add_node();
+    node->set_name("/" + op);
+    node->set_op_type(op);
+    node->add_input(in);
+    node->add_input(w);
+    node->add_output(out);
+    ::onnx::AttributeProto* group = node->add_attribute();
+    group->set_name("group");
+    group->set_type(::onnx::AttributeProto::INT);
+    group->set_i(2);
+  };
+  add_weight("conv.weight", {6, 2, 3, 3}, 1);    // 4 -> 6 channels in 2 groups
+  add_weight("deconv.weight", {6, 2, 2, 2}, 2);  // 6 -> 4 channels in 2 groups
+  add_node("Conv", "x", "conv.weight", "h");
+  add_node("ConvTranspose", "h", "deconv.weight", "y");
+  std::string bytes;
+  proto.SerializeToString(&bytes);
+  const auto cpu_model = gradlens::onnx::OnnxModel::parse(bytes, "grouped.onnx");
+  const auto gpu_model = gradlens::onnx::OnnxModel::parse(bytes, "grouped.onnx");
+  gpu_model->to(gpu());
+  const Tensor x = gradlens::testing::random_tensor({2, 4, 7, 7}, 3);
+  const auto run = [](gradlens::onnx::OnnxModel& model, const Tensor& input) {
+    Tensor in = input.detach();
+    in.set_requires_grad(true);
+    const Tensor y = model(in);
+    const Tensor dx = grad({sum(mul(y, y))}, {in})[0];
+    return std::pair{y.to(kCPU), dx.to(kCPU)};
+  };
+  const auto [y_cpu, dx_cpu] = run(*cpu_model, x);
+  ASSERT_EQ(y_cpu.shape(), (Shape{2, 4, 6, 6}));
+  for (int call = 0; call < 2; ++call) {
+    const auto [y_gpu, dx_gpu] = run(*gpu_model, x.to(gpu()));
+    EXPECT_TRUE(close_relative_to_max(y_gpu, y_cpu, 1e-5)) << "call " << call;
+    EXPECT_TRUE(close_relative_to_max(dx_gpu, dx_cpu, 1e-5)) << "call " << call;
+  }
 }
 
 }  // namespace

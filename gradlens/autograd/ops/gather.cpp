@@ -4,6 +4,7 @@
 // by the inverse map, with zeros where no output read an input.
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <optional>
 
@@ -14,31 +15,34 @@ namespace gradlens {
 
 using detail::backend_of;
 
-namespace {
-
-// Which input element each output reads (-1: the fill), and its inverse for the backward.
-struct IndexMap {
+// Which input element each output reads (-1: the fill), and its inverse for the backward; the
+// kernels read them in place on the CPU and from copies made once per device elsewhere.
+struct GatherIndex {
   std::vector<std::int64_t> index, inverse;
-};
 
-// The map's indices where the kernel reads them: the host vector itself on the CPU, a copy on
-// another device.
-class DeviceIndex {
- public:
-  DeviceIndex(const std::vector<std::int64_t>& v, Device device) {
-    if (device == kCPU) {
-      data_ = v.data();
-    } else {
-      buffer_.emplace(v, device);
-      data_ = buffer_->data();
-    }
+  const std::int64_t* on(Device device, bool inverse_map) const {
+    const std::vector<std::int64_t>& v = inverse_map ? inverse : index;
+    if (device == kCPU) return v.data();
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (const Copy& c : copies_)
+      if (c.device == device && c.inverse == inverse_map) return c.buffer.data();
+    copies_.push_back({device, inverse_map, detail::IndexBuffer(v, device)});
+    return copies_.back().buffer.data();
   }
-  const std::int64_t* data() const { return data_; }
 
  private:
-  std::optional<detail::IndexBuffer> buffer_;
-  const std::int64_t* data_ = nullptr;
+  struct Copy {
+    Device device;
+    bool inverse;
+    detail::IndexBuffer buffer;
+  };
+  mutable std::mutex mutex_;
+  mutable std::vector<Copy> copies_;
 };
+
+namespace {
+
+using IndexMap = GatherIndex;
 
 struct GatherNode : Node {
   Shape in_shape;
@@ -46,8 +50,7 @@ struct GatherNode : Node {
   std::string_view name() const override { return Ops::gather.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     Tensor dx = Tensor::empty(in_shape, dy.device());
-    const DeviceIndex idx(map->inverse, dy.device());
-    backend_of(dy).gather(dy.data(), idx.data(), 0.f, dx.data(), dx.numel());
+    backend_of(dy).gather(dy.data(), map->on(dy.device(), true), 0.f, dx.data(), dx.numel());
     return {dx};
   }
 };
@@ -80,10 +83,7 @@ Tensor gather_map(const Tensor& x, Shape shape, std::shared_ptr<const IndexMap> 
                  " indices for the output ",
                  shape_str(shape));
   Tensor y = Tensor::empty(shape, x.device());
-  {
-    const DeviceIndex idx(map->index, x.device());
-    backend_of(x).gather(x.data(), idx.data(), fill, y.data(), y.numel());
-  }
+  backend_of(x).gather(x.data(), map->on(x.device(), false), fill, y.data(), y.numel());
   if (should_record({&x})) {
     auto node = std::make_shared<GatherNode>();
     node->in_shape = x.shape();
@@ -175,6 +175,22 @@ std::shared_ptr<const IndexMap> affine_map(const Shape& in,
 Tensor gather(const Tensor& x, Shape shape, std::vector<std::int64_t> index, float fill) {
   detail::check_defined("gather", x, "x");
   return gather_map(x, std::move(shape), make_map(std::move(index), x.shape()), fill);
+}
+
+std::shared_ptr<const GatherIndex> make_gather_index(std::vector<std::int64_t> index,
+                                                     const Shape& in_shape) {
+  return make_map(std::move(index), in_shape);
+}
+
+Tensor gather(const Tensor& x,
+              Shape shape,
+              const std::shared_ptr<const GatherIndex>& index,
+              float fill) {
+  detail::check_defined("gather", x, "x");
+  GRADLENS_CHECK(index != nullptr && static_cast<std::int64_t>(index->inverse.size()) == x.numel(),
+                 "[gather] the index was made for another input than ",
+                 shape_str(x.shape()));
+  return gather_map(x, std::move(shape), index, fill);
 }
 
 Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order) {
