@@ -5,6 +5,7 @@
 
 #if GRADLENS_WITH_ONNX
 
+#include <array>
 #include <filesystem>
 
 #include "gradlens/attr/deep_lift.h"
@@ -76,42 +77,20 @@ TEST_F(CudaOnnx, EveryNodeTestCaseRunsOnTheDeviceAsOnTheCpu) {
 // device copy is made at the first call and kept: two forward and backward passes on the device
 // equal the CPU's.
 TEST_F(CudaOnnx, GroupedConvAndConvTransposeReuseTheirIndexOnTheDevice) {
-  ::onnx::ModelProto proto;
-  proto.add_opset_import()->set_version(13);
-  ::onnx::GraphProto* graph = proto.mutable_graph();
-  graph->add_input()->set_name("x");
-  graph->add_output()->set_name("y");
-  const auto add_weight = [&](const std::string& name, const Shape& shape, std::uint64_t seed) {
-    ::onnx::TensorProto* t = graph->add_initializer();
-    t->set_name(name);
-    t->set_data_type(::onnx::TensorProto::FLOAT);
-    for (const std::int64_t d : shape) t->add_dims(d);
-    for (const float v : gradlens::testing::random_tensor(shape, seed).to_vector())
-      t->add_float_data(v);
-  };
-  const auto add_node = [&](const std::string& op,
-                            const std::string& in,
-                            const std::string& w,
-                            const std::string& out) {
-    ::onnx::NodeProto* node = graph->add_node();
-    node->set_name("/" + op);
-    node->set_op_type(op);
-    node->add_input(in);
-    node->add_input(w);
-    node->add_output(out);
-    ::onnx::AttributeProto* group = node->add_attribute();
+  gradlens::testing::OnnxGraphBuilder graph;
+  // 4 -> 6 channels and back to 4, each in 2 groups.
+  graph.add_initializer("conv.weight", gradlens::testing::random_tensor({6, 2, 3, 3}, 1));
+  graph.add_initializer("deconv.weight", gradlens::testing::random_tensor({6, 2, 2, 2}, 2));
+  for (const auto& [op, in, w, out] :
+       {std::array<std::string, 4>{"Conv", "x", "conv.weight", "h"},
+        std::array<std::string, 4>{"ConvTranspose", "h", "deconv.weight", "y"}}) {
+    ::onnx::AttributeProto* group = graph.add_node(op, {in, w}, out)->add_attribute();
     group->set_name("group");
     group->set_type(::onnx::AttributeProto::INT);
     group->set_i(2);
-  };
-  add_weight("conv.weight", {6, 2, 3, 3}, 1);    // 4 -> 6 channels in 2 groups
-  add_weight("deconv.weight", {6, 2, 2, 2}, 2);  // 6 -> 4 channels in 2 groups
-  add_node("Conv", "x", "conv.weight", "h");
-  add_node("ConvTranspose", "h", "deconv.weight", "y");
-  std::string bytes;
-  proto.SerializeToString(&bytes);
-  const auto cpu_model = gradlens::onnx::OnnxModel::parse(bytes, "grouped.onnx");
-  const auto gpu_model = gradlens::onnx::OnnxModel::parse(bytes, "grouped.onnx");
+  }
+  const auto cpu_model = graph.parse("grouped.onnx");
+  const auto gpu_model = graph.parse("grouped.onnx");
   gpu_model->to(gpu());
   const Tensor x = gradlens::testing::random_tensor({2, 4, 7, 7}, 3);
   const auto run = [](gradlens::onnx::OnnxModel& model, const Tensor& input) {

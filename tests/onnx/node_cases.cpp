@@ -101,6 +101,37 @@ std::vector<fs::path> onnx_node_cases(const std::vector<std::string>& families) 
   return cases;
 }
 
+OnnxGraphBuilder::OnnxGraphBuilder() : proto(std::make_shared<::onnx::ModelProto>()) {
+  proto->add_opset_import()->set_version(13);
+  proto->mutable_graph()->add_input()->set_name("x");
+  proto->mutable_graph()->add_output()->set_name("y");
+}
+
+void OnnxGraphBuilder::add_initializer(const std::string& name, const Tensor& t) {
+  ::onnx::TensorProto* init = proto->mutable_graph()->add_initializer();
+  init->set_name(name);
+  init->set_data_type(::onnx::TensorProto::FLOAT);
+  for (const std::int64_t d : t.shape()) init->add_dims(d);
+  for (const float v : t.to_vector()) init->add_float_data(v);
+}
+
+::onnx::NodeProto* OnnxGraphBuilder::add_node(const std::string& op,
+                                              const std::vector<std::string>& inputs,
+                                              const std::string& output) {
+  ::onnx::NodeProto* node = proto->mutable_graph()->add_node();
+  node->set_name("/" + op);
+  node->set_op_type(op);
+  for (const std::string& in : inputs) node->add_input(in);
+  node->add_output(output);
+  return node;
+}
+
+std::unique_ptr<onnx::OnnxModel> OnnxGraphBuilder::parse(const std::string& name) const {
+  std::string bytes;
+  proto->SerializeToString(&bytes);
+  return onnx::OnnxModel::parse(bytes, name);
+}
+
 OnnxNodeCase load_onnx_node_case(const fs::path& dir) {
   OnnxNodeCase c;
   c.name = dir.filename().string();

@@ -13,6 +13,11 @@
 #include "gradlens/autograd/tensor.h"
 #include "gradlens/onnx/model.h"
 
+namespace onnx {
+class ModelProto;
+class NodeProto;
+}  // namespace onnx
+
 namespace gradlens::testing {
 
 /// The node tests' folder: $GRADLENS_SHARED_DIR/onnx-node when a GPU bundle carries them
@@ -30,6 +35,22 @@ struct OnnxNodeCase {
   std::string unsupported;  // why the engine cannot run it; empty when it loaded
   std::unique_ptr<onnx::OnnxModel> model;
   Tensor input, expected;  // input_0 and output_0 of test_data_set_0
+};
+
+/// A graph built in a test: one data input "x", one output "y", opset 13; nodes and initializers
+/// are added to it, then parse() makes the model.
+struct OnnxGraphBuilder {
+  OnnxGraphBuilder();
+  /// A float initializer (a weight) with the values of t.
+  void add_initializer(const std::string& name, const Tensor& t);
+  /// A node reading `inputs` and writing `output`, named "/" + op.
+  ::onnx::NodeProto* add_node(const std::string& op,
+                              const std::vector<std::string>& inputs,
+                              const std::string& output);
+  /// The model; `name` names it in errors.
+  std::unique_ptr<onnx::OnnxModel> parse(const std::string& name) const;
+
+  std::shared_ptr<::onnx::ModelProto> proto;
 };
 
 /// One case, its inputs after the first made initializers (as a model's weights are); a model the

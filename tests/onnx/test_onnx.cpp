@@ -31,6 +31,7 @@
 #include "gradlens/data/transforms.h"
 #include "gradlens/nn/safetensors.h"
 #include "gradlens/onnx/model.h"
+#include "tests/onnx/node_cases.h"
 #include "tests/testing.h"
 
 namespace {
@@ -382,23 +383,14 @@ TEST(Onnx, WeightsAndFoldBatchnormFlagsKeepTheAccuracy) {
 }
 
 TEST(Onnx, AnErrorWhileTheGraphRunsNamesTheNode) {
-  ::onnx::ModelProto proto;
-  proto.add_opset_import()->set_version(13);
-  ::onnx::GraphProto* graph = proto.mutable_graph();
-  graph->add_input()->set_name("x");
-  graph->add_output()->set_name("y");
-  ::onnx::NodeProto* node = graph->add_node();
+  gradlens::testing::OnnxGraphBuilder graph;
+  ::onnx::NodeProto* node = graph.add_node("Flatten", {"x"}, "y");
   node->set_name("/head/Flatten");
-  node->set_op_type("Flatten");
-  node->add_input("x");
-  node->add_output("y");
   ::onnx::AttributeProto* axis = node->add_attribute();
   axis->set_name("axis");
   axis->set_type(::onnx::AttributeProto::INT);
   axis->set_i(5);
-  std::string bytes;
-  proto.SerializeToString(&bytes);
-  const auto model = gradlens::onnx::OnnxModel::parse(bytes, "flatten.onnx");
+  const auto model = graph.parse("flatten.onnx");
   try {
     (*model)(Tensor::zeros({2, 3}));
     FAIL() << "flattened at axis 5 of a matrix";
@@ -412,26 +404,11 @@ TEST(Onnx, AnErrorWhileTheGraphRunsNamesTheNode) {
 // MatMul broadcasts its batch dims as numpy does: [2, 1, 3, 4] x [5, 4, 2] -> [2, 5, 3, 2], each
 // product checked by hand and the input gradient by central differences.
 TEST(Onnx, MatMulBroadcastsBatchDims) {
-  ::onnx::ModelProto proto;
-  proto.add_opset_import()->set_version(13);
-  ::onnx::GraphProto* graph = proto.mutable_graph();
-  graph->add_input()->set_name("x");
-  graph->add_output()->set_name("y");
+  gradlens::testing::OnnxGraphBuilder graph;
   const Tensor b = gradlens::testing::random_tensor({5, 4, 2}, 3);
-  ::onnx::TensorProto* init = graph->add_initializer();
-  init->set_name("b");
-  init->set_data_type(::onnx::TensorProto::FLOAT);
-  for (const std::int64_t d : b.shape()) init->add_dims(d);
-  for (const float v : b.to_vector()) init->add_float_data(v);
-  ::onnx::NodeProto* node = graph->add_node();
-  node->set_name("/MatMul");
-  node->set_op_type("MatMul");
-  node->add_input("x");
-  node->add_input("b");
-  node->add_output("y");
-  std::string bytes;
-  proto.SerializeToString(&bytes);
-  const auto model = gradlens::onnx::OnnxModel::parse(bytes, "matmul.onnx");
+  graph.add_initializer("b", b);
+  graph.add_node("MatMul", {"x", "b"}, "y");
+  const auto model = graph.parse("matmul.onnx");
   const Tensor x = gradlens::testing::random_tensor({2, 1, 3, 4}, 4);
   const Tensor y = (*model)(x);
   ASSERT_EQ(y.shape(), (Shape{2, 5, 3, 2}));

@@ -159,7 +159,7 @@ TEST(OnnxNodeSuite, GradientsOfEveryLoadableCaseMatchFiniteDifferences) {
     const auto values = c.input.to_vector();
     if (std::any_of(values.begin(), values.end(), [](float v) { return std::abs(v) > 1e3f; }))
       continue;
-    onnx::OnnxModel& model = *c.model;
+    gradlens::onnx::OnnxModel& model = *c.model;
     const Tensor jitter = gradlens::testing::random_tensor(c.input.shape(), 7, -1.f, 1.f);
     const Tensor x = add(mul(c.input, affine(jitter, 0.01f, 1.f)), affine(jitter, 0.003f, 0.f));
     EXPECT_TRUE(gradlens::testing::gradcheck(
