@@ -20,6 +20,7 @@
 
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/hooks.h"
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/file.h"
 
@@ -253,8 +254,11 @@ Tensor like_input(const Tensor& y, const Tensor& x) {
 
 // conv2d with separate H and W strides: one stride runs natively, uneven ones as stride 1 and a
 // strided slice. x is already padded.
-Tensor strided_conv(const Tensor& x, const Tensor& w, const Tensor& b, const Window& g) {
-  if (g.stride[0] == g.stride[1]) return conv2d(x, w, b, g.stride[0], 0);
+Tensor strided_conv(
+    const Tensor& x, const Tensor& w, const Tensor& b, const Window& g, bool relu_after = false) {
+  if (g.stride[0] == g.stride[1])
+    return relu_after ? conv2d_relu(x, w, b, g.stride[0], 0) : conv2d(x, w, b, g.stride[0], 0);
+  if (relu_after) return relu(strided_conv(x, w, b, g));
   const Tensor full = conv2d(x, w, b, 1, 0);
   const std::int64_t oh = (full.size(2) - 1) / g.stride[0] + 1,
                      ow = (full.size(3) - 1) / g.stride[1] + 1;
@@ -300,7 +304,12 @@ std::vector<std::int64_t> block_diagonal_index(const Shape& w, std::int64_t grou
 class GroupedConv {
  public:
   explicit GroupedConv(std::int64_t group) : group_(group) {}
-  Tensor operator()(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window& g) {
+  // relu_after: relu(conv(x)), fused into the conv kernel where it can be (see OnnxModel::forward).
+  Tensor operator()(const Tensor& x,
+                    const Tensor& weight,
+                    const Tensor& bias,
+                    const Window& g,
+                    bool relu_after = false) {
     Tensor w = weight;
     if (group_ > 1) {
       if (index_shape_ != weight.shape()) {
@@ -314,8 +323,10 @@ class GroupedConv {
     }
     if (g.dilation[0] > 1 || g.dilation[1] > 1) w = spread(w, {1, 1, g.dilation[0], g.dilation[1]});
     const Padded p = pad_for(x, g, 0.f, std::numeric_limits<std::int64_t>::max());
-    if (p.native > 0) return conv2d(p.x, w, bias, g.stride[0], p.native);
-    return strided_conv(p.x, w, bias, g);
+    if (p.native > 0)
+      return relu_after ? conv2d_relu(p.x, w, bias, g.stride[0], p.native)
+                        : conv2d(p.x, w, bias, g.stride[0], p.native);
+    return strided_conv(p.x, w, bias, g, relu_after);
   }
 
  private:
@@ -336,8 +347,12 @@ class ConvNode : public nn::Module {
   Window window;
   const BatchNormNode* folded_bn = nullptr;  // the BatchNorm after it, applied to weight and bias
 
+  /// relu(this conv(x)) in one op, for OnnxModel::forward when nothing can see the conv's output.
+  Tensor forward_relu(const Tensor& x) { return run(x, true); }
+
  protected:
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override { return run(x, false); }
+  Tensor run(const Tensor& x, bool relu_after);
 
  private:
   GroupedConv conv_;
@@ -576,7 +591,7 @@ class BatchNormNode : public nn::Module {
   std::uint64_t generation_ = 0;
 };
 
-Tensor ConvNode::forward(const Tensor& x) {
+Tensor ConvNode::run(const Tensor& x, bool relu_after) {
   GRADLENS_CHECK(x.dim() == 3 || x.dim() == 4,
                  "[onnx] Conv expects [N, C, L] or [N, C, H, W], got ",
                  shape_str(x.shape()));
@@ -595,7 +610,7 @@ Tensor ConvNode::forward(const Tensor& x) {
     b = bias.defined() ? add(mul(bias, reshape(scale_, {weight.size(0)})), shift_) : shift_;
   }
   if (w.dim() == 3) w = reshape(w, {w.size(0), w.size(1), 1, w.size(2)});
-  return like_input(conv_(as_planes(x), w, b, window), x);
+  return like_input(conv_(as_planes(x), w, b, window, relu_after), x);
 }
 
 // Gemm: alpha * A' B' + beta * C with B an initializer, kept as a Linear weight [out, in].
@@ -622,7 +637,9 @@ class GemmNode : public nn::Module {
 // An activation: a child module so that layer methods and hooks find it by name.
 class ActivationNode : public nn::Module {
  public:
-  explicit ActivationNode(std::function<Tensor(const Tensor&)> fn) : fn_(std::move(fn)) {}
+  explicit ActivationNode(std::function<Tensor(const Tensor&)> fn, bool is_relu = false)
+      : is_relu(is_relu), fn_(std::move(fn)) {}
+  const bool is_relu;  // a Relu node, which a conv before it may fuse
 
  protected:
   Tensor forward(const Tensor& x) override { return fn_(x); }
@@ -1032,7 +1049,8 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
       };
     } else if (op == "Relu") {
       module_step(info.module_path,
-                  std::make_shared<ActivationNode>([](const Tensor& x) { return relu(x); }));
+                  std::make_shared<ActivationNode>([](const Tensor& x) { return relu(x); },
+                                                   /*is_relu=*/true));
     } else if (op == "LeakyRelu") {
       const float slope = at.real("alpha", 0.01f);
       activation([slope](const Tensor& x) { return leaky_relu(x, slope); });
@@ -1217,6 +1235,8 @@ std::unique_ptr<OnnxModel> OnnxModel::parse(const std::string& bytes, const std:
     }
   }
   for (const auto& step : model->steps_)
+    for (const std::string& name : step->inputs) ++model->readers_[name];
+  for (const auto& step : model->steps_)
     std::sort(step->scopes_after.begin(),
               step->scopes_after.end(),
               [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -1270,9 +1290,6 @@ void OnnxModel::load_weights(const std::map<std::string, Tensor>& state) {
 }
 
 std::size_t OnnxModel::fold_batch_norms() {
-  std::map<std::string, int> readers;  // value name -> how many steps read it
-  for (const auto& step : steps_)
-    for (const std::string& name : step->inputs) ++readers[name];
   std::map<std::string, ConvNode*> conv_output;
   std::size_t folded = 0;
   for (const auto& step : steps_) {
@@ -1285,7 +1302,7 @@ std::size_t OnnxModel::fold_batch_norms() {
     const std::string& in = step->inputs[0];
     const auto it = conv_output.find(in);
     // Only a conv whose output nothing else reads: folding changes that output.
-    if (it == conv_output.end() || readers[in] != 1 || in == output_ ||
+    if (it == conv_output.end() || readers_[in] != 1 || in == output_ ||
         it->second->weight.size(0) != bn->channels())
       continue;
     it->second->folded_bn = bn;
@@ -1293,6 +1310,37 @@ std::size_t OnnxModel::fold_batch_norms() {
     ++folded;
   }
   return folded;
+}
+
+// The steps after steps_[i] that relu(conv) can take in one fused op: a Conv, then optionally its
+// folded BatchNorm (an identity), then a Relu, each output read only by the next, no module hooked
+// and no scope ending in between; and only while no backward rule is active (DeepLift and its kin
+// must see the ReLU). 0 when they cannot.
+std::size_t OnnxModel::fusable_relu_after(std::size_t i) const {
+  if (trace_ != nullptr || any_backward_override()) return 0;
+  const Step& conv_step = *steps_[i];
+  const auto* conv = dynamic_cast<const ConvNode*>(conv_step.module);
+  if (conv == nullptr || conv->has_forward_hooks()) return 0;
+  std::size_t k = i + 1;
+  const auto feeds_only = [&](const Step& from, const Step& to) {
+    const std::string& name = from.outputs[0];
+    const auto it = readers_.find(name);
+    return from.scopes_after.empty() && to.module != nullptr && to.inputs[0] == name &&
+           it != readers_.end() && it->second == 1 && name != output_;
+  };
+  if (k < steps_.size()) {
+    const auto* bn = dynamic_cast<const BatchNormNode*>(steps_[k]->module);
+    if (bn != nullptr && bn->folded && !bn->has_forward_hooks() &&
+        feeds_only(conv_step, *steps_[k])) {
+      ++k;
+    } else if (bn != nullptr) {
+      return 0;
+    }
+  }
+  if (k >= steps_.size() || !feeds_only(*steps_[k - 1], *steps_[k])) return 0;
+  const auto* act = dynamic_cast<const ActivationNode*>(steps_[k]->module);
+  if (act == nullptr || !act->is_relu || act->has_forward_hooks()) return 0;
+  return k - i;
 }
 
 Tensor OnnxModel::forward(const Tensor& x) {
@@ -1307,7 +1355,17 @@ Tensor OnnxModel::forward(const Tensor& x) {
     }
     throw std::runtime_error("[onnx] the graph reads '" + name + "' before any node writes it");
   };
-  for (const auto& step : steps_) {
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const auto& step = steps_[i];
+    if (const std::size_t skip = fusable_relu_after(i); skip > 0) {
+      // relu(conv) in one kernel: the ReLU's forward in the conv's epilogue, its mask in the
+      // backward's prologue; the skipped steps' outputs are read by nothing else.
+      Tensor out = static_cast<ConvNode*>(step->module)->forward_relu(value(step->inputs[0]));
+      i += skip;
+      for (const auto& [path, scope] : steps_[i]->scopes_after) out = (*scope)(out);
+      values[steps_[i]->outputs[0]] = out;
+      continue;
+    }
     Tensor out;
     if (step->module != nullptr) {
       out = (*step->module)(value(step->inputs[0]));

@@ -81,6 +81,8 @@ class GRADLENS_API OnnxModel : public nn::Module {
   Shape input_shape_;
   std::vector<NodeTrace>* trace_ = nullptr;                       // set while trace() runs
   std::vector<std::pair<std::string, nn::Module*>> batch_norms_;  // path -> BatchNormalization
+  std::map<std::string, int> readers_;  // value name -> how many steps read it
+  std::size_t fusable_relu_after(std::size_t i) const;
   std::int64_t opset_ = 0;
 };
 

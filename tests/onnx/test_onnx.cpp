@@ -15,6 +15,8 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <set>
+#include <vector>
 
 #include "gradlens/attr/deep_lift.h"
 #include "gradlens/attr/gradient_shap.h"
@@ -26,6 +28,8 @@
 #include "gradlens/attr/occlusion.h"
 #include "gradlens/attr/saliency.h"
 #include "gradlens/autograd/grad_mode.h"
+#include "gradlens/autograd/hooks.h"
+#include "gradlens/autograd/node.h"
 #include "gradlens/autograd/ops.h"
 #include "gradlens/data/cifar10.h"
 #include "gradlens/data/transforms.h"
@@ -147,6 +151,44 @@ TEST(Onnx, FoldingBatchNormsIntoTheConvsChangesNoResult) {
   EXPECT_FALSE(gradlens::testing::allclose((*model)(x), folded, 0, 1e-3));
   model->load_weights(nn::SafetensorsFile::load(weights_path).float_tensors());
   EXPECT_TRUE(gradlens::testing::allclose((*model)(x), folded, 0, 1e-6));
+}
+
+// How many nodes of each op the tape behind y holds.
+std::map<std::string, int> ops_on_tape(const Tensor& y) {
+  std::map<std::string, int> count;
+  std::set<const Node*> seen;
+  std::vector<const Node*> todo = {y.grad_fn().get()};
+  while (!todo.empty()) {
+    const Node* node = todo.back();
+    todo.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    ++count[std::string(node->name())];
+    for (const Tensor& in : node->inputs) todo.push_back(in.grad_fn().get());
+  }
+  return count;
+}
+
+// Once the BatchNorms are folded, each conv -> BatchNorm -> ReLU of ResNet8 whose conv output feeds
+// nothing else (stem, and conv1 of each block: 4) runs as one conv2d_relu; a hook on one of the
+// three modules, or a backward rule (DeepLift's), keeps that chain as separate ops.
+TEST(Onnx, AFoldedConvAndItsReluRunAsOneOpWhenNothingWatchesThem) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  const auto model = gradlens::onnx::OnnxModel::load(model_path);
+  const Tensor x = gradlens::testing::random_tensor({2, 3, 32, 32}, 5).set_requires_grad(true);
+  EXPECT_EQ(ops_on_tape((*model)(x))["conv2d_relu"], 0);  // a BatchNorm between them
+  model->fold_batch_norms();
+  EXPECT_EQ(ops_on_tape((*model)(x))["conv2d_relu"], 4);
+  {
+    const nn::ForwardHookGuard hook(*model->find("layer2.bn1"),
+                                    [](const Tensor&, const Tensor& out) { return out; });
+    EXPECT_EQ(ops_on_tape((*model)(x))["conv2d_relu"], 3);
+  }
+  {
+    const BackwardOverrideGuard rule(Ops::relu, [](Node& n, const Tensor& g, const auto& needs) {
+      return n.backward(g, needs);
+    });
+    EXPECT_EQ(ops_on_tape((*model)(x))["conv2d_relu"], 0);
+  }
 }
 
 // Within the reference README's tolerance: every element within `atol`, except on at most
