@@ -44,19 +44,17 @@ void im2col(const Conv2dParams& p, const float* x, float* col) {
           float* out = row + oh * p.ow;
           const i64 ih = oh * p.stride - p.padding + r;
           if (ih < 0 || ih >= p.h) {
-            std::fill(out, out + p.ow, 0.f);
+            simd::zero_row(out, p.ow);
             continue;
           }
           const float* in = x + (c * p.h + ih) * p.w + s - p.padding;
-          std::fill(out, out + cols.lo, 0.f);
+          simd::zero_row(out, cols.lo);
           if (p.stride == 1) {
-            std::memcpy(out + cols.lo,
-                        in + cols.lo,
-                        static_cast<std::size_t>(cols.hi - cols.lo) * sizeof(float));
+            simd::copy_row(out + cols.lo, in + cols.lo, cols.hi - cols.lo);
           } else {
             for (i64 ow = cols.lo; ow < cols.hi; ++ow) out[ow] = in[ow * p.stride];
           }
-          std::fill(out + cols.hi, out + p.ow, 0.f);
+          simd::zero_row(out + cols.hi, p.ow - cols.hi);
         }
       }
     }
@@ -103,14 +101,14 @@ void pad_planes(
       std::fill(plane + h * w, plane + hp * wp, 0.f);
       continue;
     }
-    std::fill(plane, plane + ph * wp, 0.f);
+    simd::zero_row(plane, ph * wp);
     for (i64 i = 0; i < h; ++i) {
       float* row = plane + (ph + i) * wp;
-      std::fill(row, row + pw, 0.f);
-      std::memcpy(row + pw, in + i * w, static_cast<std::size_t>(w) * sizeof(float));
-      std::fill(row + pw + w, row + wp, 0.f);
+      simd::zero_row(row, pw);
+      simd::copy_row(row + pw, in + i * w, w);
+      simd::zero_row(row + pw + w, wp - pw - w);
     }
-    std::fill(plane + (ph + h) * wp, plane + hp * wp, 0.f);
+    simd::zero_row(plane + (ph + h) * wp, (hp - ph - h) * wp);
   }
   std::fill(out + c * hp * wp, out + c * hp * wp + tail, 0.f);
 }
@@ -181,9 +179,7 @@ void forward_direct(
       xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
   for (i64 k = 0; k < p.k; ++k) {
     for (i64 oh = 0; oh < p.oh; ++oh) {
-      std::memcpy(y + (k * p.oh + oh) * p.ow,
-                  wide + k * plan.ld + oh * plan.wp,
-                  static_cast<std::size_t>(p.ow) * sizeof(float));
+      simd::copy_row(y + (k * p.oh + oh) * p.ow, wide + k * plan.ld + oh * plan.wp, p.ow);
     }
   }
 }
@@ -194,14 +190,16 @@ float* wide_grad_out(const Conv2dParams& p, const DirectPlan& plan, const float*
   thread_local ScratchBuffer scratch;
   const i64 size = p.k * plan.ld + micro::input_tail(1);
   float* dyw = scratch.get(size);
-  std::fill(dyw, dyw + size, 0.f);
+  // Each wide row: ow values and wp - ow zeros per output row, then zeros up to ld; then the tail.
   for (i64 k = 0; k < p.k; ++k) {
+    float* row = dyw + k * plan.ld;
     for (i64 oh = 0; oh < p.oh; ++oh) {
-      std::memcpy(dyw + k * plan.ld + oh * plan.wp,
-                  grad_out + (k * p.oh + oh) * p.ow,
-                  static_cast<std::size_t>(p.ow) * sizeof(float));
+      simd::copy_row(row + oh * plan.wp, grad_out + (k * p.oh + oh) * p.ow, p.ow);
+      simd::zero_row(row + oh * plan.wp + p.ow, plan.wp - p.ow);
     }
+    simd::zero_row(row + plan.count, plan.ld - plan.count);
   }
+  simd::zero_row(dyw + p.k * plan.ld, size - p.k * plan.ld);
   return dyw;
 }
 
@@ -220,8 +218,8 @@ void input_grad_direct(const Conv2dParams& p,
   std::fill(dcol - front, dcol, 0.f);
   for (i64 i = 0; i < crs; ++i) {
     float* row = dcol + i * plan.ld;
-    std::fill(row + plan.count, row + plan.count + overrun, 0.f);
-    std::fill(row + plan.ld - front, row + plan.ld, 0.f);
+    simd::zero_row(row + plan.count, overrun);
+    simd::zero_row(row + plan.ld - front, front);
   }
   const i64 size = p.c * plan.plane + overrun;
   float* dxp = padded_scratch.get(size);
@@ -237,9 +235,9 @@ void input_grad_direct(const Conv2dParams& p,
   }
   for (i64 c = 0; c < p.c; ++c) {
     for (i64 h = 0; h < p.h; ++h) {
-      std::memcpy(grad_image + (c * p.h + h) * p.w,
-                  dxp + c * plan.plane + (h + p.padding) * plan.wp + p.padding,
-                  static_cast<std::size_t>(p.w) * sizeof(float));
+      simd::copy_row(grad_image + (c * p.h + h) * p.w,
+                     dxp + c * plan.plane + (h + p.padding) * plan.wp + p.padding,
+                     p.w);
     }
   }
 }

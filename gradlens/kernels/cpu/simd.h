@@ -209,4 +209,22 @@ using Vec = Vec4;
 
 static_assert(Vec::kLanes <= kMaxLanes);
 
+/// dst[0, n) = src[0, n), inline: a conv's rows are 8-64 floats, where a call to memcpy costs more
+/// than the copy (a tenth of a ResNet's attribution time went to such calls).
+inline void copy_row(float* dst, const float* src, i64 n) {
+  i64 j = 0;
+  for (; j + Vec::kLanes <= n; j += Vec::kLanes) Vec::load(src + j).store(dst + j);
+  if (j < n) {
+    const auto live = Vec::mask_below(n - j);
+    Vec::load(src + j, live).store(dst + j, live);
+  }
+}
+
+/// dst[0, n) = 0, inline (see copy_row).
+inline void zero_row(float* dst, i64 n) {
+  i64 j = 0;
+  for (; j + Vec::kLanes <= n; j += Vec::kLanes) Vec::zero().store(dst + j);
+  if (j < n) Vec::zero().store(dst + j, Vec::mask_below(n - j));
+}
+
 }  // namespace gradlens::cpu::simd
