@@ -118,6 +118,20 @@ i64 dcol_front(const Conv2dParams& p) {
   return (p.s + 2 * simd::kMaxLanes - 1) / simd::kMaxLanes * simd::kMaxLanes;
 }
 
+// dx as the correlation of dy, zero-padded by R - 1 - padding (S - 1 - padding) on each side, with
+// the weights flipped and transposed, wflip[c, k, r, s] = w[k, c, R-1-r, S-1-s]: C output rows,
+// K*R*S taps. It runs at the forward's speed where the dcol path (w^T * dy, then col2im) has few
+// taps per stored element: the tutorial's conv1 (K = 6) spent more time storing and re-adding
+// its 75 dcol rows than multiplying.
+struct FullCorrelation {
+  bool use = false;
+  i64 pad_h = 0, pad_w = 0;  // of dy
+  i64 hp = 0, wp = 0, plane = 0;
+  i64 count = 0, ld = 0;  // wide positions h * wp of dx; row stride of the wide dx
+  const i64* offsets = nullptr;
+  const float* packed_w = nullptr;
+};
+
 // Everything the direct kernels share across the images of one call, built by the calling thread.
 struct DirectPlan {
   i64 hp, wp, plane;       // padded input [C, hp, wp]
@@ -126,7 +140,47 @@ struct DirectPlan {
   const float* packed_w;   // w [K, CRS] for the forward, micro::pack_weights layout
   const i64* dy_rows;      // [K] = k * ld: dy rows of the wide dy, as 1x1 taps
   const float* packed_wt;  // w^T [CRS, K] for dx
+  FullCorrelation full;    // dx as one correlation of the padded dy, when that is cheaper
 };
+
+// Whether dx is cheaper as a full correlation: counted in multiply-adds, each dcol element also
+// costing about four more (its store, then a load and an add in col2im). The padding must not
+// exceed R - 1 (a wider one would crop dy).
+FullCorrelation make_full_correlation(const Conv2dParams& p, const float* w, i64 dcol_count) {
+  FullCorrelation full;
+  full.pad_h = p.r - 1 - p.padding;
+  full.pad_w = p.s - 1 - p.padding;
+  if (full.pad_h < 0 || full.pad_w < 0) return full;
+  full.hp = p.oh + 2 * full.pad_h;
+  full.wp = p.ow + 2 * full.pad_w;
+  full.plane = full.hp * full.wp;
+  full.count = p.h * full.wp;
+  const i64 crs = p.c * p.r * p.s;
+  const i64 full_cost = p.c * full.count * p.k * p.r * p.s;
+  const i64 dcol_cost = crs * dcol_count * (p.k + 4);
+  if (full_cost >= dcol_cost) return full;
+  full.use = true;
+  full.ld = micro::output_stride(full.count);
+  thread_local ScratchBuffer offsets, flipped, packed;
+  i64* taps = offsets.get<i64>(p.k * p.r * p.s);
+  micro::make_offsets(p.k, p.r, p.s, full.plane, full.wp, taps);
+  full.offsets = taps;
+  float* wf = flipped.get(p.c * p.k * p.r * p.s);
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 k = 0; k < p.k; ++k) {
+      for (i64 r = 0; r < p.r; ++r) {
+        for (i64 s = 0; s < p.s; ++s) {
+          wf[((c * p.k + k) * p.r + r) * p.s + s] =
+              w[((k * p.c + c) * p.r + (p.r - 1 - r)) * p.s + (p.s - 1 - s)];
+        }
+      }
+    }
+  }
+  float* packed_w = packed.get(p.c * p.k * p.r * p.s);
+  micro::pack_weights(wf, p.c, p.k * p.r * p.s, packed_w);
+  full.packed_w = packed_w;
+  return full;
+}
 
 DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights, bool dx_weights) {
   thread_local ScratchBuffer offsets, packed, dy_rows, transposed, packed_t;
@@ -146,7 +200,8 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
     micro::pack_weights(w, p.k, crs, packed_w);
     plan.packed_w = packed_w;
   }
-  if (dx_weights) {
+  if (dx_weights) plan.full = make_full_correlation(p, w, plan.count);
+  if (dx_weights && !plan.full.use) {
     i64* rows = dy_rows.get<i64>(p.k);
     for (i64 k = 0; k < p.k; ++k) rows[k] = k * plan.ld;
     plan.dy_rows = rows;
@@ -238,6 +293,24 @@ void input_grad_direct(const Conv2dParams& p,
       simd::copy_row(grad_image + (c * p.h + h) * p.w,
                      dxp + c * plan.plane + (h + p.padding) * plan.wp + p.padding,
                      p.w);
+    }
+  }
+}
+
+// dx_n by FullCorrelation: pad dy, correlate, crop the wide rows.
+void input_grad_full(const Conv2dParams& p,
+                     const FullCorrelation& full,
+                     const float* grad_out,
+                     float* grad_image) {
+  thread_local ScratchBuffer padded_scratch, wide_scratch;
+  const i64 taps = p.k * p.r * p.s, tail = micro::input_tail(p.s);
+  float* dyp = padded_scratch.get(p.k * full.plane + tail);
+  pad_planes(grad_out, p.k, p.oh, p.ow, full.pad_h, full.pad_w, full.hp, full.wp, tail, dyp);
+  float* wide = wide_scratch.get(p.c * full.ld);
+  micro::correlate(dyp, full.offsets, taps, full.packed_w, nullptr, p.c, full.count, full.ld, wide);
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 h = 0; h < p.h; ++h) {
+      simd::copy_row(grad_image + (c * p.h + h) * p.w, wide + c * full.ld + h * full.wp, p.w);
     }
   }
 }
@@ -342,13 +415,22 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
       if (db_chunk != nullptr) {
         for (i64 k = 0; k < p.k; ++k) db_chunk[k] += sum_double(grad_out + k * plane, plane);
       }
+      if (direct_path && plan.full.use && dw_chunk == nullptr) {
+        input_grad_full(p, plan.full, grad_out, grad_image);
+        continue;
+      }
       if (direct_path) {
         const float* dyw = wide_grad_out(p, plan, grad_out);
         if (dw_chunk != nullptr) {
           const float* xp = padded_image(p, plan, image);
           micro::weight_grad(dyw, plan.ld, p.k, xp, plan.offsets, crs, plan.count, dw_chunk);
         }
-        if (grad_image != nullptr) input_grad_direct(p, plan, dyw, grad_image);
+        if (grad_image == nullptr) continue;
+        if (plan.full.use) {
+          input_grad_full(p, plan.full, grad_out, grad_image);
+        } else {
+          input_grad_direct(p, plan, dyw, grad_image);
+        }
         continue;
       }
       const ConstMatrixMap grad_y(grad_out, p.k, plane);
