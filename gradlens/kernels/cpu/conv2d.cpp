@@ -90,14 +90,29 @@ bool is_pointwise(const Conv2dParams& p) {
 }
 
 // x [c, h, w] -> out [c, h + 2 * ph rows, wp columns] with the image at (ph, pw), zeros around it,
-// then `tail` zeros.
-void pad_planes(
-    const float* x, i64 c, i64 h, i64 w, i64 ph, i64 pw, i64 hp, i64 wp, i64 tail, float* out) {
+// then `tail` zeros. With `positive` (a fused ReLU's output, x's shape), x only where it is > 0.
+void pad_planes(const float* x,
+                const float* positive,
+                i64 c,
+                i64 h,
+                i64 w,
+                i64 ph,
+                i64 pw,
+                i64 hp,
+                i64 wp,
+                i64 tail,
+                float* out) {
+  const auto copy = [positive, x](float* dst, i64 at, i64 n) {
+    if (positive != nullptr) {
+      simd::copy_row_where_positive(dst, x + at, positive + at, n);
+    } else {
+      simd::copy_row(dst, x + at, n);
+    }
+  };
   for (i64 ci = 0; ci < c; ++ci) {
-    const float* in = x + ci * h * w;
     float* plane = out + ci * hp * wp;
     if (ph == 0 && pw == 0 && wp == w) {
-      std::memcpy(plane, in, static_cast<std::size_t>(h * w) * sizeof(float));
+      copy(plane, ci * h * w, h * w);
       std::fill(plane + h * w, plane + hp * wp, 0.f);
       continue;
     }
@@ -105,7 +120,7 @@ void pad_planes(
     for (i64 i = 0; i < h; ++i) {
       float* row = plane + (ph + i) * wp;
       simd::zero_row(row, pw);
-      simd::copy_row(row + pw, in + i * w, w);
+      copy(row + pw, (ci * h + i) * w, w);
       simd::zero_row(row + pw + w, wp - pw - w);
     }
     simd::zero_row(plane + (ph + h) * wp, (hp - ph - h) * wp);
@@ -221,10 +236,11 @@ float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* 
   thread_local ScratchBuffer scratch;
   const i64 tail = micro::input_tail(p.s);
   float* xp = scratch.get(p.c * plan.plane + tail);
-  pad_planes(image, p.c, p.h, p.w, p.padding, p.padding, plan.hp, plan.wp, tail, xp);
+  pad_planes(image, nullptr, p.c, p.h, p.w, p.padding, p.padding, plan.hp, plan.wp, tail, xp);
   return xp;
 }
 
+// The fused ReLU, if any, is applied as the wide rows are cropped.
 void forward_direct(
     const Conv2dParams& p, const DirectPlan& plan, const float* image, const float* b, float* y) {
   thread_local ScratchBuffer scratch;
@@ -234,14 +250,24 @@ void forward_direct(
       xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
   for (i64 k = 0; k < p.k; ++k) {
     for (i64 oh = 0; oh < p.oh; ++oh) {
-      simd::copy_row(y + (k * p.oh + oh) * p.ow, wide + k * plan.ld + oh * plan.wp, p.ow);
+      float* dst = y + (k * p.oh + oh) * p.ow;
+      const float* src = wide + k * plan.ld + oh * plan.wp;
+      if (p.relu) {
+        simd::copy_row_relu(dst, src, p.ow);
+      } else {
+        simd::copy_row(dst, src, p.ow);
+      }
     }
   }
 }
 
-// dy [K, OH, OW] on the wide grid [K, ld]: every discarded position is exactly 0, so it adds
-// nothing to dw and its dcol column is 0 for dx. Tail: the correlate overrun past the last row.
-float* wide_grad_out(const Conv2dParams& p, const DirectPlan& plan, const float* grad_out) {
+// dy [K, OH, OW] on the wide grid [K, ld] (masked by a fused ReLU's output, when given): every
+// discarded position is exactly 0, so it adds nothing to dw and its dcol column is 0 for dx. Tail:
+// the correlate overrun past the last row.
+float* wide_grad_out(const Conv2dParams& p,
+                     const DirectPlan& plan,
+                     const float* grad_out,
+                     const float* relu_out) {
   thread_local ScratchBuffer scratch;
   const i64 size = p.k * plan.ld + micro::input_tail(1);
   float* dyw = scratch.get(size);
@@ -249,7 +275,12 @@ float* wide_grad_out(const Conv2dParams& p, const DirectPlan& plan, const float*
   for (i64 k = 0; k < p.k; ++k) {
     float* row = dyw + k * plan.ld;
     for (i64 oh = 0; oh < p.oh; ++oh) {
-      simd::copy_row(row + oh * plan.wp, grad_out + (k * p.oh + oh) * p.ow, p.ow);
+      const i64 at = (k * p.oh + oh) * p.ow;
+      if (relu_out != nullptr) {
+        simd::copy_row_where_positive(row + oh * plan.wp, grad_out + at, relu_out + at, p.ow);
+      } else {
+        simd::copy_row(row + oh * plan.wp, grad_out + at, p.ow);
+      }
       simd::zero_row(row + oh * plan.wp + p.ow, plan.wp - p.ow);
     }
     simd::zero_row(row + plan.count, plan.ld - plan.count);
@@ -297,15 +328,18 @@ void input_grad_direct(const Conv2dParams& p,
   }
 }
 
-// dx_n by FullCorrelation: pad dy, correlate, crop the wide rows.
+// dx_n by FullCorrelation: pad dy (masked by a fused ReLU's output, when given), correlate, crop
+// the wide rows.
 void input_grad_full(const Conv2dParams& p,
                      const FullCorrelation& full,
                      const float* grad_out,
+                     const float* relu_out,
                      float* grad_image) {
   thread_local ScratchBuffer padded_scratch, wide_scratch;
   const i64 taps = p.k * p.r * p.s, tail = micro::input_tail(p.s);
   float* dyp = padded_scratch.get(p.k * full.plane + tail);
-  pad_planes(grad_out, p.k, p.oh, p.ow, full.pad_h, full.pad_w, full.hp, full.wp, tail, dyp);
+  pad_planes(
+      grad_out, relu_out, p.k, p.oh, p.ow, full.pad_h, full.pad_w, full.hp, full.wp, tail, dyp);
   float* wide = wide_scratch.get(p.c * full.ld);
   micro::correlate(dyp, full.offsets, taps, full.packed_w, nullptr, p.c, full.count, full.ld, wide);
   for (i64 c = 0; c < p.c; ++c) {
@@ -342,7 +376,6 @@ void CpuBackend::conv2d_forward(
     thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
       for (i64 img = lo; img < hi; ++img) {
         forward_direct(p, plan, x + img * p.c * p.h * p.w, b, y + img * p.k * plane);
-        if (p.relu) relu_in_place(y + img * p.k * plane, p.k * plane);
       }
     });
     return;
@@ -409,25 +442,30 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
 
     for (i64 img = lo; img < hi; ++img) {
       const float* grad_out = dy + img * p.k * plane;
-      if (p.relu) grad_out = relu_masked(y + img * p.k * plane, grad_out, p.k * plane, masked);
+      // The direct paths apply a fused ReLU's mask as they copy dy into their layouts.
+      const float* relu_out = p.relu ? y + img * p.k * plane : nullptr;
+      if (relu_out != nullptr && (!direct_path || db_chunk != nullptr)) {
+        grad_out = relu_masked(relu_out, grad_out, p.k * plane, masked);
+        relu_out = nullptr;
+      }
       const float* image = x != nullptr ? x + img * image_size : nullptr;
       float* grad_image = dx != nullptr ? dx + img * image_size : nullptr;
       if (db_chunk != nullptr) {
         for (i64 k = 0; k < p.k; ++k) db_chunk[k] += sum_double(grad_out + k * plane, plane);
       }
       if (direct_path && plan.full.use && dw_chunk == nullptr) {
-        input_grad_full(p, plan.full, grad_out, grad_image);
+        input_grad_full(p, plan.full, grad_out, relu_out, grad_image);
         continue;
       }
       if (direct_path) {
-        const float* dyw = wide_grad_out(p, plan, grad_out);
+        const float* dyw = wide_grad_out(p, plan, grad_out, relu_out);
         if (dw_chunk != nullptr) {
           const float* xp = padded_image(p, plan, image);
           micro::weight_grad(dyw, plan.ld, p.k, xp, plan.offsets, crs, plan.count, dw_chunk);
         }
         if (grad_image == nullptr) continue;
         if (plan.full.use) {
-          input_grad_full(p, plan.full, grad_out, grad_image);
+          input_grad_full(p, plan.full, grad_out, relu_out, grad_image);
         } else {
           input_grad_direct(p, plan, dyw, grad_image);
         }

@@ -1,8 +1,8 @@
 // Vec: one SIMD register of floats for the ISA this translation unit is compiled for, with just
 // what the micro-kernels need (loads and stores, masked for tails, FMA, four horizontal sums at
-// once). The micro-kernels are written once over it; kernels/CMakeLists.txt compiles them per ISA.
-// Every horizontal sum uses one fixed tree per element, so a variant's results never depend on how
-// its accumulators were grouped.
+// once, and a fused ReLU's two selections). The micro-kernels are written once over it;
+// kernels/CMakeLists.txt compiles them per ISA. Every horizontal sum uses one fixed tree per
+// element, so a variant's results never depend on how its accumulators were grouped.
 #pragma once
 
 #include <algorithm>
@@ -42,6 +42,11 @@ struct Vec8 {
   void store(float* p, Mask m) const { _mm256_maskstore_ps(p, m, v); }
   friend Vec8 fmadd(Vec8 a, Vec8 b, Vec8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec8 operator+(Vec8 a, Vec8 b) { return {_mm256_add_ps(a.v, b.v)}; }
+  // x < 0 ? 0 : x (max(0, x) returns its second operand when either is NaN), and where(y > 0).
+  friend Vec8 relu(Vec8 x) { return {_mm256_max_ps(_mm256_setzero_ps(), x.v)}; }
+  friend Vec8 where_positive(Vec8 y, Vec8 x) {
+    return {_mm256_and_ps(_mm256_cmp_ps(y.v, _mm256_setzero_ps(), _CMP_GT_OQ), x.v)};
+  }
   // [sum a, sum b, sum c, sum d], each ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)).
   friend void hsum4(Vec8 a, Vec8 b, Vec8 c, Vec8 d, float* out) {
     const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a.v, b.v), _mm256_hadd_ps(c.v, d.v));
@@ -72,6 +77,10 @@ struct Vec16 {
   void store(float* p, Mask m) const { _mm512_mask_storeu_ps(p, m, v); }
   friend Vec16 fmadd(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec16 operator+(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+  friend Vec16 relu(Vec16 x) { return {_mm512_max_ps(_mm512_setzero_ps(), x.v)}; }
+  friend Vec16 where_positive(Vec16 y, Vec16 x) {
+    return {_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y.v, _mm512_setzero_ps(), _CMP_GT_OQ), x.v)};
+  }
   // Lanes i and i + 8 first, then Vec8's tree: the same arithmetic as Vec16x2 below.
   friend void hsum4(Vec16 a, Vec16 b, Vec16 c, Vec16 d, float* out) {
     auto fold = [](__m512 x) {
@@ -115,6 +124,10 @@ struct Vec16x2 {
     return {fmadd(a.lo, b.lo, c.lo), fmadd(a.hi, b.hi, c.hi)};
   }
   friend Vec16x2 operator+(Vec16x2 a, Vec16x2 b) { return {a.lo + b.lo, a.hi + b.hi}; }
+  friend Vec16x2 relu(Vec16x2 x) { return {relu(x.lo), relu(x.hi)}; }
+  friend Vec16x2 where_positive(Vec16x2 y, Vec16x2 x) {
+    return {where_positive(y.lo, x.lo), where_positive(y.hi, x.hi)};
+  }
   friend void hsum4(Vec16x2 a, Vec16x2 b, Vec16x2 c, Vec16x2 d, float* out) {
     hsum4(a.lo + a.hi, b.lo + b.hi, c.lo + c.hi, d.lo + d.hi, out);
   }
@@ -152,6 +165,10 @@ struct Vec4 {
   }
   friend Vec4 fmadd(Vec4 a, Vec4 b, Vec4 c) { return {_mm_add_ps(_mm_mul_ps(a.v, b.v), c.v)}; }
   friend Vec4 operator+(Vec4 a, Vec4 b) { return {_mm_add_ps(a.v, b.v)}; }
+  friend Vec4 relu(Vec4 x) { return {_mm_max_ps(_mm_setzero_ps(), x.v)}; }
+  friend Vec4 where_positive(Vec4 y, Vec4 x) {
+    return {_mm_and_ps(_mm_cmpgt_ps(y.v, _mm_setzero_ps()), x.v)};
+  }
   // [sum a, sum b, sum c, sum d], each (x0 + x1) + (x2 + x3).
   friend void hsum4(Vec4 a, Vec4 b, Vec4 c, Vec4 d, float* out) {
     __m128 r0 = a.v, r1 = b.v, r2 = c.v, r3 = d.v;
@@ -195,6 +212,16 @@ struct Vec4 {
     for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] + b.v[i];
     return r;
   }
+  friend Vec4 relu(Vec4 x) {
+    Vec4 r;
+    for (int i = 0; i < 4; ++i) r.v[i] = x.v[i] < 0.f ? 0.f : x.v[i];
+    return r;
+  }
+  friend Vec4 where_positive(Vec4 y, Vec4 x) {
+    Vec4 r;
+    for (int i = 0; i < 4; ++i) r.v[i] = y.v[i] > 0.f ? x.v[i] : 0.f;
+    return r;
+  }
   friend void hsum4(Vec4 a, Vec4 b, Vec4 c, Vec4 d, float* out) {
     const Vec4* rows[4] = {&a, &b, &c, &d};
     for (int i = 0; i < 4; ++i) {
@@ -217,6 +244,28 @@ inline void copy_row(float* dst, const float* src, i64 n) {
   if (j < n) {
     const auto live = Vec::mask_below(n - j);
     Vec::load(src + j, live).store(dst + j, live);
+  }
+}
+
+/// dst[0, n) = relu(src[0, n)): a fused ReLU's crop of the wide conv output.
+inline void copy_row_relu(float* dst, const float* src, i64 n) {
+  i64 j = 0;
+  for (; j + Vec::kLanes <= n; j += Vec::kLanes) relu(Vec::load(src + j)).store(dst + j);
+  if (j < n) {
+    const auto live = Vec::mask_below(n - j);
+    relu(Vec::load(src + j, live)).store(dst + j, live);
+  }
+}
+
+/// dst[0, n) = y > 0 ? src : 0 over [0, n): a fused ReLU's backward on the way into the wide dy.
+inline void copy_row_where_positive(float* dst, const float* src, const float* y, i64 n) {
+  i64 j = 0;
+  for (; j + Vec::kLanes <= n; j += Vec::kLanes) {
+    where_positive(Vec::load(y + j), Vec::load(src + j)).store(dst + j);
+  }
+  if (j < n) {
+    const auto live = Vec::mask_below(n - j);
+    where_positive(Vec::load(y + j, live), Vec::load(src + j, live)).store(dst + j, live);
   }
 }
 
