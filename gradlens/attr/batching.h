@@ -18,8 +18,8 @@ struct GRADLENS_API Attributions;  // attribution.h, which includes this header
 
 /// Half the memory currently free on `device` (the host's available RAM for the CPU).
 GRADLENS_API std::size_t default_memory_budget(Device device);
-/// The chunk size a device runs fastest, which the planner uses when the budget allows: 16 MiB
-/// on the CPU (activations stay in the caches), the whole default budget on a GPU.
+/// The chunk size a device runs fastest, which the planner uses when the budget allows: a core's
+/// L2 cache on the CPU (2 to 16 MiB; activations stay in it), the whole default budget on a GPU.
 GRADLENS_API std::size_t preferred_chunk_bytes(Device device);
 
 class GRADLENS_API BatchPlanner {
