@@ -240,11 +240,18 @@ float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* 
   return xp;
 }
 
-// The fused ReLU, if any, is applied as the wide rows are cropped.
-void forward_direct(
-    const Conv2dParams& p, const DirectPlan& plan, const float* image, const float* b, float* y) {
+// The fused ReLU, if any, is applied as the wide rows are cropped. An unpadded image is its own
+// padded copy but for the tail: correlate reads up to s - 1 floats past it (for discarded wide
+// positions only), which lie in the next image when there is one, so only the last is copied.
+void forward_direct(const Conv2dParams& p,
+                    const DirectPlan& plan,
+                    const float* image,
+                    bool next_image_follows,
+                    const float* b,
+                    float* y) {
   thread_local ScratchBuffer scratch;
-  const float* xp = padded_image(p, plan, image);
+  const bool in_place = p.padding == 0 && next_image_follows;
+  const float* xp = in_place ? image : padded_image(p, plan, image);
   float* wide = scratch.get(p.k * plan.ld);
   micro::correlate(
       xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
@@ -375,7 +382,7 @@ void CpuBackend::conv2d_forward(
     const DirectPlan plan = make_plan(p, w, /*forward_weights=*/true, /*dx_weights=*/false);
     thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
       for (i64 img = lo; img < hi; ++img) {
-        forward_direct(p, plan, x + img * p.c * p.h * p.w, b, y + img * p.k * plane);
+        forward_direct(p, plan, x + img * p.c * p.h * p.w, img + 1 < p.n, b, y + img * p.k * plane);
       }
     });
     return;
