@@ -125,7 +125,14 @@ void correlate_block(const float* in,
   for (; p0 + kLanes * V <= count; p0 += kLanes * V) {
     correlate_tile<KB, V, false>(in, offsets, taps, w, bias, p0, count, ld, out);
   }
-  if (p0 < count) correlate_tile<KB, V, true>(in, offsets, taps, w, bias, p0, count, ld, out);
+  // The tail tile only as wide as the positions left: a full-width masked tile multiplies its
+  // empty vectors too (conv1's dx, 32 positions left of a 112-wide tile, did 7 vectors of work for
+  // 2).
+  if (p0 < count) {
+    with_count<V>((count - p0 + kLanes - 1) / kLanes, [&](auto v) {
+      correlate_tile<KB, decltype(v)::value, true>(in, offsets, taps, w, bias, p0, count, ld, out);
+    });
+  }
 }
 
 // sums[kb][i] of acc[kb][i], NI at a time in groups of four (a lone accumulator is summed with
