@@ -1,7 +1,8 @@
 // conv2d (cross-correlation, zero padding, NCHW, weight [K, C, R, S]): y = w (*) x + b,
 // dx = col2im(w^T [CRS, K] * dy [K, P]), dw = sum_n dy_n [K, P] * col_n^T [P, CRS].
-// Stride 1 uses the direct kernels of microkernels.h; other strides use im2col + Eigen's GEMM per
-// image. Compiled once per ISA (kernels/CMakeLists.txt), Eigen included.
+// Stride 1 uses the direct kernels of microkernels.h, where dx is usually one correlation of the
+// zero-padded dy with the flipped weights instead (FullCorrelation); other strides use im2col +
+// Eigen's GEMM per image. Compiled once per ISA (kernels/CMakeLists.txt), Eigen included.
 // Images are split over threads; per-chunk dw partials are summed in chunk order.
 #include <algorithm>
 #include <cstring>
