@@ -169,7 +169,10 @@ FullCorrelation make_full_correlation(const Conv2dParams& p, const float* w, i64
   full.pad_w = p.s - 1 - p.padding;
   if (full.pad_h < 0 || full.pad_w < 0) return full;
   full.hp = p.oh + 2 * full.pad_h;
-  full.wp = p.ow + 2 * full.pad_w;
+  // Rows share their zero padding: a row's right pad is the next row's left pad (rows are laid out
+  // [pad_w zeros, ow values]), so the wide rows are wp = W + padding positions, not W + 2 pad_w:
+  // no discarded positions at all when padding = 0 (the tutorial's conv2: 14 against 18).
+  full.wp = p.ow + full.pad_w;
   full.plane = full.hp * full.wp;
   full.count = p.h * full.wp;
   const i64 crs = p.c * p.r * p.s;
@@ -352,6 +355,10 @@ void input_grad_full(const Conv2dParams& p,
   float* wide = wide_scratch.get(p.c * full.ld);
   micro::correlate(dyp, full.offsets, taps, full.packed_w, nullptr, p.c, full.count, full.ld, wide);
   for (i64 c = 0; c < p.c; ++c) {
+    if (full.wp == p.w) {
+      simd::copy_row(grad_image + c * p.h * p.w, wide + c * full.ld, p.h * p.w);
+      continue;
+    }
     for (i64 h = 0; h < p.h; ++h) {
       simd::copy_row(grad_image + (c * p.h + h) * p.w, wide + c * full.ld + h * full.wp, p.w);
     }
