@@ -341,7 +341,7 @@ void input_grad_direct(const Conv2dParams& p,
 }
 
 // dx_n by FullCorrelation: pad dy (masked by a fused ReLU's output, when given), correlate, crop
-// the wide rows.
+// the wide rows (nothing to crop when the conv is unpadded).
 void input_grad_full(const Conv2dParams& p,
                      const FullCorrelation& full,
                      const float* grad_out,
@@ -352,13 +352,14 @@ void input_grad_full(const Conv2dParams& p,
   float* dyp = padded_scratch.get(p.k * full.plane + tail);
   pad_planes(
       grad_out, relu_out, p.k, p.oh, p.ow, full.pad_h, full.pad_w, full.hp, full.wp, tail, dyp);
+  if (full.wp == p.w) {  // no discarded positions (padding 0): the wide rows are dx itself
+    micro::correlate(
+        dyp, full.offsets, taps, full.packed_w, nullptr, p.c, full.count, full.count, grad_image);
+    return;
+  }
   float* wide = wide_scratch.get(p.c * full.ld);
   micro::correlate(dyp, full.offsets, taps, full.packed_w, nullptr, p.c, full.count, full.ld, wide);
   for (i64 c = 0; c < p.c; ++c) {
-    if (full.wp == p.w) {
-      simd::copy_row(grad_image + c * p.h * p.w, wide + c * full.ld, p.h * p.w);
-      continue;
-    }
     for (i64 h = 0; h < p.h; ++h) {
       simd::copy_row(grad_image + (c * p.h + h) * p.w, wide + c * full.ld + h * full.wp, p.w);
     }
