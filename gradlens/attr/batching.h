@@ -39,8 +39,9 @@ class GRADLENS_API BatchPlanner {
                           Device device);
 
   /// Chunks that may run at once on the CPU, each on its own thread with its kernels inline, for
-  /// methods whose chunks are independent (IntegratedGradients over many images or NoiseTunnel
-  /// samples): 1 (the default) = one at a time, its kernels split over the threads; 0 = one a
+  /// methods whose chunks are independent (IntegratedGradients over many images or one image's
+  /// steps, NoiseTunnel samples): 1 (the default) = one at a time, its kernels split over the
+  /// threads; 0 = one a
   /// thread, as many as the budget holds (5-10 % faster on 2 cores). Results are the same; above
   /// 1 the forward is called from several threads at once, so it must be safe to (no stateful
   /// hook): the command line's Net is.

@@ -3,12 +3,14 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "gradlens/attr/gradient.h"
 #include "gradlens/attr/registry.h"
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
+#include "gradlens/kernels/backend.h"
 
 namespace gradlens::attr {
 
@@ -52,18 +54,22 @@ Attributions IntegratedGradients::attribute(const Tensor& inputs,
               std::span(t).subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
               slice(base, b, e),
               q,
-              rows);
+              rows,
+              /*concurrency=*/1);  // the groups are what runs concurrently
         },
         planner_.concurrency(inputs.device()));
   }
-  return attribute_steps(inputs, t, base, q, rows);
+  // One group: its chunks of steps are what may run at once (one image's 50 steps in ResNet8's
+  // 8-row chunks left a core spinning in every op split over 8 rows).
+  return attribute_steps(inputs, t, base, q, rows, planner_.concurrency(inputs.device()));
 }
 
 Attributions IntegratedGradients::attribute_steps(const Tensor& inputs,
                                                   std::span<const std::int64_t> t,
                                                   const Tensor& base,
                                                   const Quadrature& q,
-                                                  std::int64_t rows) {
+                                                  std::int64_t rows,
+                                                  int concurrency) {
   NoGradGuard no_grad;  // again: a concurrent group runs on a thread of its own
   const std::int64_t n = inputs.size(0);
   const Tensor diff = sub(inputs, base);
@@ -71,31 +77,49 @@ Attributions IntegratedGradients::attribute_steps(const Tensor& inputs,
 
   // One broadcast op builds a chunk's scaled inputs [steps, n, ...] and one weighs and sums its
   // gradients, whatever the step count: no launch per step on a GPU.
-  Shape column_shape(inputs.dim() + 1, 1);  // [steps, 1, ..., 1]
-  Shape batch_shape = inputs.shape();       // [1, n, ...]
+  Shape batch_shape = inputs.shape();  // [1, n, ...]
   batch_shape.insert(batch_shape.begin(), 1);
   const Tensor diff_batch = reshape(diff, batch_shape), base_batch = reshape(base, batch_shape);
   const auto column = [&](const std::vector<double>& values, std::int64_t s0, std::int64_t s1) {
     // float32, as Captum's python floats multiply float32 tensors
     std::vector<float> v(values.begin() + s0, values.begin() + s1);
+    Shape column_shape(inputs.dim() + 1, 1);  // [steps, 1, ..., 1]
     column_shape[0] = s1 - s0;
     return Tensor::from_vector(v, column_shape, inputs.device());
   };
-  std::vector<std::int64_t> chunk_targets;
-  Tensor total;
-  for_each_chunk(options_.n_steps, steps_per_chunk, [&](std::int64_t s0, std::int64_t s1) {
+  // The weighted sum over the steps [s0, s1) of one chunk.
+  const auto chunk_sum = [&](std::int64_t s0, std::int64_t s1) {
+    NoGradGuard chunk_no_grad;  // per thread
     Shape rows_shape = inputs.shape();
     rows_shape[0] = (s1 - s0) * n;
     const Tensor scaled =
         reshape(add(base_batch, mul(column(q.alphas, s0, s1), diff_batch)), rows_shape);
-    chunk_targets.clear();
+    std::vector<std::int64_t> chunk_targets;
     for (std::int64_t s = s0; s < s1; ++s)
       chunk_targets.insert(chunk_targets.end(), t.begin(), t.end());
-    batch_shape[0] = s1 - s0;
-    const Tensor grads = reshape(compute_gradients(forward_, scaled, chunk_targets), batch_shape);
-    const Tensor weighted = sum_dim(mul(grads, column(q.weights, s0, s1)), 0);
-    total = total.defined() ? add(total, weighted) : weighted;
-  });
+    Shape grads_shape = batch_shape;
+    grads_shape[0] = s1 - s0;
+    const Tensor grads = reshape(compute_gradients(forward_, scaled, chunk_targets), grads_shape);
+    return sum_dim(mul(grads, column(q.weights, s0, s1)), 0);
+  };
+  const std::int64_t chunks = (options_.n_steps + steps_per_chunk - 1) / steps_per_chunk;
+  std::vector<Tensor> sums(static_cast<std::size_t>(chunks));
+  const auto run_chunk = [&](std::int64_t i) {
+    sums[static_cast<std::size_t>(i)] = chunk_sum(
+        i * steps_per_chunk, std::min<std::int64_t>(options_.n_steps, (i + 1) * steps_per_chunk));
+  };
+  const std::int64_t lanes = std::min<std::int64_t>(std::max(concurrency, 1), chunks);
+  if (lanes > 1) {
+    // Lane j takes chunks j, j + lanes, ...: the short last chunk does not unbalance them.
+    parallel_tasks(lanes, [&](std::int64_t lane) {
+      for (std::int64_t i = lane; i < chunks; i += lanes) run_chunk(i);
+    });
+  } else {
+    for (std::int64_t i = 0; i < chunks; ++i) run_chunk(i);
+  }
+  // Summed in chunk order whatever ran them: the same result at any concurrency.
+  Tensor total = sums[0];
+  for (std::size_t i = 1; i < sums.size(); ++i) total = add(total, sums[i]);
   Attributions out;
   out.values = options_.multiply_by_inputs ? mul(total, diff) : total;
   if (options_.return_convergence_delta)

@@ -35,12 +35,14 @@ class GRADLENS_API IntegratedGradients : public Attribution {
   Options& options() { return options_; }
 
  private:
-  // The steps of images that need no further grouping, `rows` a gradient call.
+  // The steps of images that need no further grouping, `rows` a gradient call, `concurrency`
+  // chunks of steps at a time (each on its own CPU thread; the sum over chunks stays in order).
   Attributions attribute_steps(const Tensor& inputs,
                                std::span<const std::int64_t> t,
                                const Tensor& base,
                                const Quadrature& q,
-                               std::int64_t rows);
+                               std::int64_t rows,
+                               int concurrency);
   Options options_;
 };
 

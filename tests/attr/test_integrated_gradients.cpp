@@ -117,3 +117,22 @@ TEST(IntegratedGradients, ConcurrentChunksGiveTheSameResultAsOneAtATime) {
   const auto one = serial.attribute(slice(set->inputs, 5, 6), std::span(&target, 1));
   EXPECT_TRUE(allclose(one.values, slice(expected.values, 5, 6), 0, 0));
 }
+
+TEST(IntegratedGradients, OneImagesChunksOfStepsRunConcurrentlyWithTheSameResult) {
+  // One image, its 50 steps in 7 chunks of 8 (the last of 2): concurrently, the chunks run one a
+  // thread and are summed in order afterwards, so the result is bit for bit the serial one.
+  GRADLENS_PUBLIC_SET(set);
+  gradlens::testing::ThreadCount two(2);
+  const Tensor image = slice(set->inputs, 7, 8);
+  const std::int64_t target = set->labels[7];
+  attr::IntegratedGradients serial(set->forward);
+  serial.batching().set_max_rows(8);
+  const auto expected = serial.attribute(image, std::span(&target, 1));
+  attr::IntegratedGradients concurrent(set->forward);
+  concurrent.batching().set_max_rows(8);
+  concurrent.batching().set_concurrency(0);
+  ASSERT_EQ(concurrent.batching().concurrency(kCPU), 2);
+  const auto got = concurrent.attribute(image, std::span(&target, 1));
+  EXPECT_TRUE(allclose(got.values, expected.values, 0, 0));
+  EXPECT_TRUE(allclose(got.delta, expected.delta, 0, 0));
+}
