@@ -1,9 +1,10 @@
 // conv2d (cross-correlation, zero padding, NCHW, weight [K, C, R, S]): y = w (*) x + b,
 // dx = col2im(w^T [CRS, K] * dy [K, P]), dw = sum_n dy_n [K, P] * col_n^T [P, CRS].
 // Stride 1 uses the direct kernels of microkernels.h, where dx is usually one correlation of the
-// zero-padded dy with the flipped weights instead (FullCorrelation); other strides use im2col +
-// Eigen's GEMM per image. Compiled once per ISA (kernels/CMakeLists.txt), Eigen included.
-// Images are split over threads; per-chunk dw partials are summed in chunk order.
+// zero-padded dy with the flipped weights instead (FullCorrelation); so do larger strides, over the
+// input split into phases (DirectPlan), when the kernel covers them all; the rest (1x1 strided)
+// use im2col + Eigen's GEMM per image. Compiled once per ISA (kernels/CMakeLists.txt), Eigen
+// included. Images are split over threads; per-chunk dw partials are summed in chunk order.
 #include <algorithm>
 #include <cstring>
 
@@ -149,10 +150,14 @@ struct FullCorrelation {
 };
 
 // Everything the direct kernels share across the images of one call, built by the calling thread.
+// A stride-t conv runs as a stride-1 one over the padded input split into t x t phases,
+// [C, t, t, hp, wp] with [c, a, b, i, j] = padded x[c, t i + a, t j + b]: tap (c, r, s) of output
+// (oh, ow) reads phase (r % t, s % t) at (oh + r / t, ow + s / t), so each tap is again one
+// contiguous run over the wide positions oh * wp + ow (t = 1: the padded input itself).
 struct DirectPlan {
-  i64 hp, wp, plane;       // padded input [C, hp, wp]
+  i64 hp, wp, plane;       // a plane of the padded input (of a phase when strided)
   i64 count, ld;           // wide positions oh * wp; row stride of wide buffers
-  const i64* offsets;      // [C*R*S] taps c * plane + r * wp + s into the padded input
+  const i64* offsets;      // [C*R*S] taps into the padded input (its phases)
   const float* packed_w;   // w [K, CRS] for the forward, micro::pack_weights layout
   const i64* dy_rows;      // [K] = k * ld: dy rows of the wide dy, as 1x1 taps
   const float* packed_wt;  // w^T [CRS, K] for dx
@@ -167,7 +172,7 @@ FullCorrelation make_full_correlation(const Conv2dParams& p, const float* w, i64
   FullCorrelation full;
   full.pad_h = p.r - 1 - p.padding;
   full.pad_w = p.s - 1 - p.padding;
-  if (full.pad_h < 0 || full.pad_w < 0) return full;
+  if (full.pad_h < 0 || full.pad_w < 0 || p.stride != 1) return full;
   full.hp = p.oh + 2 * full.pad_h;
   // Rows share their zero padding: a row's right pad is the next row's left pad (rows are laid out
   // [pad_w zeros, ow values]), so the wide rows are wp = W + padding positions, not W + 2 pad_w:
@@ -205,15 +210,22 @@ FullCorrelation make_full_correlation(const Conv2dParams& p, const float* w, i64
 DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights, bool dx_weights) {
   thread_local ScratchBuffer offsets, packed, dy_rows, transposed, packed_t;
   DirectPlan plan{};
-  const i64 crs = p.c * p.r * p.s;
-  plan.hp = p.h + 2 * p.padding;
-  plan.wp = p.w + 2 * p.padding;
+  const i64 crs = p.c * p.r * p.s, t = p.stride;
+  plan.hp = (p.h + 2 * p.padding + t - 1) / t;
+  plan.wp = (p.w + 2 * p.padding + t - 1) / t;
   plan.plane = plan.hp * plan.wp;
   plan.count = p.oh * plan.wp;
   // Room after each row for the zeros add_shifted_rows reads on both sides of it.
   plan.ld = micro::output_stride(plan.count + p.s + simd::kMaxLanes) + dcol_front(p);
   i64* taps = offsets.get<i64>(crs);
-  micro::make_offsets(p.c, p.r, p.s, plan.plane, plan.wp, taps);
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 r = 0; r < p.r; ++r) {
+      for (i64 s = 0; s < p.s; ++s) {
+        taps[(c * p.r + r) * p.s + s] =
+            ((c * t + r % t) * t + s % t) * plan.plane + r / t * plan.wp + s / t;
+      }
+    }
+  }
   plan.offsets = taps;
   if (forward_weights) {
     float* packed_w = packed.get(p.k * crs);
@@ -236,12 +248,46 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
   return plan;
 }
 
-// Padded copy of one image, the input of both the forward and the weight-gradient kernels.
+// x [C, H, W] -> its padded phases [C, t, t, hp, wp] (DirectPlan), then `tail` zeros.
+void split_phases(
+    const Conv2dParams& p, const DirectPlan& plan, i64 tail, const float* x, float* out) {
+  const i64 t = p.stride;
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 a = 0; a < t; ++a) {
+      for (i64 b = 0; b < t; ++b) {
+        float* phase = out + ((c * t + a) * t + b) * plan.plane;
+        // Columns j whose input column t j + b - padding lies in [0, w).
+        const i64 lo = std::min(plan.wp, std::max<i64>(0, (p.padding - b + t - 1) / t));
+        const i64 hi = std::max(lo, std::min(plan.wp, (p.w - 1 + p.padding - b) / t + 1));
+        for (i64 i = 0; i < plan.hp; ++i) {
+          float* row = phase + i * plan.wp;
+          const i64 ih = t * i + a - p.padding;
+          if (ih < 0 || ih >= p.h) {
+            simd::zero_row(row, plan.wp);
+            continue;
+          }
+          const float* in = x + (c * p.h + ih) * p.w + b - p.padding;
+          simd::zero_row(row, lo);
+          for (i64 j = lo; j < hi; ++j) row[j] = in[t * j];
+          simd::zero_row(row + hi, plan.wp - hi);
+        }
+      }
+    }
+  }
+  simd::zero_row(out + p.c * t * t * plan.plane, tail);
+}
+
+// Padded copy of one image (its phases when strided), the input of both the forward and the
+// weight-gradient kernels.
 float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* image) {
   thread_local ScratchBuffer scratch;
   const i64 tail = micro::input_tail(p.s);
-  float* xp = scratch.get(p.c * plan.plane + tail);
-  pad_planes(image, nullptr, p.c, p.h, p.w, p.padding, p.padding, plan.hp, plan.wp, tail, xp);
+  float* xp = scratch.get(p.c * p.stride * p.stride * plan.plane + tail);
+  if (p.stride == 1) {
+    pad_planes(image, nullptr, p.c, p.h, p.w, p.padding, p.padding, plan.hp, plan.wp, tail, xp);
+  } else {
+    split_phases(p, plan, tail, image, xp);
+  }
   return xp;
 }
 
@@ -255,7 +301,7 @@ void forward_direct(const Conv2dParams& p,
                     const float* b,
                     float* y) {
   thread_local ScratchBuffer scratch;
-  const bool in_place = p.padding == 0 && next_image_follows;
+  const bool in_place = p.padding == 0 && p.stride == 1 && next_image_follows;
   const float* xp = in_place ? image : padded_image(p, plan, image);
   float* wide = scratch.get(p.k * plan.ld);
   micro::correlate(
@@ -302,7 +348,7 @@ float* wide_grad_out(const Conv2dParams& p,
 }
 
 // dx_n: dcol [CRS, count] = w^T * dy_wide; on the wide grid col2im is, per (c, r), the S rows of
-// dcol added one column apart into the padded dx plane; then the crop.
+// dcol added one column apart into the padded dx plane; then the crop. Stride 1 only.
 void input_grad_direct(const Conv2dParams& p,
                        const DirectPlan& plan,
                        const float* dyw,
@@ -366,7 +412,14 @@ void input_grad_full(const Conv2dParams& p,
   }
 }
 
-bool use_direct(const Conv2dParams& p) { return p.stride == 1; }
+// The forward of strided convs too when their kernel covers every phase (a 1x1 stride-2 conv reads
+// one phase in four: im2col copies just that one). Their backward stays on im2col + GEMM: dx by the
+// phases' column buffer measured 1.5x slower than the GEMM and col2im (ResNet8's stride-2 convs,
+// K = 32 and 64, too few multiply-adds per column element).
+bool use_direct_forward(const Conv2dParams& p) {
+  return p.stride == 1 || (p.r >= p.stride && p.s >= p.stride);
+}
+bool use_direct_backward(const Conv2dParams& p) { return p.stride == 1; }
 
 // The fused ReLU's forward epilogue on one image's output, still in cache: x < 0 ? 0 : x, so NaN
 // propagates as in the separate relu.
@@ -388,7 +441,7 @@ void CpuBackend::conv2d_forward(
   const i64 crs = p.c * p.r * p.s, plane = p.oh * p.ow;
   if (p.n == 0 || p.k == 0 || plane == 0) return;
   const i64 grain = std::max<i64>(1, kConvGrainMacs / std::max<i64>(1, p.k * crs * plane));
-  if (use_direct(p)) {
+  if (use_direct_forward(p)) {
     const DirectPlan plan = make_plan(p, w, /*forward_weights=*/true, /*dx_weights=*/false);
     thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
       for (i64 img = lo; img < hi; ++img) {
@@ -441,7 +494,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
   double* db_partials = db != nullptr ? bias_scratch.get<double>(chunks * p.k) : nullptr;
   const ConstMatrixMap weight(w, p.k, crs);
   const bool pointwise = is_pointwise(p);
-  const bool direct_path = use_direct(p);
+  const bool direct_path = use_direct_backward(p);
   DirectPlan plan{};
   if (direct_path) plan = make_plan(p, w, /*forward_weights=*/false, /*dx_weights=*/dx != nullptr);
 
