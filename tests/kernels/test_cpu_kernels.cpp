@@ -612,6 +612,19 @@ TEST_P(CpuKernels, Conv2dWithFusedReluEqualsConvThenRelu) {
     EXPECT_EQ(dx_fused, dx) << name;
     EXPECT_EQ(dw_fused, dw) << name;
     EXPECT_EQ(db_fused, db) << name;
+    // dx alone (attribution's case) takes paths of its own: the same rule there.
+    std::vector<float> dx_alone(x.size(), 5.f), dx_alone_fused(x.size(), 5.f);
+    cpu().conv2d_backward(
+        p, nullptr, w.data(), nullptr, masked.data(), dx_alone.data(), nullptr, nullptr);
+    cpu().conv2d_backward(fused,
+                          nullptr,
+                          w.data(),
+                          y_fused.data(),
+                          dy.data(),
+                          dx_alone_fused.data(),
+                          nullptr,
+                          nullptr);
+    EXPECT_EQ(dx_alone_fused, dx_alone) << name;
   }
 }
 

@@ -91,8 +91,8 @@ bool is_pointwise(const Conv2dParams& p) {
   return p.r == 1 && p.s == 1 && p.stride == 1 && p.padding == 0;
 }
 
-// x [c, h, w] -> out [c, h + 2 * ph rows, wp columns] with the image at (ph, pw), zeros around it,
-// then `tail` zeros. With `positive` (a fused ReLU's output, x's shape), x only where it is > 0.
+// x [c, h, w] -> out [c, hp, wp] with the image at row ph, column pw, zeros around it, then
+// `tail` zeros. With `positive` (a fused ReLU's output, x's shape), x only where it is > 0.
 void pad_planes(const float* x,
                 const float* positive,
                 i64 c,
@@ -412,6 +412,98 @@ void input_grad_full(const Conv2dParams& p,
   }
 }
 
+// dx of a stride-2 conv as four full correlations, one per phase of dx (rows h = 2 i + a, columns
+// 2 j + b): dx row h takes dy row oh through kernel row r = h + padding - 2 oh, so phase a takes
+// the rows r of one parity, rho = (a + padding) % 2, r = 2 u + rho, from dy row i + e - u (e =
+// (a + padding) / 2). Flipped, that sub-kernel (ra rows) correlates over dy padded by ra - 1 - e
+// rows on top; the columns alike. The same multiply-adds as w^T * dy and col2im, with neither the
+// column buffer nor its scalar strided adds. Shapes whose dy would need cropping, not padding, keep
+// the column path.
+struct PhaseCorrelations {
+  struct Phase {
+    i64 rows, cols;         // of dx in this phase
+    i64 ra, sb;             // sub-kernel
+    i64 top, left, hp, wp;  // dy's padding and padded plane
+    const i64* offsets;     // [K * ra * sb] taps into the padded dy
+    const float* packed_w;  // flipped sub-kernel [C, K * ra * sb], packed
+  };
+  bool use = false;
+  Phase phases[4] = {};
+};
+
+PhaseCorrelations make_phase_correlations(const Conv2dParams& p, const float* w) {
+  PhaseCorrelations pc;
+  if (p.stride != 2 || p.r < 2 || p.s < 2 || p.h < 2 || p.w < 2) return pc;
+  thread_local ScratchBuffer offsets_scratch, flipped_scratch, packed_scratch;
+  i64* offsets = offsets_scratch.get<i64>(p.k * p.r * p.s);
+  float* flipped = flipped_scratch.get(p.c * p.k * p.r * p.s);
+  float* packed = packed_scratch.get(p.c * p.k * p.r * p.s);
+  for (i64 a = 0; a < 2; ++a) {
+    for (i64 b = 0; b < 2; ++b) {
+      PhaseCorrelations::Phase& ph = pc.phases[a * 2 + b];
+      const i64 rho = (a + p.padding) % 2, e = (a + p.padding) / 2;
+      const i64 sigma = (b + p.padding) % 2, f = (b + p.padding) / 2;
+      ph.rows = (p.h - a + 1) / 2;
+      ph.cols = (p.w - b + 1) / 2;
+      ph.ra = (p.r - rho + 1) / 2;
+      ph.sb = (p.s - sigma + 1) / 2;
+      ph.top = ph.ra - 1 - e;
+      ph.left = ph.sb - 1 - f;
+      ph.hp = ph.rows + ph.ra - 1;
+      ph.wp = ph.cols + ph.sb - 1;
+      if (ph.top < 0 || ph.left < 0 || ph.top + p.oh > ph.hp || ph.left + p.ow > ph.wp) return pc;
+      const i64 taps = p.k * ph.ra * ph.sb;
+      micro::make_offsets(p.k, ph.ra, ph.sb, ph.hp * ph.wp, ph.wp, offsets);
+      for (i64 c = 0; c < p.c; ++c) {
+        for (i64 k = 0; k < p.k; ++k) {
+          for (i64 u = 0; u < ph.ra; ++u) {
+            for (i64 v = 0; v < ph.sb; ++v) {
+              const i64 r = 2 * (ph.ra - 1 - u) + rho, s = 2 * (ph.sb - 1 - v) + sigma;
+              flipped[c * taps + (k * ph.ra + u) * ph.sb + v] =
+                  w[((k * p.c + c) * p.r + r) * p.s + s];
+            }
+          }
+        }
+      }
+      micro::pack_weights(flipped, p.c, taps, packed);
+      ph.offsets = offsets;
+      ph.packed_w = packed;
+      offsets += taps;
+      packed += p.c * taps;
+    }
+  }
+  pc.use = true;
+  return pc;
+}
+
+// dx_n by PhaseCorrelations (dy masked by a fused ReLU's output, when given).
+void input_grad_phases(const Conv2dParams& p,
+                       const PhaseCorrelations& pc,
+                       const float* grad_out,
+                       const float* relu_out,
+                       float* grad_image) {
+  thread_local ScratchBuffer padded_scratch, wide_scratch;
+  for (i64 a = 0; a < 2; ++a) {
+    for (i64 b = 0; b < 2; ++b) {
+      const PhaseCorrelations::Phase& ph = pc.phases[a * 2 + b];
+      const i64 plane = ph.hp * ph.wp, tail = micro::input_tail(ph.sb);
+      const i64 count = ph.rows * ph.wp, ld = micro::output_stride(count);
+      float* dyp = padded_scratch.get(p.k * plane + tail);
+      pad_planes(grad_out, relu_out, p.k, p.oh, p.ow, ph.top, ph.left, ph.hp, ph.wp, tail, dyp);
+      float* wide = wide_scratch.get(p.c * ld);
+      micro::correlate(
+          dyp, ph.offsets, p.k * ph.ra * ph.sb, ph.packed_w, nullptr, p.c, count, ld, wide);
+      for (i64 c = 0; c < p.c; ++c) {
+        for (i64 i = 0; i < ph.rows; ++i) {
+          const float* src = wide + c * ld + i * ph.wp;
+          float* dst = grad_image + (c * p.h + 2 * i + a) * p.w + b;
+          for (i64 j = 0; j < ph.cols; ++j) dst[2 * j] = src[j];
+        }
+      }
+    }
+  }
+}
+
 // The forward of strided convs too when their kernel covers every phase (a 1x1 stride-2 conv reads
 // one phase in four: im2col copies just that one). Their backward stays on im2col + GEMM: dx by the
 // phases' column buffer measured 1.5x slower than the GEMM and col2im (ResNet8's stride-2 convs,
@@ -497,10 +589,13 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
   const bool direct_path = use_direct_backward(p);
   DirectPlan plan{};
   if (direct_path) plan = make_plan(p, w, /*forward_weights=*/false, /*dx_weights=*/dx != nullptr);
+  // dx alone (attribution: no dw) of a stride-2 conv by its phases.
+  PhaseCorrelations phases;
+  if (!direct_path && dx != nullptr && dw == nullptr) phases = make_phase_correlations(p, w);
 
   pool.parallel_chunks(0, p.n, grain, [&](int chunk, i64 lo, i64 hi) {
     thread_local ScratchBuffer scratch, masked_scratch;
-    float* col = pointwise || direct_path ? nullptr : scratch.get(crs * plane);
+    float* col = pointwise || direct_path || phases.use ? nullptr : scratch.get(crs * plane);
     float* masked = p.relu ? masked_scratch.get(p.k * plane) : nullptr;
     float* dw_chunk = nullptr;
     if (dw != nullptr) {
@@ -514,7 +609,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
       const float* grad_out = dy + img * p.k * plane;
       // The direct paths apply a fused ReLU's mask as they copy dy into their layouts.
       const float* relu_out = p.relu ? y + img * p.k * plane : nullptr;
-      if (relu_out != nullptr && (!direct_path || db_chunk != nullptr)) {
+      if (relu_out != nullptr && ((!direct_path && !phases.use) || db_chunk != nullptr)) {
         grad_out = relu_masked(relu_out, grad_out, p.k * plane, masked);
         relu_out = nullptr;
       }
@@ -525,6 +620,10 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
       }
       if (direct_path && plan.full.use && dw_chunk == nullptr) {
         input_grad_full(p, plan.full, grad_out, relu_out, grad_image);
+        continue;
+      }
+      if (phases.use) {
+        input_grad_phases(p, phases, grad_out, relu_out, grad_image);
         continue;
       }
       if (direct_path) {
