@@ -1,10 +1,11 @@
 // conv2d (cross-correlation, zero padding, NCHW, weight [K, C, R, S]): y = w (*) x + b,
 // dx = col2im(w^T [CRS, K] * dy [K, P]), dw = sum_n dy_n [K, P] * col_n^T [P, CRS].
 // Stride 1 uses the direct kernels of microkernels.h, where dx is usually one correlation of the
-// zero-padded dy with the flipped weights instead (FullCorrelation); so do larger strides, over the
-// input split into phases (DirectPlan), when the kernel covers them all; the rest (1x1 strided)
-// use im2col + Eigen's GEMM per image. Compiled once per ISA (kernels/CMakeLists.txt), Eigen
-// included. Images are split over threads; per-chunk dw partials are summed in chunk order.
+// zero-padded dy with the flipped weights instead (FullCorrelation). Larger strides: the forward
+// over the input split into phases (DirectPlan) when the kernel covers them all, and dx alone of a
+// stride-2 conv as one correlation per phase of dx (PhaseCorrelations); the rest (1x1 strided,
+// training's dw) im2col + Eigen's GEMM per image. Compiled once per ISA (kernels/CMakeLists.txt),
+// Eigen included. Images are split over threads; per-chunk dw partials are summed in chunk order.
 #include <algorithm>
 #include <cstring>
 
