@@ -165,6 +165,29 @@ struct DirectPlan {
   FullCorrelation full;    // dx as one correlation of the padded dy, when that is cheaper
 };
 
+// The kernel rows rho, rho + step, ... (ra of them) and columns sigma, sigma + step, ... (sb) of w
+// [K, C, R, S], flipped and transposed: wf [C, K, ra, sb] with wf[c, k, u, v] = w[k, c, step (ra -
+// 1 - u) + rho, step (sb - 1 - v) + sigma]. dx's correlations read dy through it.
+void flip_kernel(const Conv2dParams& p,
+                 const float* w,
+                 i64 step,
+                 i64 rho,
+                 i64 sigma,
+                 i64 ra,
+                 i64 sb,
+                 float* wf) {
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 k = 0; k < p.k; ++k) {
+      for (i64 u = 0; u < ra; ++u) {
+        for (i64 v = 0; v < sb; ++v) {
+          const i64 r = step * (ra - 1 - u) + rho, s = step * (sb - 1 - v) + sigma;
+          wf[((c * p.k + k) * ra + u) * sb + v] = w[((k * p.c + c) * p.r + r) * p.s + s];
+        }
+      }
+    }
+  }
+}
+
 // Whether dx is cheaper as a full correlation: counted in multiply-adds, each dcol element also
 // costing about sixteen more (its store, zeroing, then a load and an add in col2im: measured, the
 // tutorial's conv2, K = 16, runs about 5 % faster full though it multiplies 1.8x as much). The
@@ -192,16 +215,7 @@ FullCorrelation make_full_correlation(const Conv2dParams& p, const float* w, i64
   micro::make_offsets(p.k, p.r, p.s, full.plane, full.wp, taps);
   full.offsets = taps;
   float* wf = flipped.get(p.c * p.k * p.r * p.s);
-  for (i64 c = 0; c < p.c; ++c) {
-    for (i64 k = 0; k < p.k; ++k) {
-      for (i64 r = 0; r < p.r; ++r) {
-        for (i64 s = 0; s < p.s; ++s) {
-          wf[((c * p.k + k) * p.r + r) * p.s + s] =
-              w[((k * p.c + c) * p.r + (p.r - 1 - r)) * p.s + (p.s - 1 - s)];
-        }
-      }
-    }
-  }
+  flip_kernel(p, w, 1, 0, 0, p.r, p.s, wf);
   float* packed_w = packed.get(p.c * p.k * p.r * p.s);
   micro::pack_weights(wf, p.c, p.k * p.r * p.s, packed_w);
   full.packed_w = packed_w;
@@ -455,17 +469,7 @@ PhaseCorrelations make_phase_correlations(const Conv2dParams& p, const float* w)
       if (ph.top < 0 || ph.left < 0 || ph.top + p.oh > ph.hp || ph.left + p.ow > ph.wp) return pc;
       const i64 taps = p.k * ph.ra * ph.sb;
       micro::make_offsets(p.k, ph.ra, ph.sb, ph.hp * ph.wp, ph.wp, offsets);
-      for (i64 c = 0; c < p.c; ++c) {
-        for (i64 k = 0; k < p.k; ++k) {
-          for (i64 u = 0; u < ph.ra; ++u) {
-            for (i64 v = 0; v < ph.sb; ++v) {
-              const i64 r = 2 * (ph.ra - 1 - u) + rho, s = 2 * (ph.sb - 1 - v) + sigma;
-              flipped[c * taps + (k * ph.ra + u) * ph.sb + v] =
-                  w[((k * p.c + c) * p.r + r) * p.s + s];
-            }
-          }
-        }
-      }
+      flip_kernel(p, w, 2, rho, sigma, ph.ra, ph.sb, flipped);
       micro::pack_weights(flipped, p.c, taps, packed);
       ph.offsets = offsets;
       ph.packed_w = packed;
