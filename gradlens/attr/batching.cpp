@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
+#include <vector>
 
 #include "gradlens/attr/attribution.h"
 #include "gradlens/attr/gradient.h"
@@ -95,17 +97,7 @@ Attributions attribute_in_groups(
   const auto run = [&](std::int64_t g) {
     parts[static_cast<std::size_t>(g)] = part(g * group, std::min(n, (g + 1) * group));
   };
-  if (concurrency <= 1 || groups == 1) {
-    for (std::int64_t g = 0; g < groups; ++g) run(g);
-  } else if (concurrency >= num_threads()) {
-    parallel_tasks(groups, run);  // a thread runs one group at a time
-  } else {
-    // Waves of `concurrency` groups, so that no more are in flight than the budget holds.
-    for (std::int64_t g0 = 0; g0 < groups; g0 += concurrency) {
-      const std::int64_t wave = std::min<std::int64_t>(concurrency, groups - g0);
-      parallel_tasks(wave, [&](std::int64_t i) { run(g0 + i); });
-    }
-  }
+  run_concurrently(groups, concurrency, run);
   std::vector<Tensor> values, deltas;
   for (const Attributions& a : parts) {
     values.push_back(a.values);
@@ -115,6 +107,35 @@ Attributions attribute_in_groups(
   out.values = cat(values);
   if (!deltas.empty()) out.delta = cat(deltas);
   return out;
+}
+
+void run_concurrently(std::int64_t count,
+                      int concurrency,
+                      const std::function<void(std::int64_t)>& fn) {
+  const std::int64_t lanes = std::min<std::int64_t>(std::max(concurrency, 1), count);
+  if (lanes <= 1) {
+    for (std::int64_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+  // Lane j runs pieces j, j + lanes, ... one after another: never more than `lanes` in flight, and
+  // a short last piece does not leave a lane with a whole extra one. A lane stops at its first
+  // error; the lowest failing piece's error is rethrown, whichever lane ran it.
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(lanes));
+  std::vector<std::int64_t> failed_at(static_cast<std::size_t>(lanes), count);
+  parallel_tasks(lanes, [&](std::int64_t lane) {
+    for (std::int64_t i = lane; i < count; i += lanes) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[static_cast<std::size_t>(lane)] = std::current_exception();
+        failed_at[static_cast<std::size_t>(lane)] = i;
+        return;
+      }
+    }
+  });
+  const auto first = static_cast<std::size_t>(std::min_element(failed_at.begin(), failed_at.end()) -
+                                              failed_at.begin());
+  if (errors[first]) std::rethrow_exception(errors[first]);
 }
 
 void for_each_chunk(std::int64_t total,

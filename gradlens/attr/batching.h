@@ -41,10 +41,9 @@ class GRADLENS_API BatchPlanner {
   /// Chunks that may run at once on the CPU, each on its own thread with its kernels inline, for
   /// methods whose chunks are independent (IntegratedGradients over many images or one image's
   /// steps, NoiseTunnel samples): 1 (the default) = one at a time, its kernels split over the
-  /// threads; 0 = one a
-  /// thread, as many as the budget holds (5-10 % faster on 2 cores). Results are the same; above
-  /// 1 the forward is called from several threads at once, so it must be safe to (no stateful
-  /// hook): the command line's Net is.
+  /// threads; 0 = one a thread, as many as the budget holds (5-10 % faster on 2 cores). Results are
+  /// the same; above 1 the forward is called from several threads at once, so it must be safe to
+  /// (no stateful hook): the command line's Net is.
   void set_concurrency(int chunks) { concurrency_ = chunks; }
   /// How many chunks run at once on `device` (always 1 on a GPU, and under a backward rule).
   int concurrency(Device device) const;
@@ -64,6 +63,12 @@ attribute_in_groups(std::int64_t n,
                     std::int64_t group,
                     const std::function<Attributions(std::int64_t, std::int64_t)>& part,
                     int concurrency = 1);
+
+/// Calls fn(i) for i in [0, count), at most `concurrency` at a time, each on its own CPU thread
+/// (1 or less: in order on the calling thread). fn must not depend on the order.
+GRADLENS_API void run_concurrently(std::int64_t count,
+                                   int concurrency,
+                                   const std::function<void(std::int64_t)>& fn);
 
 /// Calls fn(begin, end) over [0, total) in pieces of at most `rows` (rows >= 1).
 GRADLENS_API void for_each_chunk(std::int64_t total,

@@ -10,7 +10,6 @@
 #include "gradlens/autograd/error.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/ops.h"
-#include "gradlens/kernels/backend.h"
 
 namespace gradlens::attr {
 
@@ -108,15 +107,7 @@ Attributions IntegratedGradients::attribute_steps(const Tensor& inputs,
     sums[static_cast<std::size_t>(i)] = chunk_sum(
         i * steps_per_chunk, std::min<std::int64_t>(options_.n_steps, (i + 1) * steps_per_chunk));
   };
-  const std::int64_t lanes = std::min<std::int64_t>(std::max(concurrency, 1), chunks);
-  if (lanes > 1) {
-    // Lane j takes chunks j, j + lanes, ...: the short last chunk does not unbalance them.
-    parallel_tasks(lanes, [&](std::int64_t lane) {
-      for (std::int64_t i = lane; i < chunks; i += lanes) run_chunk(i);
-    });
-  } else {
-    for (std::int64_t i = 0; i < chunks; ++i) run_chunk(i);
-  }
+  run_concurrently(chunks, concurrency, run_chunk);
   // Summed in chunk order whatever ran them: the same result at any concurrency.
   Tensor total = sums[0];
   for (std::size_t i = 1; i < sums.size(); ++i) total = add(total, sums[i]);

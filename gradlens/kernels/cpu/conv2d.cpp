@@ -510,9 +510,9 @@ void input_grad_phases(const Conv2dParams& p,
 }
 
 // The forward of strided convs too when their kernel covers every phase (a 1x1 stride-2 conv reads
-// one phase in four: im2col copies just that one). Their backward stays on im2col + GEMM: dx by the
-// phases' column buffer measured 1.5x slower than the GEMM and col2im (ResNet8's stride-2 convs,
-// K = 32 and 64, too few multiply-adds per column element).
+// one phase in four: im2col copies just that one). The backward's direct plan (the wide dy, dw,
+// dcol or FullCorrelation) is stride 1 only: a stride-2 dx alone goes by PhaseCorrelations, the
+// rest by im2col + GEMM (dx through the phases' column buffer measured 1.5x slower than that).
 bool use_direct_forward(const Conv2dParams& p) {
   return p.stride == 1 || (p.r >= p.stride && p.s >= p.stride);
 }
