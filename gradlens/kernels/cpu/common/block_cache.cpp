@@ -12,8 +12,8 @@ namespace gradlens::cpu {
 
 namespace {
 
-constexpr std::size_t kCachedFrom = std::size_t{1} << 20;  // smaller blocks: malloc's own heap
-constexpr std::size_t kGranule = std::size_t{64} << 10;    // sizes rounded up to 64 KiB
+constexpr std::size_t kCachedFrom = std::size_t{64} << 10;  // smaller blocks: malloc's own heap
+constexpr std::size_t kGranule = std::size_t{64} << 10;     // sizes rounded up to 64 KiB
 
 class BlockCache {
  public:
