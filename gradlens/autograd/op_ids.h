@@ -25,7 +25,8 @@ struct GRADLENS_API Ops {
   static constexpr OpId conv2d{"conv2d"}, conv2d_relu{"conv2d_relu"}, linear{"linear"},
       max_pool2d{"max_pool2d"}, relu{"relu"};
   static constexpr OpId add{"add"}, sub{"sub"}, mul{"mul"}, div{"div"}, affine{"affine"},
-      safe_div{"safe_div"};
+      safe_div{"safe_div"}, channel_affine{"channel_affine"},
+      channel_affine_relu{"channel_affine_relu"};
   static constexpr OpId abs{"abs"}, square{"square"}, sqrt{"sqrt"}, sign{"sign"}, step{"step"},
       stabilize{"stabilize"};
   static constexpr OpId softmax{"softmax"}, log_softmax{"log_softmax"},
@@ -36,16 +37,56 @@ struct GRADLENS_API Ops {
   static constexpr OpId exp{"exp"}, log{"log"}, tanh{"tanh"}, sigmoid{"sigmoid"},
       leaky_relu{"leaky_relu"}, clamp{"clamp"};
 
-  static constexpr std::array<OpId, 34> all = {
-      conv2d,  conv2d_relu, linear,    max_pool2d, relu,        add,           sub,
-      mul,     div,         affine,    safe_div,   abs,         square,        sqrt,
-      sign,    step,        stabilize, softmax,    log_softmax, cross_entropy, sum,
-      sum_dim, reshape,     slice,     cat,        index_rows,  pick,          gather,
-      exp,     log,         tanh,      sigmoid,    leaky_relu,  clamp};
+  static constexpr std::array<OpId, 36> all = {conv2d,
+                                               conv2d_relu,
+                                               linear,
+                                               max_pool2d,
+                                               relu,
+                                               add,
+                                               sub,
+                                               mul,
+                                               div,
+                                               affine,
+                                               safe_div,
+                                               abs,
+                                               square,
+                                               sqrt,
+                                               sign,
+                                               step,
+                                               stabilize,
+                                               softmax,
+                                               log_softmax,
+                                               cross_entropy,
+                                               sum,
+                                               sum_dim,
+                                               reshape,
+                                               slice,
+                                               cat,
+                                               index_rows,
+                                               pick,
+                                               gather,
+                                               exp,
+                                               log,
+                                               tanh,
+                                               sigmoid,
+                                               leaky_relu,
+                                               clamp,
+                                               channel_affine,
+                                               channel_affine_relu};
   /// The structural and linear ops: under every modified-backward method their plain gradient is
   /// what the method means (shapes, sums, copies, affine maps, the target pick).
-  static constexpr std::array<OpId, 11> structural = {
-      reshape, slice, cat, index_rows, pick, gather, sum, sum_dim, add, sub, affine};
+  static constexpr std::array<OpId, 12> structural = {reshape,
+                                                      slice,
+                                                      cat,
+                                                      index_rows,
+                                                      pick,
+                                                      gather,
+                                                      sum,
+                                                      sum_dim,
+                                                      add,
+                                                      sub,
+                                                      affine,
+                                                      channel_affine};
 };
 
 }  // namespace gradlens

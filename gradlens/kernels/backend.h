@@ -66,6 +66,24 @@ class GRADLENS_API Backend {
   // relu: y = max(x, 0); dx = dy * (x > 0), subgradient 0 at x == 0 like PyTorch
   virtual void relu_forward(const float* x, float* y, i64 n) = 0;
   virtual void relu_backward(const float* x, const float* dy, float* dx, i64 n) = 0;
+  // channel_affine over x [outer, channels, inner]: y = x * scale[c] + shift[c] (two roundings,
+  // as mul then add), then max(., 0) when relu: inference BatchNorm (and its ReLU) in one pass.
+  // Backward: dx = (y > 0 ? dy : 0) * scale[c], or dy * scale[c] when y is null (no relu).
+  virtual void channel_affine_forward(const float* x,
+                                      const float* scale,
+                                      const float* shift,
+                                      float* y,
+                                      i64 outer,
+                                      i64 channels,
+                                      i64 inner,
+                                      bool relu) = 0;
+  virtual void channel_affine_backward(const float* y,
+                                       const float* dy,
+                                       const float* scale,
+                                       float* dx,
+                                       i64 outer,
+                                       i64 channels,
+                                       i64 inner) = 0;
 
   // Gaussian noise from the counter-based generator (params.h); stream and sample [p.rows] are
   // indices on this device; y may be x.

@@ -135,7 +135,10 @@ TEST(OpIds, EveryNodeIsNamedByItsOpId) {
       {tanh(m), Ops::tanh},
       {sigmoid(m), Ops::sigmoid},
       {leaky_relu(m, 0.1f), Ops::leaky_relu},
-      {clamp(m, -0.1f, 0.1f), Ops::clamp}};
+      {clamp(m, -0.1f, 0.1f), Ops::clamp},
+      {channel_affine(x, Tensor::full({3}, 2.f), Tensor::full({3}, 1.f)), Ops::channel_affine},
+      {channel_affine(x, Tensor::full({3}, 2.f), Tensor::full({3}, 1.f), true),
+       Ops::channel_affine_relu}};
   for (const auto& [y, op] : cases) {
     ASSERT_TRUE(y.grad_fn() != nullptr) << op.name();
     EXPECT_EQ(y.grad_fn()->name(), op.name());

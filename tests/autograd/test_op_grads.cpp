@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/ops.h"
 #include "gradlens/nn/lenet.h"
 #include "tests/testing.h"
@@ -131,6 +132,20 @@ std::vector<OpCase> op_cases() {
       {"sigmoid", [](auto& x) { return sigmoid(x[0]); }, {random_tensor({2, 5}, 83, -3.f, 3.f)}},
       {"leaky_relu", [](auto& x) { return leaky_relu(x[0], 0.1f); }, {away_from_zero({9}, 84)}},
       {"clamp", [](auto& x) { return clamp(x[0], -0.42f, 0.33f); }, {distinct_values({4, 5}, 85)}},
+      {"channel_affine",
+       [](auto& x) {
+         return channel_affine(x[0],
+                               Tensor::from_vector({1.5f, -0.5f, 2.f}, {3}),
+                               Tensor::from_vector({0.1f, 0.f, -0.3f}, {3}));
+       },
+       {random_tensor({2, 3, 2, 2}, 88)}},
+      {"channel_affine_relu",
+       [](auto& x) {
+         // scale 1 and shift 0 keep the ReLU's inputs away from its kink
+         return channel_affine(
+             x[0], Tensor::from_vector({1.f, -1.f}, {2}), Tensor::full({2}, 0.f), true);
+       },
+       {away_from_zero({3, 2, 5}, 89)}},
       {"permute",
        [](auto& x) {
          return mul(permute(x[0], {2, 0, 1}), x[1]);
@@ -209,4 +224,24 @@ TEST(OpGrads, NetForwardEqualsManualComposition) {
   y = relu(linear(y, s.at("fc2.weight"), s.at("fc2.bias")));
   y = linear(y, s.at("fc3.weight"), s.at("fc3.bias"));
   EXPECT_TRUE(gradlens::testing::allclose(net(x), y, 0, 0));
+}
+
+// The fused op is what it replaces, bit for bit: mul then add (then relu), forward and backward,
+// on a batch large enough to be split over threads.
+TEST(OpGrads, ChannelAffineEqualsMulThenAddBitwise) {
+  const Tensor x = random_tensor({9, 16, 33, 35}, 90).set_requires_grad(true);
+  const Tensor scale = random_tensor({16}, 91, -2.f, 2.f), shift = random_tensor({16}, 92);
+  const Tensor dy = random_tensor(x.shape(), 93);
+  const Tensor scale4 = reshape(scale, {1, 16, 1, 1}), shift4 = reshape(shift, {1, 16, 1, 1});
+  for (const bool fuse_relu : {false, true}) {
+    SCOPED_TRACE(fuse_relu ? "relu" : "affine");
+    const Tensor fused = channel_affine(x, scale, shift, fuse_relu);
+    Tensor composed = add(mul(x, scale4), shift4);
+    if (fuse_relu) composed = relu(composed);
+    EXPECT_TRUE(gradlens::testing::allclose(fused, composed, 0, 0));
+    const Tensor g_fused = grad({fused}, {x}, {dy})[0];
+    const Tensor g_composed = grad({composed}, {x}, {dy})[0];
+    EXPECT_TRUE(gradlens::testing::allclose(g_fused, g_composed, 0, 0));
+  }
+  EXPECT_THROW(channel_affine(x, random_tensor({15}, 94), shift), std::invalid_argument);
 }

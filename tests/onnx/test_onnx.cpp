@@ -27,6 +27,7 @@
 #include "gradlens/attr/noise_tunnel.h"
 #include "gradlens/attr/occlusion.h"
 #include "gradlens/attr/saliency.h"
+#include "gradlens/autograd/engine.h"
 #include "gradlens/autograd/grad_mode.h"
 #include "gradlens/autograd/hooks.h"
 #include "gradlens/autograd/node.h"
@@ -188,6 +189,37 @@ TEST(Onnx, AFoldedConvAndItsReluRunAsOneOpWhenNothingWatchesThem) {
       return n.backward(g, needs);
     });
     EXPECT_EQ(ops_on_tape((*model)(x))["conv2d_relu"], 0);
+  }
+}
+
+// Unfolded, each BatchNorm is one channel_affine, and the four whose output only a ReLU reads
+// (stem, and bn1 of each block) take that ReLU along as one channel_affine_relu, under the same
+// conditions as the conv's; the results are the same bits as the separate ops'.
+TEST(Onnx, ABatchNormAndItsReluRunAsOneOpWhenNothingWatchesThem) {
+  GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
+  const auto model = gradlens::onnx::OnnxModel::load(model_path);
+  const Tensor x = gradlens::testing::random_tensor({2, 3, 32, 32}, 6).set_requires_grad(true);
+  const Tensor fused = (*model)(x);
+  auto ops = ops_on_tape(fused);
+  EXPECT_EQ(ops["channel_affine_relu"], 4);
+  EXPECT_EQ(ops["channel_affine"], 5);
+  EXPECT_EQ(ops["mul"], 0);
+  const Tensor fused_grad = grad({sum(fused)}, {x})[0];
+  {
+    const nn::ForwardHookGuard hook(*model->find("layer2.bn1"),
+                                    [](const Tensor&, const Tensor& out) { return out; });
+    EXPECT_EQ(ops_on_tape((*model)(x))["channel_affine_relu"], 3);
+  }
+  {
+    const BackwardOverrideGuard rule(Ops::relu, [](Node& n, const Tensor& g, const auto& needs) {
+      return n.backward(g, needs);
+    });
+    const Tensor separate = (*model)(x);
+    ops = ops_on_tape(separate);
+    EXPECT_EQ(ops["channel_affine_relu"], 0);
+    EXPECT_EQ(ops["channel_affine"], 9);
+    EXPECT_TRUE(gradlens::testing::allclose(separate, fused, 0, 0));
+    EXPECT_TRUE(gradlens::testing::allclose(grad({sum(separate)}, {x})[0], fused_grad, 0, 0));
   }
 }
 

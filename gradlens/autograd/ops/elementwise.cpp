@@ -270,6 +270,27 @@ struct ReluNode : detail::UnaryNode {
   }
 };
 
+// dx = dy * scale per channel, masked by y > 0 when the ReLU is fused (y is then kept).
+struct ChannelAffineNode : Node {
+  Tensor scale, y;  // detached; y only with the ReLU
+  std::string_view name() const override {
+    return y.defined() ? Ops::channel_affine_relu.name() : Ops::channel_affine.name();
+  }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
+    Tensor dx = Tensor::empty(dy.shape(), dy.device());
+    const std::int64_t channels = scale.numel(), outer = dy.size(0);
+    backend_of(dy).channel_affine_backward(
+        y.defined() ? y.data() : nullptr,
+        dy.data(),
+        scale.data(),
+        dx.data(),
+        outer,
+        channels,
+        dy.numel() / std::max<std::int64_t>(outer * channels, 1));
+    return {dx};
+  }
+};
+
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
@@ -343,6 +364,42 @@ Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& f
     node->den = den.detach();
     node->y = y.detach();
     record(y, node, {num, den, fallback});
+  }
+  return y;
+}
+
+Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu) {
+  const char* op = relu ? "channel_affine_relu" : "channel_affine";
+  const detail::OpScope scope(op);
+  detail::check_defined(op, x, "x");
+  detail::check_defined(op, scale, "scale");
+  detail::check_defined(op, shift, "shift");
+  detail::check_same_device(op, x, scale);
+  detail::check_same_device(op, x, shift);
+  GRADLENS_CHECK(
+      x.dim() >= 2 && scale.shape() == Shape{x.size(1)} && shift.shape() == scale.shape(),
+      "[",
+      op,
+      "] x [N, C, ...] with scale and shift [C]; got x ",
+      shape_str(x.shape()),
+      ", scale ",
+      shape_str(scale.shape()),
+      " and shift ",
+      shape_str(shift.shape()));
+  GRADLENS_CHECK(!scale.requires_grad() && !shift.requires_grad(),
+                 "[",
+                 op,
+                 "] scale and shift are constants: no gradient reaches them (use mul and add)");
+  const std::int64_t outer = x.size(0), channels = x.size(1);
+  const std::int64_t inner = x.numel() / std::max<std::int64_t>(outer * channels, 1);
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  backend_of(x).channel_affine_forward(
+      x.data(), scale.data(), shift.data(), y.data(), outer, channels, inner, relu);
+  if (should_record({&x})) {
+    auto node = std::make_shared<ChannelAffineNode>();
+    node->scale = scale.detach();
+    if (relu) node->y = y.detach();
+    record(y, node, {x});  // scale and shift are constants
   }
   return y;
 }

@@ -36,8 +36,8 @@ void CpuBackend::fill(float* y, float value, i64 n) {
 }
 
 void CpuBackend::affine(const float* x, float alpha, float beta, float* y, i64 n) {
-  // Two roundings (ISO C++ mode: GCC does not contract to an FMA), so alpha == 1 or beta == 0
-  // give exactly PyTorch's x + beta or alpha * x.
+  // Two roundings (this file is built with -ffp-contract=off), as the CUDA twin, so alpha == 1 or
+  // beta == 0 give exactly PyTorch's x + beta or alpha * x.
   thread_pool().parallel_for(0, n, kElementwiseGrain, [=](i64 begin, i64 end) {
     for (i64 i = begin; i < end; ++i) {
       const float scaled = alpha * x[i];

@@ -55,6 +55,21 @@ class CpuBackend final : public Backend {
                        float* db) override;
   void relu_forward(const float* x, float* y, i64 n) override;
   void relu_backward(const float* x, const float* dy, float* dx, i64 n) override;
+  void channel_affine_forward(const float* x,
+                              const float* scale,
+                              const float* shift,
+                              float* y,
+                              i64 outer,
+                              i64 channels,
+                              i64 inner,
+                              bool relu) override;
+  void channel_affine_backward(const float* y,
+                               const float* dy,
+                               const float* scale,
+                               float* dx,
+                               i64 outer,
+                               i64 channels,
+                               i64 inner) override;
   void normal_noise(const NoiseParams& p,
                     const i64* stream,
                     const i64* sample,

@@ -1,6 +1,6 @@
-// Broadcasting binary ops y = a op b (op in +, -, *, /), unary ops, safe_div and relu. Backward
-// (+, -, * only): da = sum over broadcast positions of dy * dy/da (1, 1 or b), db likewise (1, -1
-// or a); relu: dx = dy * (x > 0).
+// Broadcasting binary ops y = a op b (op in +, -, *, /), unary ops, safe_div, relu and the
+// per-channel affine map (with its ReLU). Backward (+, -, * only): da = sum over broadcast
+// positions of dy * dy/da (1, 1 or b), db likewise (1, -1 or a); relu: dx = dy * (x > 0).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -210,6 +210,56 @@ void CpuBackend::relu_backward(const float* x, const float* dy, float* dx, i64 n
     const float* __restrict dyr = dy;
     float* __restrict dxr = dx;
     for (i64 i = begin; i < end; ++i) dxr[i] = xr[i] > 0.f ? dyr[i] : 0.f;
+  });
+}
+
+void CpuBackend::channel_affine_forward(const float* x,
+                                        const float* scale,
+                                        const float* shift,
+                                        float* y,
+                                        i64 outer,
+                                        i64 channels,
+                                        i64 inner,
+                                        bool relu) {
+  // One plane (one channel of one row) at a time, whole planes per thread.
+  const i64 grain = std::max<i64>(1, kElementwiseGrain / std::max<i64>(inner, 1));
+  thread_pool().parallel_for(0, outer * channels, grain, [=](i64 begin, i64 end) {
+    for (i64 plane = begin; plane < end; ++plane) {
+      const float s = scale[plane % channels], b = shift[plane % channels];
+      const float* __restrict xr = x + plane * inner;
+      float* __restrict yr = y + plane * inner;
+      if (relu) {
+        for (i64 i = 0; i < inner; ++i) {
+          const float v = xr[i] * s + b;  // two roundings (-ffp-contract=off), as mul then add
+          yr[i] = v < 0.f ? 0.f : v;
+        }
+      } else {
+        for (i64 i = 0; i < inner; ++i) yr[i] = xr[i] * s + b;
+      }
+    }
+  });
+}
+
+void CpuBackend::channel_affine_backward(const float* y,
+                                         const float* dy,
+                                         const float* scale,
+                                         float* dx,
+                                         i64 outer,
+                                         i64 channels,
+                                         i64 inner) {
+  const i64 grain = std::max<i64>(1, kElementwiseGrain / std::max<i64>(inner, 1));
+  thread_pool().parallel_for(0, outer * channels, grain, [=](i64 begin, i64 end) {
+    for (i64 plane = begin; plane < end; ++plane) {
+      const float s = scale[plane % channels];
+      const float* __restrict dyr = dy + plane * inner;
+      float* __restrict dxr = dx + plane * inner;
+      if (y != nullptr) {
+        const float* __restrict yr = y + plane * inner;
+        for (i64 i = 0; i < inner; ++i) dxr[i] = (yr[i] > 0.f ? dyr[i] : 0.f) * s;
+      } else {
+        for (i64 i = 0; i < inner; ++i) dxr[i] = dyr[i] * s;
+      }
+    }
   });
 }
 

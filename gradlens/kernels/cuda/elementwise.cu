@@ -1,6 +1,7 @@
-// The GPU twins of kernels/cpu/elementwise.cpp: fill, affine, unary ops, safe_div, relu and the
-// broadcasting binary ops. Broadcast backward reduces each operand element over the positions it
-// was repeated to, one warp (or one block, for long reductions) per element, in a fixed order.
+// The GPU twins of kernels/cpu/elementwise.cpp: fill, affine, unary ops, safe_div, relu, the
+// per-channel affine map and the broadcasting binary ops. Broadcast backward reduces each operand
+// element over the positions it was repeated to, one warp (or one block, for long reductions) per
+// element, in a fixed order.
 #include "gradlens/kernels/broadcast.h"
 #include "gradlens/kernels/cuda/cuda_backend.cuh"
 #include "gradlens/kernels/cuda/launch.cuh"
@@ -215,6 +216,29 @@ struct ReluBackward {
   __device__ void operator()(i64 i) const { dx[i] = x[i] > 0.f ? dy[i] : 0.f; }
 };
 
+// Plane = i / inner, channel = plane % channels; two roundings, as the CPU twin.
+struct ChannelAffine {
+  const float *x, *scale, *shift;
+  float* y;
+  i64 channels, inner;
+  bool relu;
+  __device__ void operator()(i64 i) const {
+    const i64 c = (i / inner) % channels;
+    const float v = __fadd_rn(__fmul_rn(x[i], scale[c]), shift[c]);
+    y[i] = relu && v < 0.f ? 0.f : v;
+  }
+};
+
+struct ChannelAffineBackward {
+  const float *y, *dy, *scale;
+  float* dx;
+  i64 channels, inner;
+  __device__ void operator()(i64 i) const {
+    const float g = y == nullptr || y[i] > 0.f ? dy[i] : 0.f;
+    dx[i] = __fmul_rn(g, scale[(i / inner) % channels]);
+  }
+};
+
 }  // namespace
 
 void CudaBackend::fill(float* y, float value, i64 n) {
@@ -242,6 +266,33 @@ void CudaBackend::relu_forward(const float* x, float* y, i64 n) {
 
 void CudaBackend::relu_backward(const float* x, const float* dy, float* dx, i64 n) {
   launch_map(stream(), "relu_backward", n, ReluBackward{x, dy, dx});
+}
+
+void CudaBackend::channel_affine_forward(const float* x,
+                                         const float* scale,
+                                         const float* shift,
+                                         float* y,
+                                         i64 outer,
+                                         i64 channels,
+                                         i64 inner,
+                                         bool relu) {
+  launch_map(stream(),
+             "channel_affine_forward",
+             outer * channels * inner,
+             ChannelAffine{x, scale, shift, y, channels, inner, relu});
+}
+
+void CudaBackend::channel_affine_backward(const float* y,
+                                          const float* dy,
+                                          const float* scale,
+                                          float* dx,
+                                          i64 outer,
+                                          i64 channels,
+                                          i64 inner) {
+  launch_map(stream(),
+             "channel_affine_backward",
+             outer * channels * inner,
+             ChannelAffineBackward{y, dy, scale, dx, channels, inner});
 }
 
 void CudaBackend::binary_forward(
