@@ -213,6 +213,20 @@ void CpuBackend::relu_backward(const float* x, const float* dy, float* dx, i64 n
   });
 }
 
+namespace {
+
+// fn(plane, channel) for every plane (one channel of one row) of [outer, channels, inner], whole
+// planes per thread.
+template <class Fn>
+void for_each_channel_plane(i64 outer, i64 channels, i64 inner, Fn&& fn) {
+  const i64 grain = std::max<i64>(1, kElementwiseGrain / std::max<i64>(inner, 1));
+  thread_pool().parallel_for(0, outer * channels, grain, [&](i64 begin, i64 end) {
+    for (i64 plane = begin; plane < end; ++plane) fn(plane, plane % channels);
+  });
+}
+
+}  // namespace
+
 void CpuBackend::channel_affine_forward(const float* x,
                                         const float* scale,
                                         const float* shift,
@@ -221,21 +235,17 @@ void CpuBackend::channel_affine_forward(const float* x,
                                         i64 channels,
                                         i64 inner,
                                         bool relu) {
-  // One plane (one channel of one row) at a time, whole planes per thread.
-  const i64 grain = std::max<i64>(1, kElementwiseGrain / std::max<i64>(inner, 1));
-  thread_pool().parallel_for(0, outer * channels, grain, [=](i64 begin, i64 end) {
-    for (i64 plane = begin; plane < end; ++plane) {
-      const float s = scale[plane % channels], b = shift[plane % channels];
-      const float* __restrict xr = x + plane * inner;
-      float* __restrict yr = y + plane * inner;
-      if (relu) {
-        for (i64 i = 0; i < inner; ++i) {
-          const float v = xr[i] * s + b;  // two roundings (-ffp-contract=off), as mul then add
-          yr[i] = v < 0.f ? 0.f : v;
-        }
-      } else {
-        for (i64 i = 0; i < inner; ++i) yr[i] = xr[i] * s + b;
+  for_each_channel_plane(outer, channels, inner, [=](i64 plane, i64 c) {
+    const float s = scale[c], b = shift[c];
+    const float* __restrict xr = x + plane * inner;
+    float* __restrict yr = y + plane * inner;
+    if (relu) {
+      for (i64 i = 0; i < inner; ++i) {
+        const float v = xr[i] * s + b;  // two roundings (-ffp-contract=off), as mul then add
+        yr[i] = v < 0.f ? 0.f : v;
       }
+    } else {
+      for (i64 i = 0; i < inner; ++i) yr[i] = xr[i] * s + b;
     }
   });
 }
@@ -247,18 +257,15 @@ void CpuBackend::channel_affine_backward(const float* y,
                                          i64 outer,
                                          i64 channels,
                                          i64 inner) {
-  const i64 grain = std::max<i64>(1, kElementwiseGrain / std::max<i64>(inner, 1));
-  thread_pool().parallel_for(0, outer * channels, grain, [=](i64 begin, i64 end) {
-    for (i64 plane = begin; plane < end; ++plane) {
-      const float s = scale[plane % channels];
-      const float* __restrict dyr = dy + plane * inner;
-      float* __restrict dxr = dx + plane * inner;
-      if (y != nullptr) {
-        const float* __restrict yr = y + plane * inner;
-        for (i64 i = 0; i < inner; ++i) dxr[i] = (yr[i] > 0.f ? dyr[i] : 0.f) * s;
-      } else {
-        for (i64 i = 0; i < inner; ++i) dxr[i] = dyr[i] * s;
-      }
+  for_each_channel_plane(outer, channels, inner, [=](i64 plane, i64 c) {
+    const float s = scale[c];
+    const float* __restrict dyr = dy + plane * inner;
+    float* __restrict dxr = dx + plane * inner;
+    if (y != nullptr) {
+      const float* __restrict yr = y + plane * inner;
+      for (i64 i = 0; i < inner; ++i) dxr[i] = (yr[i] > 0.f ? dyr[i] : 0.f) * s;
+    } else {
+      for (i64 i = 0; i < inner; ++i) dxr[i] = dyr[i] * s;
     }
   });
 }
