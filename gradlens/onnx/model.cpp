@@ -1323,11 +1323,11 @@ std::size_t OnnxModel::fold_batch_norms() {
 // backward rule is active (DeepLift and its kin must see the ReLU). 0 when they cannot.
 std::size_t OnnxModel::fusable_relu_after(std::size_t i) const {
   if (trace_ != nullptr || any_backward_override()) return 0;
-  const Step& conv_step = *steps_[i];
-  const auto* conv = dynamic_cast<const ConvNode*>(conv_step.module);
-  const auto* norm = dynamic_cast<const BatchNormNode*>(conv_step.module);
+  const Step& first = *steps_[i];
+  const auto* conv = dynamic_cast<const ConvNode*>(first.module);
+  const auto* norm = dynamic_cast<const BatchNormNode*>(first.module);
   if (conv == nullptr && (norm == nullptr || norm->folded)) return 0;
-  if (conv_step.module->has_forward_hooks()) return 0;
+  if (first.module->has_forward_hooks()) return 0;
   std::size_t k = i + 1;
   const auto feeds_only = [&](const Step& from, const Step& to) {
     const std::string& name = from.outputs[0];
@@ -1337,8 +1337,7 @@ std::size_t OnnxModel::fusable_relu_after(std::size_t i) const {
   };
   if (conv != nullptr && k < steps_.size()) {
     const auto* bn = dynamic_cast<const BatchNormNode*>(steps_[k]->module);
-    if (bn != nullptr && bn->folded && !bn->has_forward_hooks() &&
-        feeds_only(conv_step, *steps_[k])) {
+    if (bn != nullptr && bn->folded && !bn->has_forward_hooks() && feeds_only(first, *steps_[k])) {
       ++k;
     } else if (bn != nullptr) {
       return 0;

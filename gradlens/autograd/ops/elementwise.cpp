@@ -272,21 +272,20 @@ struct ReluNode : detail::UnaryNode {
 
 // dx = dy * scale per channel, masked by y > 0 when the ReLU is fused (y is then kept).
 struct ChannelAffineNode : Node {
-  Tensor scale, y;  // detached; y only with the ReLU
+  Tensor scale, y;                    // detached; y only with the ReLU
+  std::int64_t outer = 0, inner = 0;  // x as [outer, channels, inner]
   std::string_view name() const override {
     return y.defined() ? Ops::channel_affine_relu.name() : Ops::channel_affine.name();
   }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
     Tensor dx = Tensor::empty(dy.shape(), dy.device());
-    const std::int64_t channels = scale.numel(), outer = dy.size(0);
-    backend_of(dy).channel_affine_backward(
-        y.defined() ? y.data() : nullptr,
-        dy.data(),
-        scale.data(),
-        dx.data(),
-        outer,
-        channels,
-        dy.numel() / std::max<std::int64_t>(outer * channels, 1));
+    backend_of(dy).channel_affine_backward(y.defined() ? y.data() : nullptr,
+                                           dy.data(),
+                                           scale.data(),
+                                           dx.data(),
+                                           outer,
+                                           scale.numel(),
+                                           inner);
     return {dx};
   }
 };
@@ -398,6 +397,8 @@ Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
   if (should_record({&x})) {
     auto node = std::make_shared<ChannelAffineNode>();
     node->scale = scale.detach();
+    node->outer = outer;
+    node->inner = inner;
     if (relu) node->y = y.detach();
     record(y, node, {x});  // scale and shift are constants
   }
