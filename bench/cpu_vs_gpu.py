@@ -3,11 +3,13 @@ the streaming engine (`gradlens attribute METHOD --out DIR/`), on the CPU and, w
 the GPU. Prints a markdown table and writes JSON: images per second on each device (the run's own
 streaming rate; the JSON also has the rate with the process start and data loading), the GPU/CPU
 ratio, the time for all 10,000 test images (measured on fewer and extrapolated where marked "~"),
-and the fraction of the device's float32 peak reached, from counted FLOPs. Captum's figures for
-16 images come from bench/captum_bench.py when python3 has PyTorch (and Captum on PYTHONPATH).
+and the fraction of the device's float32 peak reached, from counted FLOPs. Each run is repeated
+(--repeats, default 3) and the median rate reported, with the slowest and fastest run beside it:
+on a shared machine one run of the same binary moves by a fifth. Captum's figures for 16 images
+come from bench/captum_bench.py when python3 has PyTorch (and Captum on PYTHONPATH).
 
   python3 bench/cpu_vs_gpu.py --gradlens build/gradlens --model M --data DIR [--json out.json]
-      [--cpu-images 512] [--gpu-images 10000] [--captum]
+      [--cpu-images 512] [--gpu-images 10000] [--repeats 3] [--captum]
 
 Counted FLOPs (multiply-adds x 2) of the Net per image row: forward 1.30 MFLOP (conv1 0.71, conv2
 0.48, fc 0.12); a gradient row is a forward and the input gradient (every layer's dx, about one
@@ -19,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import statistics
 import shutil
 import struct
 import subprocess
@@ -100,8 +103,17 @@ def run_method(gradlens, args, device, count, model, data, work):
     # The streaming rate the run reports (its "took" line: reading, attributing and writing the
     # images), without the process start and the data set load, a fixed cost that a 10,000-image
     # run pays once but that would dominate the 4 images the slowest method runs on the CPU.
-    took = re.search(r"^took ([0-9.]+) s", done.stdout, re.M)
-    return (count / float(took.group(1)) if took and float(took.group(1)) > 0 else wall), wall
+    # Its images/s figure (3 digits), not count / its seconds (2 decimals: 0.20 s for 2,000
+    # images read as exactly 10,000 images/s).
+    took = re.search(r"^took [0-9.]+ s \(([0-9.e+-]+) images/s\)", done.stdout, re.M)
+    return (float(took.group(1)) if took and float(took.group(1)) > 0 else wall), wall
+
+
+def run_repeated(repeats, *args):
+    """run_method `repeats` times: the median streaming rate, its range and the median wall rate."""
+    runs = [run_method(*args) for _ in range(max(1, repeats))]
+    rates = [rate for rate, _ in runs]
+    return statistics.median(rates), (min(rates), max(rates)), statistics.median(w for _, w in runs)
 
 
 def captum_figures():
@@ -123,6 +135,7 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--cpu-images", type=int, default=512)
     parser.add_argument("--gpu-images", type=int, default=10000)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per method and device")
     parser.add_argument("--captum", action="store_true", help="also run bench/captum_bench.py")
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -142,13 +155,17 @@ def main():
             method_args = [a.replace("{baselines}", baselines) for a in method_args]
             flops = grads * GRADIENT + forwards * FORWARD
             cpu_count = max(2, int(args.cpu_images * share))
-            cpu, cpu_wall = run_method(args.gradlens, method_args, "cpu", cpu_count, args.model,
-                                       args.data, work)
-            gpu, gpu_wall = run_method(args.gradlens, method_args, "cuda", args.gpu_images,
-                                       args.model, args.data, work) if has_gpu else (None, None)
+            cpu, cpu_range, cpu_wall = run_repeated(args.repeats, args.gradlens, method_args, "cpu",
+                                                    cpu_count, args.model, args.data, work)
+            gpu, gpu_range, gpu_wall = run_repeated(
+                args.repeats, args.gradlens, method_args, "cuda", args.gpu_images, args.model,
+                args.data, work) if has_gpu else (None, None, None)
             rows.append({
-                "method": name, "mflop_per_image": flops / 1e6,
+                "method": name, "mflop_per_image": flops / 1e6, "repeats": args.repeats,
                 "cpu_images": cpu_count, "cpu_images_per_s": cpu,
+                "cpu_images_per_s_range": cpu_range, "gpu_images_per_s_range": gpu_range,
+                "cpu_peak_fraction_range": [v * flops / cpu_flops for v in cpu_range]
+                if cpu_flops else None,
                 "cpu_images_per_s_with_start": cpu_wall, "gpu_images_per_s_with_start": gpu_wall,
                 "cpu_peak_fraction": cpu * flops / cpu_flops if cpu_flops else None,
                 "cpu_10000_s": 10000 / cpu, "cpu_extrapolated": cpu_count < 10000,
@@ -164,13 +181,19 @@ def main():
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
 
-    print(f"{meta['date']}, commit {meta['commit']}; CPU peak {cpu_how}; GPU: {gpu_how}")
+    def spread(r):  # "median (slowest-fastest)" of the CPU's % of peak
+        low, high = r["cpu_peak_fraction_range"] or (None, None)
+        median = fmt(r["cpu_peak_fraction"] and 100 * r["cpu_peak_fraction"], ".1f")
+        return median if low is None else f"{median} ({100 * low:.1f}-{100 * high:.1f})"
+
+    print(f"{meta['date']}, commit {meta['commit']}; CPU peak {cpu_how}; GPU: {gpu_how}; "
+          f"median of {args.repeats} runs")
     print("| method | MFLOP/img | CPU img/s | CPU % peak | CPU 10k s | GPU img/s | GPU % peak | "
           "GPU 10k s | GPU/CPU | Captum img/s (16, CPU) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['method']} | {r['mflop_per_image']:.1f} | {r['cpu_images_per_s']:.1f} "
-              f"({r['cpu_images']}) | {fmt(r['cpu_peak_fraction'] and 100 * r['cpu_peak_fraction'], '.1f')} | "
+              f"({r['cpu_images']}) | {spread(r)} | "
               f"~{r['cpu_10000_s']:.0f} | {fmt(r['gpu_images_per_s'], '.1f')} | "
               f"{fmt(r['gpu_peak_fraction'] and 100 * r['gpu_peak_fraction'], '.1f')} | "
               f"{fmt(r['gpu_10000_s'], '.2f')} | {fmt(r['gpu_over_cpu'], '.1f')} | "
