@@ -160,6 +160,10 @@ def main():
             gpu, gpu_range, gpu_wall = run_repeated(
                 args.repeats, args.gradlens, method_args, "cuda", args.gpu_images, args.model,
                 args.data, work) if has_gpu else (None, None, None)
+            # as it goes: a run cut short by a time limit (gpu_check.sh) keeps what it measured
+            print(f"{name}: CPU {cpu:.4g} images/s ({cpu_count} images)"
+                  + (f", GPU {gpu:.4g} images/s ({args.gpu_images} images)" if gpu else ""),
+                  file=sys.stderr, flush=True)
             rows.append({
                 "method": name, "mflop_per_image": flops / 1e6, "repeats": args.repeats,
                 "cpu_images": cpu_count, "cpu_images_per_s": cpu,
@@ -187,7 +191,7 @@ def main():
         return median if low is None else f"{median} ({100 * low:.1f}-{100 * high:.1f})"
 
     print(f"{meta['date']}, commit {meta['commit']}; CPU peak {cpu_how}; GPU: {gpu_how}; "
-          f"median of {args.repeats} runs")
+          + (f"median of {args.repeats} runs" if args.repeats > 1 else "one run each"))
     print("| method | MFLOP/img | CPU img/s | CPU % peak | CPU 10k s | GPU img/s | GPU % peak | "
           "GPU 10k s | GPU/CPU | Captum img/s (16, CPU) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

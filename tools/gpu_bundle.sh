@@ -6,17 +6,18 @@
 #   bash tools/gpu_bundle.sh [--captum DIR] [--rehearse]
 #
 # .gpu-bundle/ mirrors a build folder, so every tool that takes --build takes it:
-#   gradlens, tests/gradlens_gpu_tests, bench/bench_cuda (and tests/gradlens_tests,
-#   bench/bench_cpu_variants for the host CPU's variants)   wrappers: each runs its program through
-#       the carried dynamic loader with only the bundle's libraries (and the GPU driver's)
-#   programs.tar.gz  .bin/ (the programs: Release, sm_90, portable CPU code (no -march), warnings
+#   gradlens, tests/gradlens_gpu_tests, bench/bench_cuda, bench/bench_onnx (and
+#   tests/gradlens_tests, bench/bench_cpu_variants for the host CPU's variants)
+#              wrappers: each runs its program through the carried dynamic loader with only the
+#              bundle's libraries (and the GPU driver's)
+#   programs.tar.xz  .bin/ (the programs: Release, sm_90, portable CPU code (no -march), warnings
 #              not errors) and .lib/ (every shared library ldd finds for them, glibc and its loader
 #              included, except the GPU driver's own: libcuda, libnvidia-*), packed to fit the
 #              60 MiB; gpu_check.sh unpacks them beside the wrappers
 #   data/      the files the gpu tests and benchmarks read: reference/*.safetensors,
 #              reference/resnet8/ (the imported ResNet8) and cifar10/test_batch.bin (which also
 #              stands in for the five training batches); data/onnx-node/ (ONNX's node tests of the
-#              imported ops) travels inside programs.tar.gz
+#              imported ops) travels inside programs.tar.xz
 #   captum/    with --captum DIR: Captum's pure-Python package from DIR (a checkout of its repo)
 #   BUNDLE     the commit, date, sizes and what each program needs
 # Nothing in it holds an absolute path of this machine. --rehearse then runs the bundle's CPU parts
@@ -47,7 +48,7 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADLENS_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DGRADLENS_NATIVE=OFF -DGRADLENS_WERROR=OFF \
   -DGRADLENS_SANITIZE=OFF -DGRADLENS_BUILD_TESTS=ON -DGRADLENS_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target gradlens_cli gradlens_gpu_tests bench_cuda \
-  gradlens_tests bench_cpu_variants
+  bench_onnx gradlens_tests bench_cpu_variants
 
 rm -rf "$BUNDLE"
 mkdir -p "$BUNDLE/.bin" "$BUNDLE/.lib" "$BUNDLE/tests" "$BUNDLE/bench" \
@@ -57,7 +58,7 @@ grep -qx "/$BUNDLE/" .git/info/exclude 2>/dev/null || echo "/$BUNDLE/" >>.git/in
 # The CPU kernel tests and benchmark too: the device's host CPU is likely to have AVX-512, which
 # the developer machines may lack (gpu_check.sh's cpu_variants step).
 programs=("$BUILD/gradlens" "$BUILD/tests/gradlens_gpu_tests" "$BUILD/bench/bench_cuda"
-  "$BUILD/tests/gradlens_tests" "$BUILD/bench/bench_cpu_variants")
+  "$BUILD/bench/bench_onnx" "$BUILD/tests/gradlens_tests" "$BUILD/bench/bench_cpu_variants")
 for p in "${programs[@]}"; do
   cp "$p" "$BUNDLE/.bin/"
   strip --strip-unneeded "$BUNDLE/.bin/$(basename "$p")"
@@ -104,10 +105,11 @@ for f in cifar_net public_inputs public_attributions public_stochastic test_logi
   cp "$SHARED/reference/$f.safetensors" "$BUNDLE/data/reference/"
 done
 cp "$SHARED/cifar10/test_batch.bin" "$SHARED/cifar10/batches.meta.txt" "$BUNDLE/data/cifar10/"
-# The imported ResNet8 and ONNX's node tests of the imported op families (tests/cuda/test_cuda_onnx.cpp).
+# The imported ResNet8 (its weights for bench/resnet8_bench.py's PyTorch twin) and ONNX's node
+# tests of the imported op families (tests/cuda/test_cuda_onnx.cpp).
 mkdir -p "$BUNDLE/data/reference/resnet8" "$BUNDLE/data/onnx-node"
 cp "$SHARED/reference/resnet8/resnet8.onnx" "$SHARED/reference/resnet8/inputs.safetensors" \
-  "$BUNDLE/data/reference/resnet8/"
+  "$SHARED/reference/resnet8/resnet8.safetensors" "$BUNDLE/data/reference/resnet8/"
 node_tests=/usr/share/libonnx-testdata/data/node
 if [[ -d "$node_tests" ]]; then
   for d in "$node_tests"/test_*; do
@@ -130,17 +132,20 @@ glibc_needed=$(for f in "$BUNDLE"/.bin/*; do objdump -T "$f"; done | grep -o 'GL
 sizes=$(du -sh "$BUNDLE"/.bin "$BUNDLE"/.lib)
 # The node tests are thousands of small files: packed with the programs, where their 4 KiB
 # blocks do not count against what may travel (gpu_check.sh unpacks them into data/ again).
-tar -czf "$BUNDLE/programs.tar.gz" -C "$BUNDLE" .bin .lib data/onnx-node
+# xz: 8.6 MiB where gzip took 15 (the six programs and their libraries); gpu_check.sh unpacks it
+# with tar or, where the image has no xz, with python3's tarfile.
+rm -f "$BUNDLE/programs.tar.gz"
+tar -cJf "$BUNDLE/programs.tar.xz" -C "$BUNDLE" .bin .lib data/onnx-node
 rm -rf "$BUNDLE/.bin" "$BUNDLE/.lib" "$BUNDLE/data/onnx-node"
 {
   echo "gradlens GPU bundle"
   echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!.gpu-bundle' || echo ' (plus uncommitted changes)')"
   echo "built: $(date -u +%FT%TZ) on $(uname -m), $(nvcc --version | tail -2 | head -1)"
-  echo "glibc needed: $glibc_needed (carried, with its loader: $(tar -tzf "$BUNDLE/programs.tar.gz" |
+  echo "glibc needed: $glibc_needed (carried, with its loader: $(tar -tJf "$BUNDLE/programs.tar.xz" |
     grep '^\.lib/.' | sed 's|^\.lib/||' | tr '\n' ' '))"
   echo "captum: $([[ -n "$CAPTUM" ]] && (cd "$CAPTUM" && git rev-parse --short HEAD 2>/dev/null || echo copied) || echo none)"
   echo "$sizes"
-  du -sh "$BUNDLE"/programs.tar.gz "$BUNDLE"/data $([[ -d "$BUNDLE/captum" ]] && echo "$BUNDLE/captum")
+  du -sh "$BUNDLE"/programs.tar.xz "$BUNDLE"/data $([[ -d "$BUNDLE/captum" ]] && echo "$BUNDLE/captum")
 } >"$BUNDLE/BUNDLE"
 cat "$BUNDLE/BUNDLE"
 size_mib=$(du -sm "$BUNDLE" | cut -f1)
@@ -155,7 +160,7 @@ if ((REHEARSE)); then
   # PATH entries of ours, no LD_LIBRARY_PATH, no build tree, no ../shared.
   b=$(mktemp -d)/bundle
   cp -a "$BUNDLE" "$b"
-  tar -xzf "$b/programs.tar.gz" -C "$b"
+  tar -xJf "$b/programs.tar.xz" -C "$b"
   run() { env -i HOME=/tmp PATH=/usr/bin:/bin GRADLENS_SHARED_DIR="$b/data" \
     GRADLENS_BINARY_DIR="$b" CI=1 "$@"; }
   echo "=== rehearsal: gradlens info (the CUDA plugin must load from the bundle)"
@@ -171,6 +176,12 @@ if ((REHEARSE)); then
     --gtest_brief=1 --gtest_filter='CudaNet.*:CudaAttr.*:CudaOnnx.*'
   echo "=== rehearsal: bench_cuda starts (no GPU: each benchmark reports the error)"
   run "$b/bench/bench_cuda" --benchmark_filter=Inference --benchmark_min_time=0.01 | tail -3
+  echo "=== rehearsal: bench_onnx finds the ResNet8 (the CPU workload runs; the GPU ones report)"
+  run "$b/bench/bench_onnx" --benchmark_filter='Eval_CPU|Cuda/16/' --benchmark_min_time=0.01 |
+    tail -4
+  echo "=== rehearsal: python3's tarfile unpacks the programs too (an image without xz)"
+  python3 -c 'import sys, tarfile; print(len(tarfile.open(sys.argv[1]).getnames()), "entries")' \
+    "$b/programs.tar.xz"
   echo "=== rehearsal: tools/gpu_check.sh itself, as the device runs it (no GPU: its steps skip)"
   rm -rf "$b/.bin" "$b/.lib"  # gpu_check.sh unpacks them itself
   env -i HOME=/tmp PATH=/usr/bin:/bin OUT="$b.check" GPU_BUNDLE="$b" GPU_CHECK_BUDGET=150 \

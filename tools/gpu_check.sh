@@ -7,17 +7,21 @@
 #
 # It prints the machine (nvidia-smi, driver, CPU) and the bundle's commit first, then runs, each
 # step under its own time limit, cut to what is left of a 285 s budget (GPU_CHECK_BUDGET), in order
-# of importance: the gpu tests (4 shards in parallel), the GPU benchmarks (training at batch 4, 64
-# and 256, inference at 1,000 and 10,000, IG and NoiseTunnel over IG for 1, 16 and 1,000 images),
-# the yardstick (PyTorch + cuDNN on the same GPU, through Captum where the bundle carries it, with
-# TF32 off, then on), compute-sanitizer memcheck, racecheck and initcheck on a short
-# attribution run (conv input gradient, max-pool backward, IG) and a short training run ("Device
-# not supported", as on gVisor, counts as skipped), and the host CPU's kernel variants (tests and
+# of importance: the gpu tests (4 shards in parallel), issue #10's data-set figures
+# (bench/cpu_vs_gpu.py: every method over the 10,000 test images on the GPU, a few on the host
+# CPU), the GPU benchmarks (training at batch 4, 64 and 256, inference at 1,000 and 10,000, IG and
+# NoiseTunnel over IG for 1, 16 and 1,000 images), the yardstick (PyTorch + cuDNN on the same GPU,
+# through Captum where the bundle carries it, with TF32 off, then on), the imported ResNet8 on the
+# GPU (bench_onnx's _Cuda workloads, against resnet8_bench.py --device cuda), compute-sanitizer
+# memcheck, racecheck and initcheck on a short attribution run (conv input gradient, max-pool
+# backward, IG) and a short training run ("Device not supported", as on gVisor, counts as
+# skipped), and the host CPU's kernel variants (tests and
 # bench_cpu_variants: these hosts likely have the AVX-512 the developer machines may lack), then
 # --precision tf32 against float32 (bench/tf32_diff.py: attribution differences, accuracy).
 # $OUT gets at most 8 files: gpu_check.log, summary.txt, nvidia-smi.txt, bench_cuda.json,
 # compare_cuda.json, compare_cuda_tf32.json, tf32_diff.json and logs.tar.gz (every step's full
-# log, the tests' junit XML and bench_cpu_variants.json).
+# log, the tests' junit XML, cpu_vs_gpu.json, bench_onnx_cuda.json, compare_resnet8_cuda.json and
+# bench_cpu_variants.json).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -88,7 +92,11 @@ else
 fi
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $JOBS threads"
 echo "os: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(uname -r)"
-[[ -f "$B/programs.tar.gz" && ! -d "$B/.bin" ]] && tar -xzf "$B/programs.tar.gz" -C "$B"
+if [[ -f "$B/programs.tar.xz" && ! -d "$B/.bin" ]]; then
+  tar -xJf "$B/programs.tar.xz" -C "$B" 2>/dev/null ||
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      "$B/programs.tar.xz" "$B"
+fi
 if [[ ! -x "$B/gradlens" || ! -d "$B/.bin" ]]; then
   echo "no bundle at $B: run tools/gpu_bundle.sh here and carry .gpu-bundle"
   ORDER+=(bundle)
@@ -120,6 +128,13 @@ export -f gpu_tests
 export B LOGS JOBS
 TAIL=30 step gpu_tests 120 bash -c gpu_tests
 
+# Issue #10's GPU figures: images/s, % of peak and seconds for all 10,000 test images per method.
+if ((HAVE_GPU)); then
+  TAIL=14 step cpu_vs_gpu 90 python3 bench/cpu_vs_gpu.py --gradlens "$B/gradlens" \
+    --model "$B/data/reference/cifar_net.safetensors" --data "$B/data/cifar10" \
+    --cpu-images 100 --gpu-images 10000 --repeats 1 --json "$LOGS/cpu_vs_gpu.json"
+fi
+
 step bench_cuda 80 "$B/bench/bench_cuda" --benchmark_min_time=0.1 \
   --benchmark_out="$OUT/bench_cuda.json" --benchmark_out_format=json
 
@@ -132,6 +147,17 @@ if timeout 60 python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_availab
     --repeats 1 --json "$OUT/compare_cuda.json"
 else
   echo "=== yardstick: skipped, python3 has no torch with CUDA"
+fi
+
+# The imported ResNet8 on the GPU (issue #14), then PyTorch + cuDNN's twin through Captum.
+if ((HAVE_GPU)); then
+  step bench_onnx 45 "$B/bench/bench_onnx" --benchmark_filter=Cuda --benchmark_min_time=0.1 \
+    --benchmark_out="$LOGS/bench_onnx_cuda.json" --benchmark_out_format=json
+  if [[ -n "${RC[yardstick]:-}" && "${RC[bench_onnx]}" == 0 ]]; then
+    TAIL=12 step yardstick_resnet8 45 python3 bench/compare.py --build "$B" --bench bench_onnx \
+      --torch-script resnet8_bench.py --ours-json "$LOGS/bench_onnx_cuda.json" --device cuda \
+      --threads "$JOBS" --min-time 0.2 --repeats 1 --json "$LOGS/compare_resnet8_cuda.json"
+  fi
 fi
 
 SANITIZER=$(command -v compute-sanitizer)
