@@ -26,7 +26,8 @@ struct GRADLENS_API Ops {
       max_pool2d{"max_pool2d"}, relu{"relu"};
   static constexpr OpId add{"add"}, sub{"sub"}, mul{"mul"}, div{"div"}, affine{"affine"},
       safe_div{"safe_div"}, channel_affine{"channel_affine"},
-      channel_affine_relu{"channel_affine_relu"};
+      channel_affine_relu{"channel_affine_relu"}, channel_affine_add{"channel_affine_add"},
+      channel_affine_add_relu{"channel_affine_add_relu"};
   static constexpr OpId abs{"abs"}, square{"square"}, sqrt{"sqrt"}, sign{"sign"}, step{"step"},
       stabilize{"stabilize"};
   static constexpr OpId softmax{"softmax"}, log_softmax{"log_softmax"},
@@ -37,7 +38,7 @@ struct GRADLENS_API Ops {
   static constexpr OpId exp{"exp"}, log{"log"}, tanh{"tanh"}, sigmoid{"sigmoid"},
       leaky_relu{"leaky_relu"}, clamp{"clamp"};
 
-  static constexpr std::array<OpId, 36> all = {conv2d,
+  static constexpr std::array<OpId, 38> all = {conv2d,
                                                conv2d_relu,
                                                linear,
                                                max_pool2d,
@@ -72,10 +73,12 @@ struct GRADLENS_API Ops {
                                                leaky_relu,
                                                clamp,
                                                channel_affine,
-                                               channel_affine_relu};
+                                               channel_affine_relu,
+                                               channel_affine_add,
+                                               channel_affine_add_relu};
   /// The structural and linear ops: under every modified-backward method their plain gradient is
   /// what the method means (shapes, sums, copies, affine maps, the target pick).
-  static constexpr std::array<OpId, 12> structural = {reshape,
+  static constexpr std::array<OpId, 13> structural = {reshape,
                                                       slice,
                                                       cat,
                                                       index_rows,
@@ -86,7 +89,8 @@ struct GRADLENS_API Ops {
                                                       add,
                                                       sub,
                                                       affine,
-                                                      channel_affine};
+                                                      channel_affine,
+                                                      channel_affine_add};
 };
 
 }  // namespace gradlens

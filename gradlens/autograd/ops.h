@@ -26,14 +26,16 @@ inline Tensor mul_scalar(const Tensor& x, float s) { return affine(x, s, 0.f); }
 inline Tensor neg(const Tensor& x) { return affine(x, -1.f, 0.f); }
 // relu(x) = max(x, 0), any shape; derivative 0 at 0
 GRADLENS_API Tensor relu(const Tensor& x);
-// x [N, C, ...] * scale[c] + shift[c] along dim 1 (as mul then add), then relu(.) when `relu`:
-// inference BatchNorm in one pass. scale and shift [C] are constants (no gradient reaches them).
-// Recorded as "channel_affine" (linear) or "channel_affine_relu": fuse the ReLU only when no
-// backward rule is active.
+// x [N, C, ...] * scale[c] + shift[c] along dim 1 (as mul then add), plus `addend` (x's shape)
+// when given (as a third add), then relu(.) when `relu`: inference BatchNorm, with its residual
+// block's sum and ReLU, in one pass. scale and shift [C] are constants (no gradient reaches them).
+// Recorded as "channel_affine" (linear), "channel_affine_relu", "channel_affine_add" (linear) or
+// "channel_affine_add_relu": fuse the add and the ReLU only when no backward rule is active.
 GRADLENS_API Tensor channel_affine(const Tensor& x,
                                    const Tensor& scale,
                                    const Tensor& shift,
-                                   bool relu = false);
+                                   bool relu = false,
+                                   const Tensor& addend = Tensor());
 // a / b with broadcasting
 GRADLENS_API Tensor div(const Tensor& a, const Tensor& b);
 // elementwise, any shape: |x|, x^2, sqrt(x), sign(x) (0 at 0), step(x) = (x > 0 ? 1 : 0)

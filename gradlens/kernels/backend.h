@@ -66,12 +66,14 @@ class GRADLENS_API Backend {
   // relu: y = max(x, 0); dx = dy * (x > 0), subgradient 0 at x == 0 like PyTorch
   virtual void relu_forward(const float* x, float* y, i64 n) = 0;
   virtual void relu_backward(const float* x, const float* dy, float* dx, i64 n) = 0;
-  // channel_affine over x [outer, channels, inner]: y = x * scale[c] + shift[c] (two roundings,
-  // as mul then add), then max(., 0) when relu: inference BatchNorm (and its ReLU) in one pass.
-  // Backward: dx = (y > 0 ? dy : 0) * scale[c], or dy * scale[c] when y is null (no relu).
+  // channel_affine over x [outer, channels, inner]: y = x * scale[c] + shift[c] (+ addend[i]
+  // when given: a residual block's sum; one rounding each, as mul, add, add), then max(., 0) when
+  // relu: inference BatchNorm (its residual add, its ReLU) in one pass. Backward: g = y > 0 ? dy :
+  // 0, or dy when y is null (no relu); dx = g * scale[c] and, when d_addend is given, d_addend = g.
   virtual void channel_affine_forward(const float* x,
                                       const float* scale,
                                       const float* shift,
+                                      const float* addend,
                                       float* y,
                                       i64 outer,
                                       i64 channels,
@@ -81,6 +83,7 @@ class GRADLENS_API Backend {
                                        const float* dy,
                                        const float* scale,
                                        float* dx,
+                                       float* d_addend,
                                        i64 outer,
                                        i64 channels,
                                        i64 inner) = 0;

@@ -568,13 +568,17 @@ class BatchNormNode : public nn::Module {
 
   /// relu(this BatchNorm(x)) in one op, for OnnxModel::forward when nothing can see its output.
   Tensor forward_relu(const Tensor& x) { return run(x, true); }
+  /// this BatchNorm(x) + addend (then its ReLU) in one op: a residual block's tail, likewise.
+  Tensor forward_residual(const Tensor& x, const Tensor& addend, bool relu_after) {
+    return run(x, relu_after, addend);
+  }
 
  protected:
   Tensor forward(const Tensor& x) override { return folded ? x : run(x, false); }
 
   // One pass over the activations (mul, add and a ReLU were three each way: a seventh of
   // ResNet8's NoiseTunnel).
-  Tensor run(const Tensor& x, bool relu_after) {
+  Tensor run(const Tensor& x, bool relu_after, const Tensor& addend = Tensor()) {
     GRADLENS_CHECK(x.dim() >= 2 && x.size(1) == static_cast<std::int64_t>(scale_.size()),
                    "[onnx] BatchNormalization of ",
                    scale_.size(),
@@ -585,7 +589,7 @@ class BatchNormNode : public nn::Module {
       scale_t_ = Tensor::from_vector(scale_, shape).to(x.device());
       shift_t_ = Tensor::from_vector(shift_, shape).to(x.device());
     }
-    return channel_affine(x, scale_t_, shift_t_, relu_after);
+    return channel_affine(x, scale_t_, shift_t_, relu_after, addend);
   }
 
  private:
@@ -1349,6 +1353,41 @@ std::size_t OnnxModel::fusable_relu_after(std::size_t i) const {
   return k - i;
 }
 
+// A residual block's tail after steps_[i]: an unfolded BatchNorm whose output only an Add reads
+// (the next step), then optionally a Relu that alone reads the sum; no hook on any of them (the
+// scopes ending at the BatchNorm may pass over only if none of them is hooked either) and no
+// backward rule active. Returns how many steps follow the BatchNorm in the fusion (0: none) and
+// the Add's other operand in `other`.
+std::size_t OnnxModel::fusable_residual_after(std::size_t i, std::string* other) const {
+  if (trace_ != nullptr || any_backward_override() || i + 1 >= steps_.size()) return 0;
+  const Step& first = *steps_[i];
+  const auto* norm = dynamic_cast<const BatchNormNode*>(first.module);
+  if (norm == nullptr || norm->folded || norm->has_forward_hooks()) return 0;
+  for (const auto& [path, scope] : first.scopes_after) {
+    if (scope->has_forward_hooks()) return 0;
+  }
+  const std::string& name = first.outputs[0];
+  const auto read = readers_.find(name);
+  if (read == readers_.end() || read->second != 1 || name == output_) return 0;
+  const Step& add = *steps_[i + 1];
+  if (add.module != nullptr || info_[add.node].op_type != "Add" || add.inputs.size() != 2 ||
+      (add.inputs[0] == name) == (add.inputs[1] == name)) {
+    return 0;
+  }
+  *other = add.inputs[0] == name ? add.inputs[1] : add.inputs[0];
+  if (i + 2 < steps_.size()) {
+    const Step& next = *steps_[i + 2];
+    const auto* act = dynamic_cast<const ActivationNode*>(next.module);
+    const auto sum = readers_.find(add.outputs[0]);
+    if (act != nullptr && act->is_relu && !act->has_forward_hooks() && add.scopes_after.empty() &&
+        next.inputs[0] == add.outputs[0] && sum != readers_.end() && sum->second == 1 &&
+        add.outputs[0] != output_) {
+      return 2;
+    }
+  }
+  return 1;
+}
+
 Tensor OnnxModel::forward(const Tensor& x) {
   std::map<std::string, Tensor> values;
   values[input_] = x;
@@ -1363,6 +1402,21 @@ Tensor OnnxModel::forward(const Tensor& x) {
   };
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const auto& step = steps_[i];
+    std::string other;
+    if (const std::size_t skip = fusable_residual_after(i, &other); skip > 0) {
+      // BatchNorm, the residual add (and its ReLU) in one pass, when the sum needs no
+      // broadcasting; the BatchNorm's and the Add's outputs are read by nothing else.
+      const Tensor& in = value(step->inputs[0]);
+      const Tensor addend = value(other);
+      if (addend.shape() == in.shape()) {
+        Tensor out =
+            static_cast<BatchNormNode*>(step->module)->forward_residual(in, addend, skip == 2);
+        i += skip;
+        for (const auto& [path, scope] : steps_[i]->scopes_after) out = (*scope)(out);
+        values[steps_[i]->outputs[0]] = out;
+        continue;
+      }
+    }
     if (const std::size_t skip = fusable_relu_after(i); skip > 0) {
       // relu(conv) or relu(BatchNorm) in one kernel: the ReLU's forward in its epilogue, its mask
       // in the backward's prologue; the skipped steps' outputs are read by nothing else.

@@ -83,6 +83,7 @@ class GRADLENS_API OnnxModel : public nn::Module {
   std::vector<std::pair<std::string, nn::Module*>> batch_norms_;  // path -> BatchNormalization
   std::map<std::string, int> readers_;  // value name -> how many steps read it
   std::size_t fusable_relu_after(std::size_t i) const;
+  std::size_t fusable_residual_after(std::size_t i, std::string* other) const;
   std::int64_t opset_ = 0;
 };
 

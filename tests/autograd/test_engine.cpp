@@ -138,7 +138,11 @@ TEST(OpIds, EveryNodeIsNamedByItsOpId) {
       {clamp(m, -0.1f, 0.1f), Ops::clamp},
       {channel_affine(x, Tensor::full({3}, 2.f), Tensor::full({3}, 1.f)), Ops::channel_affine},
       {channel_affine(x, Tensor::full({3}, 2.f), Tensor::full({3}, 1.f), true),
-       Ops::channel_affine_relu}};
+       Ops::channel_affine_relu},
+      {channel_affine(x, Tensor::full({3}, 2.f), Tensor::full({3}, 1.f), false, x),
+       Ops::channel_affine_add},
+      {channel_affine(x, Tensor::full({3}, 2.f), Tensor::full({3}, 1.f), true, x),
+       Ops::channel_affine_add_relu}};
   for (const auto& [y, op] : cases) {
     ASSERT_TRUE(y.grad_fn() != nullptr) << op.name();
     EXPECT_EQ(y.grad_fn()->name(), op.name());

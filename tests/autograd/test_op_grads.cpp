@@ -146,6 +146,22 @@ std::vector<OpCase> op_cases() {
              x[0], Tensor::from_vector({1.f, -1.f}, {2}), Tensor::full({2}, 0.f), true);
        },
        {away_from_zero({3, 2, 5}, 89)}},
+      {"channel_affine_add",
+       [](auto& x) {
+         return channel_affine(x[0],
+                               Tensor::from_vector({1.5f, -0.5f, 2.f}, {3}),
+                               Tensor::from_vector({0.1f, 0.f, -0.3f}, {3}),
+                               false,
+                               x[1]);
+       },
+       {random_tensor({2, 3, 2, 2}, 95), random_tensor({2, 3, 2, 2}, 96)}},
+      {"channel_affine_add_relu",
+       [](auto& x) {
+         // x * 1 + 0 + 0 and 0 * -1 + 0 + addend: the ReLU's inputs stay away from its kink
+         return channel_affine(
+             x[0], Tensor::from_vector({1.f, -1.f}, {2}), Tensor::full({2}, 0.f), true, x[1]);
+       },
+       {away_from_zero({3, 2, 5}, 97), Tensor::full({3, 2, 5}, 0.f)}},
       {"permute",
        [](auto& x) {
          return mul(permute(x[0], {2, 0, 1}), x[1]);
@@ -226,22 +242,33 @@ TEST(OpGrads, NetForwardEqualsManualComposition) {
   EXPECT_TRUE(gradlens::testing::allclose(net(x), y, 0, 0));
 }
 
-// The fused op is what it replaces, bit for bit: mul then add (then relu), forward and backward,
-// on a batch large enough to be split over threads.
+// The fused op is what it replaces, bit for bit: mul then add (then the residual add, then relu),
+// forward and backward, on a batch large enough to be split over threads.
 TEST(OpGrads, ChannelAffineEqualsMulThenAddBitwise) {
   const Tensor x = random_tensor({9, 16, 33, 35}, 90).set_requires_grad(true);
+  const Tensor residual = random_tensor(x.shape(), 98).set_requires_grad(true);
   const Tensor scale = random_tensor({16}, 91, -2.f, 2.f), shift = random_tensor({16}, 92);
   const Tensor dy = random_tensor(x.shape(), 93);
   const Tensor scale4 = reshape(scale, {1, 16, 1, 1}), shift4 = reshape(shift, {1, 16, 1, 1});
-  for (const bool fuse_relu : {false, true}) {
-    SCOPED_TRACE(fuse_relu ? "relu" : "affine");
-    const Tensor fused = channel_affine(x, scale, shift, fuse_relu);
-    Tensor composed = add(mul(x, scale4), shift4);
-    if (fuse_relu) composed = relu(composed);
-    EXPECT_TRUE(gradlens::testing::allclose(fused, composed, 0, 0));
-    const Tensor g_fused = grad({fused}, {x}, {dy})[0];
-    const Tensor g_composed = grad({composed}, {x}, {dy})[0];
-    EXPECT_TRUE(gradlens::testing::allclose(g_fused, g_composed, 0, 0));
+  for (const bool with_residual : {false, true}) {
+    for (const bool fuse_relu : {false, true}) {
+      SCOPED_TRACE(std::string(fuse_relu ? "relu" : "affine") + (with_residual ? " + add" : ""));
+      const Tensor fused =
+          channel_affine(x, scale, shift, fuse_relu, with_residual ? residual : Tensor());
+      Tensor composed = add(mul(x, scale4), shift4);
+      if (with_residual) composed = add(composed, residual);
+      if (fuse_relu) composed = relu(composed);
+      EXPECT_TRUE(gradlens::testing::allclose(fused, composed, 0, 0));
+      const std::vector<Tensor> inputs =
+          with_residual ? std::vector<Tensor>{x, residual} : std::vector<Tensor>{x};
+      const std::vector<Tensor> g_fused = grad({fused}, inputs, {dy});
+      const std::vector<Tensor> g_composed = grad({composed}, inputs, {dy});
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        EXPECT_TRUE(gradlens::testing::allclose(g_fused[i], g_composed[i], 0, 0)) << i;
+      }
+    }
   }
   EXPECT_THROW(channel_affine(x, random_tensor({15}, 94), shift), std::invalid_argument);
+  EXPECT_THROW(channel_affine(x, scale, shift, false, random_tensor({9, 16, 33, 1}, 99)),
+               std::invalid_argument);  // the addend is not broadcast
 }

@@ -492,8 +492,9 @@ TEST_F(CudaKernels, ReluForwardAndBackwardAreExactWithZeroAtZero) {
   }
 }
 
-TEST_F(CudaKernels, ChannelAffineAndItsReluAreExact) {
-  // Two roundings on both sides (no FMA contraction), so bit for bit, the masks included.
+TEST_F(CudaKernels, ChannelAffineItsResidualAddAndItsReluAreExact) {
+  // One rounding per operation on both sides (no FMA contraction), so bit for bit, the masks
+  // included; with and without the residual addend (and its gradient).
   const struct {
     i64 outer, channels, inner;
   } shapes[] = {{1, 1, 1}, {2, 3, 7}, {8, 16, 1024}, {5, 64, 1}, {3, 7, 4099}};
@@ -501,20 +502,39 @@ TEST_F(CudaKernels, ChannelAffineAndItsReluAreExact) {
     const i64 n = s.outer * s.channels * s.inner;
     if (!suite_fits(n)) continue;
     for (const bool relu : {false, true}) {
-      const Twin t = run_twin(
-          {{with_zeros(uniform(n, 16)),
-            uniform(s.channels, 17, -2.f, 2.f),
-            uniform(s.channels, 18),
-            uniform(n, 19),
-            garbage(n),
-            garbage(n)}},
-          [=](Backend& be, DeviceArrays& d) {
-            be.channel_affine_forward(
-                d.f[0], d.f[1], d.f[2], d.f[4], s.outer, s.channels, s.inner, relu);
-            be.channel_affine_backward(
-                relu ? d.f[4] : nullptr, d.f[3], d.f[1], d.f[5], s.outer, s.channels, s.inner);
-          });
-      expect_close(t, {4, 5}, kExact, "n=" + std::to_string(n) + (relu ? " relu" : ""));
+      for (const bool residual : {false, true}) {
+        const Twin t = run_twin({{with_zeros(uniform(n, 16)),
+                                  uniform(s.channels, 17, -2.f, 2.f),
+                                  uniform(s.channels, 18),
+                                  uniform(n, 19),
+                                  garbage(n),
+                                  garbage(n),
+                                  uniform(n, 20),
+                                  garbage(n)}},
+                                [=](Backend& be, DeviceArrays& d) {
+                                  be.channel_affine_forward(d.f[0],
+                                                            d.f[1],
+                                                            d.f[2],
+                                                            residual ? d.f[6] : nullptr,
+                                                            d.f[4],
+                                                            s.outer,
+                                                            s.channels,
+                                                            s.inner,
+                                                            relu);
+                                  be.channel_affine_backward(relu ? d.f[4] : nullptr,
+                                                             d.f[3],
+                                                             d.f[1],
+                                                             d.f[5],
+                                                             residual ? d.f[7] : nullptr,
+                                                             s.outer,
+                                                             s.channels,
+                                                             s.inner);
+                                });
+        const std::string what =
+            "n=" + std::to_string(n) + (relu ? " relu" : "") + (residual ? " residual" : "");
+        expect_close(t, {4, 5}, kExact, what);
+        if (residual) expect_close(t, {7}, kExact, what + " d_addend");
+      }
     }
   }
 }
@@ -526,8 +546,8 @@ TEST_F(CudaKernels, EmptyInputsAreNoOps) {
     be.affine(nullptr, 2.f, 1.f, nullptr, 0);
     be.relu_forward(nullptr, nullptr, 0);
     be.relu_backward(nullptr, nullptr, nullptr, 0);
-    be.channel_affine_forward(nullptr, nullptr, nullptr, nullptr, 0, 3, 5, true);
-    be.channel_affine_backward(nullptr, nullptr, nullptr, nullptr, 0, 3, 5);
+    be.channel_affine_forward(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 3, 5, true);
+    be.channel_affine_backward(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 3, 5);
     be.unary_forward(UnaryOp::Abs, nullptr, nullptr, 0, 0.f);
     be.safe_div(nullptr, nullptr, nullptr, 1e-3f, nullptr, 0);
     be.sgd_update(SgdParams{}, nullptr, nullptr, nullptr, 0);

@@ -194,7 +194,9 @@ TEST(Onnx, AFoldedConvAndItsReluRunAsOneOpWhenNothingWatchesThem) {
 
 // Unfolded, each BatchNorm is one channel_affine, and the four whose output only a ReLU reads
 // (stem, and bn1 of each block) take that ReLU along as one channel_affine_relu, under the same
-// conditions as the conv's; the results are the same bits as the separate ops'.
+// conditions as the conv's; each block's last BatchNorm before its residual add (bn2 of layer1,
+// the shortcut's of layer2 and layer3) takes the add and the ReLU after it along as one
+// channel_affine_add_relu. The results are the same bits as the separate ops'.
 TEST(Onnx, ABatchNormAndItsReluRunAsOneOpWhenNothingWatchesThem) {
   GRADLENS_SHARED_FILE(model_path, "reference/resnet8/resnet8.onnx");
   const auto model = gradlens::onnx::OnnxModel::load(model_path);
@@ -202,8 +204,9 @@ TEST(Onnx, ABatchNormAndItsReluRunAsOneOpWhenNothingWatchesThem) {
   const Tensor fused = (*model)(x);
   auto ops = ops_on_tape(fused);
   EXPECT_EQ(ops["channel_affine_relu"], 4);
-  EXPECT_EQ(ops["channel_affine"], 5);
-  EXPECT_EQ(ops["mul"], 0);
+  EXPECT_EQ(ops["channel_affine_add_relu"], 3);
+  EXPECT_EQ(ops["channel_affine"], 2);
+  EXPECT_EQ(ops["add"] + ops["relu"] + ops["mul"], 0);
   const Tensor fused_grad = grad({sum(fused)}, {x})[0];
   {
     const nn::ForwardHookGuard hook(*model->find("layer2.bn1"),
@@ -211,13 +214,27 @@ TEST(Onnx, ABatchNormAndItsReluRunAsOneOpWhenNothingWatchesThem) {
     EXPECT_EQ(ops_on_tape((*model)(x))["channel_affine_relu"], 3);
   }
   {
+    // A hook on the block (LayerGradCam on "layer3") sees its output, after the fused ReLU; one on
+    // the shortcut sees the BatchNorm's own output: that block's tail runs as separate ops.
+    const nn::ForwardHookGuard block(*model->find("layer3"),
+                                     [](const Tensor&, const Tensor& out) { return out; });
+    const nn::ForwardHookGuard shortcut(*model->find("layer2.shortcut"),
+                                        [](const Tensor&, const Tensor& out) { return out; });
+    const Tensor hooked = (*model)(x);
+    ops = ops_on_tape(hooked);
+    EXPECT_EQ(ops["channel_affine_add_relu"], 2);
+    EXPECT_EQ(ops["add"], 1);
+    EXPECT_TRUE(gradlens::testing::allclose(hooked, fused, 0, 0));
+  }
+  {
     const BackwardOverrideGuard rule(Ops::relu, [](Node& n, const Tensor& g, const auto& needs) {
       return n.backward(g, needs);
     });
     const Tensor separate = (*model)(x);
     ops = ops_on_tape(separate);
-    EXPECT_EQ(ops["channel_affine_relu"], 0);
+    EXPECT_EQ(ops["channel_affine_relu"] + ops["channel_affine_add_relu"], 0);
     EXPECT_EQ(ops["channel_affine"], 9);
+    EXPECT_EQ(ops["add"], 3);
     EXPECT_TRUE(gradlens::testing::allclose(separate, fused, 0, 0));
     EXPECT_TRUE(gradlens::testing::allclose(grad({sum(separate)}, {x})[0], fused_grad, 0, 0));
   }

@@ -270,23 +270,32 @@ struct ReluNode : detail::UnaryNode {
   }
 };
 
-// dx = dy * scale per channel, masked by y > 0 when the ReLU is fused (y is then kept).
+// dx = g * scale per channel and d_addend = g (when the residual add is fused), with g = dy masked
+// by y > 0 when the ReLU is fused (y is then kept), else dy.
 struct ChannelAffineNode : Node {
   Tensor scale, y;                    // detached; y only with the ReLU
+  bool with_addend = false;           // inputs {x, addend}
   std::int64_t outer = 0, inner = 0;  // x as [outer, channels, inner]
   std::string_view name() const override {
+    if (with_addend) {
+      return y.defined() ? Ops::channel_affine_add_relu.name() : Ops::channel_affine_add.name();
+    }
     return y.defined() ? Ops::channel_affine_relu.name() : Ops::channel_affine.name();
   }
-  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>&) override {
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
     Tensor dx = Tensor::empty(dy.shape(), dy.device());
+    Tensor d_addend;
+    if (with_addend && needs[1]) d_addend = Tensor::empty(dy.shape(), dy.device());
     backend_of(dy).channel_affine_backward(y.defined() ? y.data() : nullptr,
                                            dy.data(),
                                            scale.data(),
                                            dx.data(),
+                                           d_addend.defined() ? d_addend.data() : nullptr,
                                            outer,
                                            scale.numel(),
                                            inner);
-    return {dx};
+    if (!with_addend) return {dx};
+    return {dx, d_addend};
   }
 };
 
@@ -367,14 +376,27 @@ Tensor safe_div(const Tensor& num, const Tensor& den, float eps, const Tensor& f
   return y;
 }
 
-Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu) {
-  const char* op = relu ? "channel_affine_relu" : "channel_affine";
+Tensor channel_affine(
+    const Tensor& x, const Tensor& scale, const Tensor& shift, bool relu, const Tensor& addend) {
+  const bool add = addend.defined();
+  const char* op = add ? (relu ? "channel_affine_add_relu" : "channel_affine_add")
+                       : (relu ? "channel_affine_relu" : "channel_affine");
   const detail::OpScope scope(op);
   detail::check_defined(op, x, "x");
   detail::check_defined(op, scale, "scale");
   detail::check_defined(op, shift, "shift");
   detail::check_same_device(op, x, scale);
   detail::check_same_device(op, x, shift);
+  if (add) {
+    detail::check_same_device(op, x, addend);
+    GRADLENS_CHECK(addend.shape() == x.shape(),
+                   "[",
+                   op,
+                   "] addend must have x's shape ",
+                   shape_str(x.shape()),
+                   "; got ",
+                   shape_str(addend.shape()));
+  }
   GRADLENS_CHECK(
       x.dim() >= 2 && scale.shape() == Shape{x.size(1)} && shift.shape() == scale.shape(),
       "[",
@@ -392,15 +414,27 @@ Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
   const std::int64_t outer = x.size(0), channels = x.size(1);
   const std::int64_t inner = x.numel() / std::max<std::int64_t>(outer * channels, 1);
   Tensor y = Tensor::empty(x.shape(), x.device());
-  backend_of(x).channel_affine_forward(
-      x.data(), scale.data(), shift.data(), y.data(), outer, channels, inner, relu);
-  if (should_record({&x})) {
+  backend_of(x).channel_affine_forward(x.data(),
+                                       scale.data(),
+                                       shift.data(),
+                                       add ? addend.data() : nullptr,
+                                       y.data(),
+                                       outer,
+                                       channels,
+                                       inner,
+                                       relu);
+  if (add ? should_record({&x, &addend}) : should_record({&x})) {
     auto node = std::make_shared<ChannelAffineNode>();
     node->scale = scale.detach();
+    node->with_addend = add;
     node->outer = outer;
     node->inner = inner;
     if (relu) node->y = y.detach();
-    record(y, node, {x});  // scale and shift are constants
+    if (add) {
+      record(y, node, {x, addend});  // scale and shift are constants
+    } else {
+      record(y, node, {x});
+    }
   }
   return y;
 }

@@ -58,6 +58,7 @@ class CpuBackend final : public Backend {
   void channel_affine_forward(const float* x,
                               const float* scale,
                               const float* shift,
+                              const float* addend,
                               float* y,
                               i64 outer,
                               i64 channels,
@@ -67,6 +68,7 @@ class CpuBackend final : public Backend {
                                const float* dy,
                                const float* scale,
                                float* dx,
+                               float* d_addend,
                                i64 outer,
                                i64 channels,
                                i64 inner) override;

@@ -230,6 +230,7 @@ void for_each_channel_plane(i64 outer, i64 channels, i64 inner, Fn&& fn) {
 void CpuBackend::channel_affine_forward(const float* x,
                                         const float* scale,
                                         const float* shift,
+                                        const float* addend,
                                         float* y,
                                         i64 outer,
                                         i64 channels,
@@ -239,9 +240,16 @@ void CpuBackend::channel_affine_forward(const float* x,
     const float s = scale[c], b = shift[c];
     const float* __restrict xr = x + plane * inner;
     float* __restrict yr = y + plane * inner;
-    if (relu) {
+    // One rounding per operation (-ffp-contract=off), as mul, add (and add) one after another.
+    if (addend != nullptr) {
+      const float* __restrict ar = addend + plane * inner;
       for (i64 i = 0; i < inner; ++i) {
-        const float v = xr[i] * s + b;  // two roundings (-ffp-contract=off), as mul then add
+        const float v = xr[i] * s + b + ar[i];
+        yr[i] = relu && v < 0.f ? 0.f : v;
+      }
+    } else if (relu) {
+      for (i64 i = 0; i < inner; ++i) {
+        const float v = xr[i] * s + b;
         yr[i] = v < 0.f ? 0.f : v;
       }
     } else {
@@ -254,6 +262,7 @@ void CpuBackend::channel_affine_backward(const float* y,
                                          const float* dy,
                                          const float* scale,
                                          float* dx,
+                                         float* d_addend,
                                          i64 outer,
                                          i64 channels,
                                          i64 inner) {
@@ -261,7 +270,15 @@ void CpuBackend::channel_affine_backward(const float* y,
     const float s = scale[c];
     const float* __restrict dyr = dy + plane * inner;
     float* __restrict dxr = dx + plane * inner;
-    if (y != nullptr) {
+    if (d_addend != nullptr) {  // the residual's gradient: the same g, in the same pass
+      const float* yr = y != nullptr ? y + plane * inner : nullptr;
+      float* __restrict dar = d_addend + plane * inner;
+      for (i64 i = 0; i < inner; ++i) {
+        const float g = yr == nullptr || yr[i] > 0.f ? dyr[i] : 0.f;
+        dar[i] = g;
+        dxr[i] = g * s;
+      }
+    } else if (y != nullptr) {
       const float* __restrict yr = y + plane * inner;
       for (i64 i = 0; i < inner; ++i) dxr[i] = (yr[i] > 0.f ? dyr[i] : 0.f) * s;
     } else {

@@ -56,6 +56,7 @@ class CudaBackend final : public Backend {
   void channel_affine_forward(const float* x,
                               const float* scale,
                               const float* shift,
+                              const float* addend,
                               float* y,
                               i64 outer,
                               i64 channels,
@@ -65,6 +66,7 @@ class CudaBackend final : public Backend {
                                const float* dy,
                                const float* scale,
                                float* dx,
+                               float* d_addend,
                                i64 outer,
                                i64 channels,
                                i64 inner) override;

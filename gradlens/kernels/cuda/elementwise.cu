@@ -216,25 +216,27 @@ struct ReluBackward {
   __device__ void operator()(i64 i) const { dx[i] = x[i] > 0.f ? dy[i] : 0.f; }
 };
 
-// Plane = i / inner, channel = plane % channels; two roundings, as the CPU twin.
+// Plane = i / inner, channel = plane % channels; one rounding per operation, as the CPU twin.
 struct ChannelAffine {
-  const float *x, *scale, *shift;
+  const float *x, *scale, *shift, *addend;
   float* y;
   i64 channels, inner;
   bool relu;
   __device__ void operator()(i64 i) const {
     const i64 c = (i / inner) % channels;
-    const float v = __fadd_rn(__fmul_rn(x[i], scale[c]), shift[c]);
+    float v = __fadd_rn(__fmul_rn(x[i], scale[c]), shift[c]);
+    if (addend != nullptr) v = __fadd_rn(v, addend[i]);
     y[i] = relu && v < 0.f ? 0.f : v;
   }
 };
 
 struct ChannelAffineBackward {
   const float *y, *dy, *scale;
-  float* dx;
+  float *dx, *d_addend;
   i64 channels, inner;
   __device__ void operator()(i64 i) const {
     const float g = y == nullptr || y[i] > 0.f ? dy[i] : 0.f;
+    if (d_addend != nullptr) d_addend[i] = g;
     dx[i] = __fmul_rn(g, scale[(i / inner) % channels]);
   }
 };
@@ -271,6 +273,7 @@ void CudaBackend::relu_backward(const float* x, const float* dy, float* dx, i64 
 void CudaBackend::channel_affine_forward(const float* x,
                                          const float* scale,
                                          const float* shift,
+                                         const float* addend,
                                          float* y,
                                          i64 outer,
                                          i64 channels,
@@ -279,20 +282,21 @@ void CudaBackend::channel_affine_forward(const float* x,
   launch_map(stream(),
              "channel_affine_forward",
              outer * channels * inner,
-             ChannelAffine{x, scale, shift, y, channels, inner, relu});
+             ChannelAffine{x, scale, shift, addend, y, channels, inner, relu});
 }
 
 void CudaBackend::channel_affine_backward(const float* y,
                                           const float* dy,
                                           const float* scale,
                                           float* dx,
+                                          float* d_addend,
                                           i64 outer,
                                           i64 channels,
                                           i64 inner) {
   launch_map(stream(),
              "channel_affine_backward",
              outer * channels * inner,
-             ChannelAffineBackward{y, dy, scale, dx, channels, inner});
+             ChannelAffineBackward{y, dy, scale, dx, d_addend, channels, inner});
 }
 
 void CudaBackend::binary_forward(
