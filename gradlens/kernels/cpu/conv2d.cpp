@@ -481,30 +481,47 @@ PhaseCorrelations make_phase_correlations(const Conv2dParams& p, const float* w)
   return pc;
 }
 
-// dx_n by PhaseCorrelations (dy masked by a fused ReLU's output, when given).
+// dx_n by PhaseCorrelations (dy masked by a fused ReLU's output, when given): each phase into wide
+// rows of its own, then each dx row as its two column phases interleaved (stride-2 scalar stores
+// of one phase at a time were a tenth of a strided conv's dx).
 void input_grad_phases(const Conv2dParams& p,
                        const PhaseCorrelations& pc,
                        const float* grad_out,
                        const float* relu_out,
                        float* grad_image) {
   thread_local ScratchBuffer padded_scratch, wide_scratch;
-  for (i64 a = 0; a < 2; ++a) {
-    for (i64 b = 0; b < 2; ++b) {
-      const PhaseCorrelations::Phase& ph = pc.phases[a * 2 + b];
-      const i64 plane = ph.hp * ph.wp, tail = micro::input_tail(ph.sb);
-      const i64 count = ph.rows * ph.wp, ld = micro::output_stride(count);
-      float* dyp = padded_scratch.get(p.k * plane + tail);
-      pad_planes(grad_out, relu_out, p.k, p.oh, p.ow, ph.top, ph.left, ph.hp, ph.wp, tail, dyp);
-      float* wide = wide_scratch.get(p.c * ld);
-      micro::correlate(
-          dyp, ph.offsets, p.k * ph.ra * ph.sb, ph.packed_w, nullptr, p.c, count, ld, wide);
-      for (i64 c = 0; c < p.c; ++c) {
-        for (i64 i = 0; i < ph.rows; ++i) {
-          const float* src = wide + c * ld + i * ph.wp;
-          float* dst = grad_image + (c * p.h + 2 * i + a) * p.w + b;
-          for (i64 j = 0; j < ph.cols; ++j) dst[2 * j] = src[j];
-        }
-      }
+  i64 ld[4], at[4], total = 0;
+  for (int q = 0; q < 4; ++q) {
+    const PhaseCorrelations::Phase& ph = pc.phases[q];
+    ld[q] = micro::output_stride(ph.rows * ph.wp);
+    at[q] = total;
+    total += p.c * ld[q];
+  }
+  float* wide = wide_scratch.get(total);
+  for (int q = 0; q < 4; ++q) {
+    const PhaseCorrelations::Phase& ph = pc.phases[q];
+    const i64 plane = ph.hp * ph.wp, tail = micro::input_tail(ph.sb);
+    float* dyp = padded_scratch.get(p.k * plane + tail);
+    pad_planes(grad_out, relu_out, p.k, p.oh, p.ow, ph.top, ph.left, ph.hp, ph.wp, tail, dyp);
+    micro::correlate(dyp,
+                     ph.offsets,
+                     p.k * ph.ra * ph.sb,
+                     ph.packed_w,
+                     nullptr,
+                     p.c,
+                     ph.rows * ph.wp,
+                     ld[q],
+                     wide + at[q]);
+  }
+  const i64 pairs = p.w / 2;  // phase b = 1 has w / 2 columns, phase b = 0 one more when w is odd
+  for (i64 c = 0; c < p.c; ++c) {
+    for (i64 h = 0; h < p.h; ++h) {
+      const i64 a = h % 2, i = h / 2;
+      const float* even = wide + at[2 * a] + c * ld[2 * a] + i * pc.phases[2 * a].wp;
+      const float* odd = wide + at[2 * a + 1] + c * ld[2 * a + 1] + i * pc.phases[2 * a + 1].wp;
+      float* dst = grad_image + (c * p.h + h) * p.w;
+      simd::interleave_row(dst, even, odd, pairs);
+      if (p.w % 2 != 0) dst[p.w - 1] = even[pairs];
     }
   }
 }

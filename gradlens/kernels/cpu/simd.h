@@ -38,6 +38,12 @@ struct Vec8 {
   static Vec8 broadcast(const float* p) { return {_mm256_broadcast_ss(p)}; }
   static Vec8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static Vec8 load(const float* p, Mask m) { return {_mm256_maskload_ps(p, m)}; }
+  // p[2 i] = a[i], p[2 i + 1] = b[i]: 2 kLanes floats
+  static void store_interleaved(float* p, Vec8 a, Vec8 b) {
+    const __m256 lo = _mm256_unpacklo_ps(a.v, b.v), hi = _mm256_unpackhi_ps(a.v, b.v);
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store(float* p, Mask m) const { _mm256_maskstore_ps(p, m, v); }
   friend Vec8 fmadd(Vec8 a, Vec8 b, Vec8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
@@ -73,6 +79,12 @@ struct Vec16 {
   static Vec16 broadcast(const float* p) { return {_mm512_set1_ps(*p)}; }
   static Vec16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static Vec16 load(const float* p, Mask m) { return {_mm512_maskz_loadu_ps(m, p)}; }
+  static void store_interleaved(float* p, Vec16 a, Vec16 b) {
+    const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    _mm512_storeu_ps(p, _mm512_permutex2var_ps(a.v, first, b.v));
+    _mm512_storeu_ps(
+        p + 16, _mm512_permutex2var_ps(a.v, _mm512_add_epi32(first, _mm512_set1_epi32(8)), b.v));
+  }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store(float* p, Mask m) const { _mm512_mask_storeu_ps(p, m, v); }
   friend Vec16 fmadd(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
@@ -111,6 +123,10 @@ struct Vec16x2 {
   static Vec16x2 load(const float* p) { return {Vec8::load(p), Vec8::load(p + 8)}; }
   static Vec16x2 load(const float* p, Mask m) {
     return {Vec8::load(p, m.lo), Vec8::load(p + 8, m.hi)};
+  }
+  static void store_interleaved(float* p, Vec16x2 a, Vec16x2 b) {
+    Vec8::store_interleaved(p, a.lo, b.lo);
+    Vec8::store_interleaved(p + 16, a.hi, b.hi);
   }
   void store(float* p) const {
     lo.store(p);
@@ -152,6 +168,10 @@ struct Vec4 {
   static Vec4 set1(float x) { return {_mm_set1_ps(x)}; }
   static Vec4 broadcast(const float* p) { return {_mm_set1_ps(*p)}; }
   static Vec4 load(const float* p) { return {_mm_loadu_ps(p)}; }
+  static void store_interleaved(float* p, Vec4 a, Vec4 b) {
+    _mm_storeu_ps(p, _mm_unpacklo_ps(a.v, b.v));
+    _mm_storeu_ps(p + 4, _mm_unpackhi_ps(a.v, b.v));
+  }
   static Vec4 load(const float* p, Mask m) {
     alignas(16) float lanes[4] = {};
     std::copy(p, p + m, lanes);
@@ -192,6 +212,12 @@ struct Vec4 {
   static Vec4 set1(float x) { return {{x, x, x, x}}; }
   static Vec4 broadcast(const float* p) { return set1(*p); }
   static Vec4 load(const float* p) { return {{p[0], p[1], p[2], p[3]}}; }
+  static void store_interleaved(float* p, Vec4 a, Vec4 b) {
+    for (int i = 0; i < 4; ++i) {
+      p[2 * i] = a.v[i];
+      p[2 * i + 1] = b.v[i];
+    }
+  }
   static Vec4 load(const float* p, Mask m) {
     Vec4 r{};
     std::copy(p, p + m, r.v);
@@ -244,6 +270,18 @@ inline void copy_row(float* dst, const float* src, i64 n) {
   if (j < n) {
     const auto live = Vec::mask_below(n - j);
     Vec::load(src + j, live).store(dst + j, live);
+  }
+}
+
+/// dst[2 j] = even[j], dst[2 j + 1] = odd[j] for j < n: two column phases back into one row.
+inline void interleave_row(float* dst, const float* even, const float* odd, i64 n) {
+  i64 j = 0;
+  for (; j + Vec::kLanes <= n; j += Vec::kLanes) {
+    Vec::store_interleaved(dst + 2 * j, Vec::load(even + j), Vec::load(odd + j));
+  }
+  for (; j < n; ++j) {
+    dst[2 * j] = even[j];
+    dst[2 * j + 1] = odd[j];
   }
 }
 
