@@ -94,7 +94,7 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $JOBS threads"
 echo "os: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(uname -r)"
 if [[ -f "$B/programs.tar.xz" && ! -d "$B/.bin" ]]; then
   tar -xJf "$B/programs.tar.xz" -C "$B" 2>/dev/null ||
-    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+    python3 -c 'import sys, tarfile; t = tarfile.open(sys.argv[1]); t.extraction_filter = getattr(tarfile, "data_filter", None); t.extractall(sys.argv[2])' \
       "$B/programs.tar.xz" "$B"
 fi
 if [[ ! -x "$B/gradlens" || ! -d "$B/.bin" ]]; then

@@ -1321,6 +1321,28 @@ std::size_t OnnxModel::fold_batch_norms() {
   return folded;
 }
 
+bool OnnxModel::read_once(const std::string& name) const {
+  const auto it = readers_.find(name);
+  return it != readers_.end() && it->second == 1 && name != output_;
+}
+
+// `to`, a module step, is the only reader of `from`'s output, as its first input, and no scope
+// ends between them.
+bool OnnxModel::feeds_only(const Step& from, const Step& to) const {
+  return from.scopes_after.empty() && to.module != nullptr && to.inputs[0] == from.outputs[0] &&
+         read_once(from.outputs[0]);
+}
+
+namespace {
+
+// A Relu step whose module nothing hooks: a fusion may run it inside the op before it.
+bool unwatched_relu(const OnnxModel::Step& step) {
+  const auto* act = dynamic_cast<const ActivationNode*>(step.module);
+  return act != nullptr && act->is_relu && !act->has_forward_hooks();
+}
+
+}  // namespace
+
 // The steps after steps_[i] that a following ReLU can be fused into: a Conv, then optionally its
 // folded BatchNorm (an identity), then a Relu; or an unfolded BatchNorm, then a Relu. Each output
 // read only by the next, no module hooked and no scope ending in between; and only while no
@@ -1333,12 +1355,6 @@ std::size_t OnnxModel::fusable_relu_after(std::size_t i) const {
   if (conv == nullptr && (norm == nullptr || norm->folded)) return 0;
   if (first.module->has_forward_hooks()) return 0;
   std::size_t k = i + 1;
-  const auto feeds_only = [&](const Step& from, const Step& to) {
-    const std::string& name = from.outputs[0];
-    const auto it = readers_.find(name);
-    return from.scopes_after.empty() && to.module != nullptr && to.inputs[0] == name &&
-           it != readers_.end() && it->second == 1 && name != output_;
-  };
   if (conv != nullptr && k < steps_.size()) {
     const auto* bn = dynamic_cast<const BatchNormNode*>(steps_[k]->module);
     if (bn != nullptr && bn->folded && !bn->has_forward_hooks() && feeds_only(first, *steps_[k])) {
@@ -1348,9 +1364,7 @@ std::size_t OnnxModel::fusable_relu_after(std::size_t i) const {
     }
   }
   if (k >= steps_.size() || !feeds_only(*steps_[k - 1], *steps_[k])) return 0;
-  const auto* act = dynamic_cast<const ActivationNode*>(steps_[k]->module);
-  if (act == nullptr || !act->is_relu || act->has_forward_hooks()) return 0;
-  return k - i;
+  return unwatched_relu(*steps_[k]) ? k - i : 0;
 }
 
 // A residual block's tail after steps_[i]: an unfolded BatchNorm whose output only an Add reads
@@ -1367,25 +1381,16 @@ std::size_t OnnxModel::fusable_residual_after(std::size_t i, std::string* other)
     if (scope->has_forward_hooks()) return 0;
   }
   const std::string& name = first.outputs[0];
-  const auto read = readers_.find(name);
-  if (read == readers_.end() || read->second != 1 || name == output_) return 0;
+  if (!read_once(name)) return 0;
   const Step& add = *steps_[i + 1];
   if (add.module != nullptr || info_[add.node].op_type != "Add" || add.inputs.size() != 2 ||
       (add.inputs[0] == name) == (add.inputs[1] == name)) {
     return 0;
   }
   *other = add.inputs[0] == name ? add.inputs[1] : add.inputs[0];
-  if (i + 2 < steps_.size()) {
-    const Step& next = *steps_[i + 2];
-    const auto* act = dynamic_cast<const ActivationNode*>(next.module);
-    const auto sum = readers_.find(add.outputs[0]);
-    if (act != nullptr && act->is_relu && !act->has_forward_hooks() && add.scopes_after.empty() &&
-        next.inputs[0] == add.outputs[0] && sum != readers_.end() && sum->second == 1 &&
-        add.outputs[0] != output_) {
-      return 2;
-    }
-  }
-  return 1;
+  const bool relu_next =
+      i + 2 < steps_.size() && feeds_only(add, *steps_[i + 2]) && unwatched_relu(*steps_[i + 2]);
+  return relu_next ? 2 : 1;
 }
 
 Tensor OnnxModel::forward(const Tensor& x) {

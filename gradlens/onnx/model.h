@@ -84,6 +84,8 @@ class GRADLENS_API OnnxModel : public nn::Module {
   std::map<std::string, int> readers_;  // value name -> how many steps read it
   std::size_t fusable_relu_after(std::size_t i) const;
   std::size_t fusable_residual_after(std::size_t i, std::string* other) const;
+  bool read_once(const std::string& name) const;  // by one step, and not the model's output
+  bool feeds_only(const Step& from, const Step& to) const;
   std::int64_t opset_ = 0;
 };
 

@@ -168,14 +168,14 @@ struct Vec4 {
   static Vec4 set1(float x) { return {_mm_set1_ps(x)}; }
   static Vec4 broadcast(const float* p) { return {_mm_set1_ps(*p)}; }
   static Vec4 load(const float* p) { return {_mm_loadu_ps(p)}; }
-  static void store_interleaved(float* p, Vec4 a, Vec4 b) {
-    _mm_storeu_ps(p, _mm_unpacklo_ps(a.v, b.v));
-    _mm_storeu_ps(p + 4, _mm_unpackhi_ps(a.v, b.v));
-  }
   static Vec4 load(const float* p, Mask m) {
     alignas(16) float lanes[4] = {};
     std::copy(p, p + m, lanes);
     return {_mm_load_ps(lanes)};
+  }
+  static void store_interleaved(float* p, Vec4 a, Vec4 b) {
+    _mm_storeu_ps(p, _mm_unpacklo_ps(a.v, b.v));
+    _mm_storeu_ps(p + 4, _mm_unpackhi_ps(a.v, b.v));
   }
   void store(float* p) const { _mm_storeu_ps(p, v); }
   void store(float* p, Mask m) const {
@@ -212,16 +212,16 @@ struct Vec4 {
   static Vec4 set1(float x) { return {{x, x, x, x}}; }
   static Vec4 broadcast(const float* p) { return set1(*p); }
   static Vec4 load(const float* p) { return {{p[0], p[1], p[2], p[3]}}; }
+  static Vec4 load(const float* p, Mask m) {
+    Vec4 r{};
+    std::copy(p, p + m, r.v);
+    return r;
+  }
   static void store_interleaved(float* p, Vec4 a, Vec4 b) {
     for (int i = 0; i < 4; ++i) {
       p[2 * i] = a.v[i];
       p[2 * i + 1] = b.v[i];
     }
-  }
-  static Vec4 load(const float* p, Mask m) {
-    Vec4 r{};
-    std::copy(p, p + m, r.v);
-    return r;
   }
   void store(float* p) const { std::copy(v, v + 4, p); }
   void store(float* p, Mask m) const { std::copy(v, v + m, p); }
