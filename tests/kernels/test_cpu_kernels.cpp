@@ -536,6 +536,9 @@ std::vector<ConvCase> conv_cases() {
       {"kernel = image", conv_params(2, 3, 5, 5, 8, 5, 5, 1, 0)},
       {"one output channel", conv_params(3, 1, 10, 10, 1, 3, 3, 1, 1)},
       {"batch 64 conv1", conv_params(64, 3, 32, 32, 6, 5, 5, 1, 0)},
+      // dx in bands of rows, each with the kernel rows that meet dy (unpadded, and cropped):
+      {"7x7 on a tall image", conv_params(2, 4, 20, 9, 8, 7, 7, 1, 0)},
+      {"7x7 pad 1 on a tall image", conv_params(2, 4, 20, 9, 8, 7, 7, 1, 1)},
       // Strided forwards run over the input's phases:
       {"ResNet's 3x3 stride 2 pad 1", conv_params(2, 16, 16, 16, 32, 3, 3, 2, 1)},
       {"5x5 stride 2, odd sizes", conv_params(2, 3, 11, 8, 10, 5, 5, 2, 2)},
