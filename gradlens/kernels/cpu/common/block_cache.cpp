@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "gradlens/kernels/backend.h"
@@ -23,8 +24,8 @@ class BlockCache {
     {
       const std::lock_guard<std::mutex> lock(mutex_);
       if (limit_ == 0) limit_ = std::min<std::size_t>(host_available_memory() / 4, 1 << 30);
-      if (const auto it = free_.find(size); it != free_.end()) {
-        void* ptr = it->second;
+      if (const auto it = warmest(size); it != free_.end()) {
+        void* ptr = it->second.ptr;
         free_.erase(it);
         cached_ -= size;
         live_[ptr] = size;
@@ -62,11 +63,11 @@ class BlockCache {
     // Room for it: the largest cached blocks go first (the ones least likely to be asked again).
     while (cached_ + size > limit_ && !free_.empty()) {
       auto largest = std::prev(free_.end());
-      aligned_free(largest->second);
+      aligned_free(largest->second.ptr);
       cached_ -= largest->first;
       free_.erase(largest);
     }
-    free_.emplace(size, ptr);
+    free_.emplace(size, Cached{ptr, std::this_thread::get_id()});
     cached_ += size;
   }
 
@@ -78,13 +79,33 @@ class BlockCache {
  private:
   void release_all() {
     const std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [size, ptr] : free_) aligned_free(ptr);
+    for (const auto& [size, block] : free_) aligned_free(block.ptr);
     free_.clear();
     cached_ = 0;
   }
 
+  struct Cached {
+    void* ptr;
+    std::thread::id freed_by;
+  };
+  using FreeBlocks = std::multimap<std::size_t, Cached>;
+
+  // Of the cached blocks of this size, the one this thread freed last, else the last freed: the
+  // likeliest still in this core's cache. The oldest (what find gives) was the coldest, and with
+  // two chunks at once often the other core's: NoiseTunnel's ops stalled on the stores into it.
+  // Equal keys sit in insertion order.
+  FreeBlocks::iterator warmest(std::size_t size) {
+    const auto [first, last] = free_.equal_range(size);
+    if (first == last) return free_.end();
+    const std::thread::id self = std::this_thread::get_id();
+    for (auto it = last; it != first;) {
+      if ((--it)->second.freed_by == self) return it;
+    }
+    return std::prev(last);
+  }
+
   std::mutex mutex_;
-  std::multimap<std::size_t, void*> free_;       // size -> cached block
+  FreeBlocks free_;                              // size -> cached block
   std::unordered_map<void*, std::size_t> live_;  // large blocks handed out, by address
   std::size_t cached_ = 0, limit_ = 0;
 };
