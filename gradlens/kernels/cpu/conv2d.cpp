@@ -140,11 +140,6 @@ i64 dcol_front(const Conv2dParams& p) {
   return (p.s + 2 * simd::kMaxLanes - 1) / simd::kMaxLanes * simd::kMaxLanes;
 }
 
-// dx as the correlation of dy, zero-padded by R - 1 - padding (S - 1 - padding) on each side, with
-// the weights flipped and transposed, wflip[c, k, r, s] = w[k, c, R-1-r, S-1-s]: C output rows,
-// K*R*S taps. It runs at the forward's speed where the dcol path (w^T * dy, then col2im) has few
-// taps per stored element: the tutorial's conv1 (K = 6) spent more time storing and re-adding
-// its 75 dcol rows than multiplying.
 // dx's rows go in bands, each with only the kernel rows that meet dy in one of its rows: near the
 // top and bottom edges the others read dy's zero padding rows (the tutorial's conv2, 14 rows of 5
 // kernel rows, has 20 of its 70 row-taps on zeros). Skipped taps only ever added +0 to sums that
@@ -156,6 +151,11 @@ struct FullCorrelationBand {
   const float* packed_w;  // flipped sub-kernel [C, K, r1 - r0, S], packed
 };
 
+// dx as the correlation of dy, zero-padded by R - 1 - padding (S - 1 - padding) on each side, with
+// the weights flipped and transposed, wflip[c, k, r, s] = w[k, c, R-1-r, S-1-s]: C output rows,
+// K*R*S taps. It runs at the forward's speed where the dcol path (w^T * dy, then col2im) has few
+// taps per stored element: the tutorial's conv1 (K = 6) spent more time storing and re-adding
+// its 75 dcol rows than multiplying.
 struct FullCorrelation {
   bool use = false;
   i64 pad_h = 0, pad_w = 0;  // of dy
@@ -185,7 +185,10 @@ std::vector<FullCorrelationBand> choose_bands(const Conv2dParams& p, const FullC
     best[y1] = std::numeric_limits<double>::infinity();
     for (i64 y0 = 0; y0 < y1; ++y0) {
       const double c = best[y0] + cost(y0, y1);
-      if (c < best[y1]) best[y1] = c, start[y1] = y0;
+      if (c < best[y1]) {
+        best[y1] = c;
+        start[y1] = y0;
+      }
     }
   }
   std::vector<FullCorrelationBand> bands;
