@@ -22,8 +22,9 @@ class GRADLENS_API OpId {
 };
 
 struct GRADLENS_API Ops {
-  static constexpr OpId conv2d{"conv2d"}, conv2d_relu{"conv2d_relu"}, linear{"linear"},
-      max_pool2d{"max_pool2d"}, relu{"relu"};
+  static constexpr OpId conv2d{"conv2d"}, conv2d_relu{"conv2d_relu"},
+      conv2d_relu_pool{"conv2d_relu_pool"}, linear{"linear"}, max_pool2d{"max_pool2d"},
+      relu{"relu"};
   static constexpr OpId add{"add"}, sub{"sub"}, mul{"mul"}, div{"div"}, affine{"affine"},
       safe_div{"safe_div"}, channel_affine{"channel_affine"},
       channel_affine_relu{"channel_affine_relu"}, channel_affine_add{"channel_affine_add"},
@@ -38,8 +39,9 @@ struct GRADLENS_API Ops {
   static constexpr OpId exp{"exp"}, log{"log"}, tanh{"tanh"}, sigmoid{"sigmoid"},
       leaky_relu{"leaky_relu"}, clamp{"clamp"};
 
-  static constexpr std::array<OpId, 38> all = {conv2d,
+  static constexpr std::array<OpId, 39> all = {conv2d,
                                                conv2d_relu,
+                                               conv2d_relu_pool,
                                                linear,
                                                max_pool2d,
                                                relu,

@@ -140,6 +140,14 @@ GRADLENS_API Tensor conv2d_relu(const Tensor& x,
                                 const Tensor& bias = {},
                                 std::int64_t stride = 1,
                                 std::int64_t padding = 0);
+// max_pool2d(relu(conv2d(...)), 2) in one op, the conv's output never stored (the tutorial's conv,
+// ReLU and pool; needs OH, OW >= 2); recorded as "conv2d_relu_pool", so use it only when no
+// backward rule is active. The same values as the three ops, forward and backward.
+GRADLENS_API Tensor conv2d_relu_pool(const Tensor& x,
+                                     const Tensor& weight,
+                                     const Tensor& bias = {},
+                                     std::int64_t stride = 1,
+                                     std::int64_t padding = 0);
 // x [N, C, H, W] -> [N, C, OH, OW]; stride defaults to kernel; first maximum wins (PyTorch)
 GRADLENS_API Tensor max_pool2d(const Tensor& x,
                                std::int64_t kernel,

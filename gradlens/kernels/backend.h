@@ -125,6 +125,26 @@ class GRADLENS_API Backend {
                                float* dw,
                                float* db) = 0;
 
+  // max_pool2d(relu(conv2d)), 2x2 window, stride 2, no padding: the tutorial's conv, ReLU and pool
+  // as one op, the conv's output never stored. y [n, k, oh / 2, ow / 2] and indices into each
+  // oh*ow plane, the values the three ops give; p.relu set. The backward takes that y and its dy;
+  // dx, dw, db as conv2d_backward's, the same values as the three ops' backward.
+  virtual void conv2d_relu_pool_forward(const Conv2dParams& p,
+                                        const float* x,
+                                        const float* w,
+                                        const float* b,
+                                        float* y,
+                                        std::int32_t* indices) = 0;
+  virtual void conv2d_relu_pool_backward(const Conv2dParams& p,
+                                         const float* x,
+                                         const float* w,
+                                         const float* y,
+                                         const std::int32_t* indices,
+                                         const float* dy,
+                                         float* dx,
+                                         float* dw,
+                                         float* db) = 0;
+
   // max_pool2d: first maximum in scan order wins (PyTorch); indices [n, c, oh, ow] into h*w
   virtual void max_pool2d_forward(const Pool2dParams& p,
                                   const float* x,

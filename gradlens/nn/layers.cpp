@@ -40,6 +40,22 @@ Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x) {
   return conv2d_relu(x, conv_layer.weight, conv_layer.bias, conv_layer.stride, conv_layer.padding);
 }
 
+Tensor conv_relu_pool(Conv2d& conv_layer,
+                      ReLU& relu_layer,
+                      MaxPool2d& pool_layer,
+                      const Tensor& x) {
+  const bool pool_2x2 =
+      pool_layer.kernel == 2 && (pool_layer.stride == 2 || pool_layer.stride == 0);
+  if (!pool_2x2 || pool_layer.has_forward_hooks() || conv_layer.has_forward_hooks() ||
+      relu_layer.has_forward_hooks() || any_backward_override() || x.dim() != 4 ||
+      x.size(2) + 2 * conv_layer.padding < conv_layer.weight.size(2) + conv_layer.stride ||
+      x.size(3) + 2 * conv_layer.padding < conv_layer.weight.size(3) + conv_layer.stride) {
+    return pool_layer(conv_relu(conv_layer, relu_layer, x));
+  }
+  return conv2d_relu_pool(
+      x, conv_layer.weight, conv_layer.bias, conv_layer.stride, conv_layer.padding);
+}
+
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
   for (const auto& m : modules) append(m);
 }

@@ -90,4 +90,12 @@ class GRADLENS_API Flatten : public Module {
 /// output: no forward hook on either module and no backward rule active; else the two modules.
 GRADLENS_API Tensor conv_relu(Conv2d& conv_layer, ReLU& relu_layer, const Tensor& x);
 
+/// pool(relu(conv(x))) as one fused op (autograd's conv2d_relu_pool) when the pool is 2x2 with
+/// stride 2 and nothing can see the conv's or the ReLU's output: no forward hook on any of the
+/// three modules and no backward rule active; else conv_relu, then the pool.
+GRADLENS_API Tensor conv_relu_pool(Conv2d& conv_layer,
+                                   ReLU& relu_layer,
+                                   MaxPool2d& pool_layer,
+                                   const Tensor& x);
+
 }  // namespace gradlens::nn

@@ -26,8 +26,8 @@ Tensor Net::forward(const Tensor& input) {
                      input.size(3) == 32,
                  "[Net] expects images [N, 3, 32, 32], got ",
                  input.defined() ? shape_str(input.shape()) : std::string("an undefined tensor"));
-  Tensor x = (*pool1)(conv_relu(*conv1, *relu1, input));
-  x = (*pool2)(conv_relu(*conv2, *relu2, x));
+  Tensor x = conv_relu_pool(*conv1, *relu1, *pool1, input);
+  x = conv_relu_pool(*conv2, *relu2, *pool2, x);
   x = view(x, {-1, 16 * 5 * 5});
   x = (*relu3)((*fc1)(x));
   x = (*relu4)((*fc2)(x));

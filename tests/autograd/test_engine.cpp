@@ -109,6 +109,7 @@ TEST(OpIds, EveryNodeIsNamedByItsOpId) {
   const std::vector<std::pair<Tensor, OpId>> cases = {
       {conv2d(x, cw), Ops::conv2d},
       {conv2d_relu(x, cw, Tensor(), 1, 0), Ops::conv2d_relu},
+      {conv2d_relu_pool(x, cw, Tensor(), 1, 0), Ops::conv2d_relu_pool},
       {linear(m, w), Ops::linear},
       {max_pool2d(x, 2), Ops::max_pool2d},
       {relu(m), Ops::relu},

@@ -807,6 +807,49 @@ TEST_F(CudaKernels, Conv2dWithFusedRelu) {
   }
 }
 
+TEST_F(CudaKernels, Conv2dReluPool) {
+  // The CUDA side composes its conv, max_pool2d and relu_backward kernels: against the CPU's fused
+  // op, pooled values and indices from the forward, then dx (attribution) and all three.
+  for (const ConvCase& c : kConvCases) {
+    Conv2dParams p = c.p;
+    if (p.oh < 2 || p.ow < 2) continue;
+    p.relu = true;
+    const i64 pooled = p.n * p.k * (p.oh / 2) * (p.ow / 2);
+    const Twin fwd =
+        run_twin({{uniform(p.n * p.c * p.h * p.w, 60),
+                   uniform(p.k * p.c * p.r * p.s, 61),
+                   c.bias ? uniform(p.k, 62) : Floats{},
+                   garbage(pooled)},
+                  {},
+                  {Int32s(static_cast<std::size_t>(pooled), -7)}},
+                 [&](Backend& be, DeviceArrays& d) {
+                   be.conv2d_relu_pool_forward(p, d.f[0], d.f[1], d.f[2], d.f[3], d.i32[0]);
+                 });
+    expect_close(fwd, {3}, reduction(p.c * p.r * p.s + 1), conv_text(p) + " relu pool forward");
+    EXPECT_TRUE(same(fwd.cuda.i32[0], fwd.cpu.i32[0])) << conv_text(p) << " indices";
+    for (const bool weights : {false, true}) {
+      const Twin bwd =
+          run_twin({{fwd.cpu.f[0],
+                     fwd.cpu.f[1],
+                     fwd.cpu.f[3],
+                     uniform(pooled, 63),
+                     garbage(p.n * p.c * p.h * p.w),
+                     weights ? garbage(p.k * p.c * p.r * p.s) : Floats{},
+                     weights ? garbage(p.k) : Floats{}},
+                    {},
+                    {fwd.cpu.i32[0]}},
+                   [&](Backend& be, DeviceArrays& d) {
+                     be.conv2d_relu_pool_backward(
+                         p, d.f[0], d.f[1], d.f[2], d.i32[0], d.f[3], d.f[4], d.f[5], d.f[6]);
+                   });
+      expect_close(bwd, {4}, reduction(p.k * p.r * p.s), conv_text(p) + " relu pool dx");
+      if (weights) {
+        expect_close(bwd, {5, 6}, reduction(p.n * p.oh * p.ow), conv_text(p) + " relu pool dw/db");
+      }
+    }
+  }
+}
+
 TEST_F(CudaKernels, Conv2dOnTheWholeTestSet) {
   // conv1 over 10,000 images: the batch of `gradlens eval` in one call, and its weight gradient,
   // a sum over 7.8 million terms per element.

@@ -631,6 +631,67 @@ TEST_P(CpuKernels, Conv2dWithFusedReluEqualsConvThenRelu) {
   }
 }
 
+TEST_P(CpuKernels, Conv2dReluPoolEqualsConvReluThenPoolBitForBit) {
+  // The pool read straight from the conv's output rows, and dy put straight where the conv's dx
+  // reads it: the same values, indices and gradients as conv2d_relu, max_pool2d and their
+  // backwards. A negative bias makes whole windows 0 after the ReLU, and dy holds -0.
+  for (const auto& [name, conv] : conv_cases()) {
+    if (conv.oh < 2 || conv.ow < 2) continue;
+    Conv2dParams p = conv;
+    p.relu = true;
+    const Pool2dParams pp = gradlens::make_pool2d_params(p.n, p.k, p.oh, p.ow, 2, 2, 0);
+    const std::vector<float> x = random_vector(p.n * p.c * p.h * p.w, 50);
+    const std::vector<float> w = random_vector(p.k * p.c * p.r * p.s, 51);
+    std::vector<float> b = random_vector(p.k, 52);
+    for (float& v : b) v -= 0.5f;
+    const i64 pooled = pp.n * pp.c * pp.oh * pp.ow, out = p.n * p.k * p.oh * p.ow;
+    std::vector<float> dy = random_vector(pooled, 53);
+    for (std::size_t i = 0; i < dy.size(); i += 5) dy[i] = -0.f;
+
+    std::vector<float> z(out), y(pooled), dz(out), dx(x.size()), dw(w.size()), db(b.size());
+    std::vector<std::int32_t> idx(pooled);
+    cpu().conv2d_forward(p, x.data(), w.data(), b.data(), z.data());
+    cpu().max_pool2d_forward(pp, z.data(), y.data(), idx.data());
+    cpu().max_pool2d_backward(pp, dy.data(), idx.data(), dz.data());
+    cpu().conv2d_backward(
+        p, x.data(), w.data(), z.data(), dz.data(), dx.data(), dw.data(), db.data());
+
+    std::vector<float> y_fused(pooled, 9.f), dx_fused(x.size(), 9.f), dw_fused(w.size(), 9.f),
+        db_fused(b.size(), 9.f);
+    std::vector<std::int32_t> idx_fused(pooled, -1);
+    cpu().conv2d_relu_pool_forward(
+        p, x.data(), w.data(), b.data(), y_fused.data(), idx_fused.data());
+    EXPECT_EQ(y_fused, y) << name;
+    EXPECT_EQ(idx_fused, idx) << name;
+    cpu().conv2d_relu_pool_backward(p,
+                                    x.data(),
+                                    w.data(),
+                                    y_fused.data(),
+                                    idx_fused.data(),
+                                    dy.data(),
+                                    dx_fused.data(),
+                                    dw_fused.data(),
+                                    db_fused.data());
+    EXPECT_EQ(dx_fused, dx) << name;
+    EXPECT_EQ(dw_fused, dw) << name;
+    EXPECT_EQ(db_fused, db) << name;
+    // dx alone (attribution) goes straight into the padded dy where dx is a full correlation.
+    std::vector<float> dx_alone(x.size(), 5.f), dx_alone_fused(x.size(), 5.f);
+    cpu().conv2d_backward(
+        p, nullptr, w.data(), z.data(), dz.data(), dx_alone.data(), nullptr, nullptr);
+    cpu().conv2d_relu_pool_backward(p,
+                                    nullptr,
+                                    w.data(),
+                                    y_fused.data(),
+                                    idx_fused.data(),
+                                    dy.data(),
+                                    dx_alone_fused.data(),
+                                    nullptr,
+                                    nullptr);
+    EXPECT_EQ(dx_alone_fused, dx_alone) << name;
+  }
+}
+
 TEST_P(CpuKernels, Conv2dIsReproducibleAndThreadCountIndependentUpToRounding) {
   const Conv2dParams p = conv_params(16, 6, 14, 14, 16, 5, 5, 1, 0);
   const std::vector<float> x = random_vector(p.n * p.c * p.h * p.w, 40);

@@ -121,6 +121,32 @@ TEST(Net, FusedConvReluGivesTheSameLogitsAndGradientsAsSeparateOps) {
   EXPECT_EQ(fused.second, separate.second);
 }
 
+TEST(Net, FusedConvReluPoolGivesTheSameLogitsAndGradientsAsSeparateOps) {
+  // An identity hook on a pool sees the pooled output only, but keeps the pool a module call:
+  // conv2d_relu, then max_pool2d. Input and weight gradients (training's dense path) alike.
+  nn::Net net(11);
+  const Tensor images = gradlens::testing::random_tensor({4, 3, 32, 32}, 12);
+  auto run = [&](bool hooked) {
+    std::optional<nn::ForwardHookGuard> hook1, hook2;
+    if (hooked) {
+      hook1.emplace(*net.pool1, [](const Tensor&, const Tensor& out) { return out; });
+      hook2.emplace(*net.pool2, [](const Tensor&, const Tensor& out) { return out; });
+    }
+    Tensor x = images.detach();
+    x.set_requires_grad(true);
+    const Tensor logits = net(x);
+    const std::vector<Tensor> g = grad(
+        {sum(logits)}, {x, net.conv1->weight, net.conv1->bias, net.conv2->weight, net.conv2->bias});
+    std::vector<std::vector<float>> out{logits.to_vector()};
+    for (const Tensor& t : g) out.push_back(t.to_vector());
+    return out;
+  };
+  const auto fused = run(false);
+  const auto separate = run(true);
+  ASSERT_EQ(fused.size(), separate.size());
+  for (std::size_t i = 0; i < fused.size(); ++i) EXPECT_EQ(fused[i], separate[i]) << i;
+}
+
 TEST(Net, ABackwardRuleSetAfterAFusedForwardIsAnErrorNotASilentSkip) {
   nn::Net net(7);
   Tensor x = gradlens::testing::random_tensor({1, 3, 32, 32}, 9);

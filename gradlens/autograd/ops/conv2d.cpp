@@ -2,7 +2,12 @@
 // the backward gives dx (transposed conv), dw (correlation of x with dy) and db (sum of dy).
 // conv2d_relu: relu(conv2d(...)) as one op, the ReLU applied in the kernels' epilogue and its mask
 // in the backward's prologue; one output tensor instead of two, no element-wise passes.
+// conv2d_relu_pool: max_pool2d(conv2d_relu(...), 2) as one op, pooled straight from the kernels'
+// output and its gradient put straight where the conv's backward reads it.
 #include "gradlens/autograd/ops/conv2d.h"
+
+#include <initializer_list>
+#include <string_view>
 
 #include "gradlens/autograd/hooks.h"
 #include "gradlens/autograd/ops.h"
@@ -11,6 +16,20 @@
 namespace gradlens {
 
 namespace {
+
+// Rules are keyed by the separate ops' names, so one set between a fused forward and its backward
+// would be skipped: refused instead.
+void check_no_rule_since_fused(std::string_view op, std::initializer_list<OpId> fused) {
+  for (const OpId& id : fused) {
+    GRADLENS_CHECK(find_backward_override(id) == nullptr,
+                   "[",
+                   op,
+                   "] a backward rule for ",
+                   id.name(),
+                   " was set after the forward pass fused it; set it (BackwardOverrideGuard) "
+                   "before the forward");
+  }
+}
 
 struct Conv2dNode : detail::Conv2dNodeBase {
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
@@ -35,21 +54,43 @@ struct Conv2dNode : detail::Conv2dNodeBase {
 struct Conv2dReluNode : Conv2dNode {
   std::string_view name() const override { return Ops::conv2d_relu.name(); }
   std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
-    GRADLENS_CHECK(find_backward_override(Ops::relu) == nullptr &&
-                       find_backward_override(Ops::conv2d) == nullptr,
-                   "[conv2d_relu] a backward rule for relu or conv2d was set after the forward "
-                   "pass fused them; set it (BackwardOverrideGuard) before the forward");
+    check_no_rule_since_fused("conv2d_relu", {Ops::relu, Ops::conv2d});
     return Conv2dNode::backward(dy, needs);
   }
 };
+
+struct Conv2dReluPoolNode : detail::Conv2dNodeBase {
+  std::shared_ptr<Storage> index_storage;  // int32 [n, k, oh / 2, ow / 2] into each oh * ow plane
+  std::string_view name() const override { return Ops::conv2d_relu_pool.name(); }
+  std::vector<Tensor> backward(const Tensor& dy, const std::vector<bool>& needs) override {
+    check_no_rule_since_fused("conv2d_relu_pool", {Ops::relu, Ops::conv2d, Ops::max_pool2d});
+    Tensor dx = detail::grad_buffer(needs, 0, inputs[0]);
+    Tensor dw = detail::grad_buffer(needs, 1, inputs[1]);
+    Tensor db = detail::grad_buffer(needs, 2, inputs[2]);
+    detail::backend_of(dy).conv2d_relu_pool_backward(
+        params,
+        x.data(),
+        w.data(),
+        y.data(),
+        static_cast<const std::int32_t*>(index_storage->data()),
+        dy.data(),
+        detail::data_or_null(dx),
+        detail::data_or_null(dw),
+        detail::data_or_null(db));
+    return {dx, dw, db};
+  }
+};
+
+enum class Fused { none, relu, relu_pool };
 
 Tensor conv2d_op(const Tensor& x,
                  const Tensor& weight,
                  const Tensor& bias,
                  std::int64_t stride,
                  std::int64_t padding,
-                 bool fused_relu) {
-  const detail::OpScope scope(fused_relu ? "conv2d_relu" : "conv2d");
+                 Fused fused) {
+  static constexpr std::string_view kNames[] = {"conv2d", "conv2d_relu", "conv2d_relu_pool"};
+  const detail::OpScope scope(kNames[static_cast<int>(fused)]);
   detail::check_rank("conv2d", x, 4, "input");
   detail::check_rank("conv2d", weight, 4, "weight");
   detail::check_same_device("conv2d", x, weight);
@@ -88,13 +129,39 @@ Tensor conv2d_op(const Tensor& x,
                                       weight.size(3),
                                       stride,
                                       padding);
-  p.relu = fused_relu;
+  p.relu = fused != Fused::none;
+  if (fused == Fused::relu_pool) {
+    GRADLENS_CHECK(p.oh >= 2 && p.ow >= 2,
+                   "[conv2d_relu_pool] the conv's output ",
+                   shape_str({p.n, p.k, p.oh, p.ow}),
+                   " is smaller than the 2x2 pool");
+    Tensor y = Tensor::empty({p.n, p.k, p.oh / 2, p.ow / 2}, x.device());
+    auto index_storage = std::make_shared<Storage>(
+        static_cast<std::size_t>(y.numel()) * sizeof(std::int32_t), x.device());
+    detail::backend_of(x).conv2d_relu_pool_forward(
+        p,
+        x.data(),
+        weight.data(),
+        detail::data_or_null(bias),
+        y.data(),
+        static_cast<std::int32_t*>(index_storage->data()));
+    if (should_record({&x, &weight, &bias})) {
+      auto node = std::make_shared<Conv2dReluPoolNode>();
+      node->params = p;
+      node->x = x.detach();
+      node->w = weight.detach();
+      node->y = y.detach();
+      node->index_storage = std::move(index_storage);
+      record(y, node, {x, weight, bias});
+    }
+    return y;
+  }
   Tensor y = Tensor::empty({p.n, p.k, p.oh, p.ow}, x.device());
   detail::backend_of(x).conv2d_forward(
       p, x.data(), weight.data(), detail::data_or_null(bias), y.data());
   if (should_record({&x, &weight, &bias})) {
     std::shared_ptr<Conv2dNode> node =
-        fused_relu ? std::make_shared<Conv2dReluNode>() : std::make_shared<Conv2dNode>();
+        fused == Fused::relu ? std::make_shared<Conv2dReluNode>() : std::make_shared<Conv2dNode>();
     node->params = p;
     node->x = x.detach();
     node->w = weight.detach();
@@ -111,7 +178,7 @@ Tensor conv2d(const Tensor& x,
               const Tensor& bias,
               std::int64_t stride,
               std::int64_t padding) {
-  return conv2d_op(x, weight, bias, stride, padding, /*fused_relu=*/false);
+  return conv2d_op(x, weight, bias, stride, padding, Fused::none);
 }
 
 Tensor conv2d_relu(const Tensor& x,
@@ -119,7 +186,15 @@ Tensor conv2d_relu(const Tensor& x,
                    const Tensor& bias,
                    std::int64_t stride,
                    std::int64_t padding) {
-  return conv2d_op(x, weight, bias, stride, padding, /*fused_relu=*/true);
+  return conv2d_op(x, weight, bias, stride, padding, Fused::relu);
+}
+
+Tensor conv2d_relu_pool(const Tensor& x,
+                        const Tensor& weight,
+                        const Tensor& bias,
+                        std::int64_t stride,
+                        std::int64_t padding) {
+  return conv2d_op(x, weight, bias, stride, padding, Fused::relu_pool);
 }
 
 }  // namespace gradlens

@@ -4,9 +4,12 @@
 // zero-padded dy with the flipped weights instead (FullCorrelation). Larger strides: the forward
 // over the input split into phases (DirectPlan) when the kernel covers them all, and dx alone of a
 // stride-2 conv as one correlation per phase of dx (PhaseCorrelations); the rest (1x1 strided,
-// training's dw) im2col + Eigen's GEMM per image. Compiled once per ISA (kernels/CMakeLists.txt),
+// training's dw) im2col + Eigen's GEMM per image. conv2d_relu_pool shares all of it: its 2x2 pool
+// reads the output rows as they leave the kernels, and its backward puts the pooled dy straight
+// into the padded dy of dx's correlation. Compiled once per ISA (kernels/CMakeLists.txt),
 // Eigen included. Images are split over threads; per-chunk dw partials are summed in chunk order.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -18,6 +21,7 @@
 #include "gradlens/kernels/cpu/cpu_backend.h"
 #include "gradlens/kernels/cpu/eigen_types.h"
 #include "gradlens/kernels/cpu/microkernels.h"
+#include "gradlens/kernels/cpu/pool_window.h"
 #include "gradlens/kernels/cpu/simd.h"
 
 namespace gradlens::cpu::GRADLENS_CPU_ISA {
@@ -367,6 +371,82 @@ float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* 
   return xp;
 }
 
+// conv2d_relu_pool's 2x2 max pool of `planes` ReLU'd output planes (`plane_stride` apart, rows
+// `stride` apart) into y [K, oh / 2, ow / 2], indices into each oh * ow plane: the windows
+// max_pool2d scans, so the same picks. All planes in one run of candidates (pool_window.h; those
+// between row pairs and planes are dropped).
+void pool_planes_2x2(const Conv2dParams& p,
+                     i64 planes,
+                     const float* src,
+                     i64 plane_stride,
+                     i64 stride,
+                     float* y,
+                     std::int32_t* idx) {
+  const i64 ph = p.oh / 2, pw = p.ow / 2, half = plane_stride / 2;
+  if (ph == 0 || pw == 0 || planes == 0) return;
+  if (planes > 1 && plane_stride % 2 != 0) {  // candidates start at even offsets only
+    for (i64 k = 0; k < planes; ++k) {
+      pool_planes_2x2(
+          p, 1, src + k * plane_stride, plane_stride, stride, y + k * ph * pw, idx + k * ph * pw);
+    }
+    return;
+  }
+  thread_local ScratchBuffer best_scratch, at_scratch;
+  const i64 count = (planes - 1) * half + (ph - 1) * stride + pw;
+  float* best = best_scratch.get(count);
+  auto* at = at_scratch.get<std::int32_t>(count);
+  pool_candidates_2x2(
+      src, static_cast<std::int32_t>(stride), static_cast<std::int32_t>(count), best, at);
+  for (i64 k = 0; k < planes; ++k) {
+    for (i64 g = 0; g < ph; ++g) {
+      const i64 first = k * half + g * stride, out = (k * ph + g) * pw;
+      simd::copy_row(y + out, best + first, pw);
+      for (i64 j = 0; j < pw; ++j) {
+        const i64 c = at[first + j] - 2 * (first + j);  // 0, 1, stride or stride + 1
+        const i64 down = c >= stride ? 1 : 0;
+        idx[out + j] = static_cast<std::int32_t>((2 * g + down) * p.ow + 2 * j + c - down * stride);
+      }
+    }
+  }
+}
+
+// conv2d_relu_pool's backward prologue: the pooled dy back at each window's maximum, where the
+// ReLU passed it (the pooled y, that position's output, > 0), into planes `plane_stride` apart
+// with rows `stride` apart from `origin`, already zeroed. 0 + dy, as max_pool2d's backward adds
+// into zeros (a -0 becomes +0); masks, not a branch, pick (half the windows pass).
+void unpool_masked(const Conv2dParams& p,
+                   const float* y,
+                   const float* dy,
+                   const std::int32_t* idx,
+                   i64 origin,
+                   i64 stride,
+                   i64 plane_stride,
+                   float* out) {
+  const i64 pooled = (p.oh / 2) * (p.ow / 2), plane = p.oh * p.ow;
+  // First each value and where it goes (a plane index's place in out from a table: no division
+  // per value), then the scatter alone: one loop doing both, a division per place, took half as
+  // long again (perf, the tutorial's NoiseTunnel).
+  thread_local ScratchBuffer place_scratch, value_scratch, target_scratch;
+  auto* __restrict place = place_scratch.get<std::int32_t>(plane);
+  for (i64 r = 0; r < p.oh; ++r) {
+    for (i64 c = 0; c < p.ow; ++c) place[r * p.ow + c] = static_cast<std::int32_t>(r * stride + c);
+  }
+  auto* __restrict values = value_scratch.get<std::uint32_t>(pooled);
+  auto* __restrict targets = target_scratch.get<std::int32_t>(pooled);
+  auto* dst = reinterpret_cast<std::uint32_t*>(out);
+  for (i64 k = 0; k < p.k; ++k) {
+    const std::int32_t* __restrict at = idx + k * pooled;
+    const float* __restrict yk = y + k * pooled;
+    const float* __restrict dyk = dy + k * pooled;
+    for (i64 i = 0; i < pooled; ++i) {
+      targets[i] = place[at[i]];
+      values[i] = std::bit_cast<std::uint32_t>(0.f + dyk[i]) & (yk[i] > 0.f ? ~0u : 0u);
+    }
+    std::uint32_t* base = dst + k * plane_stride + origin;
+    for (i64 i = 0; i < pooled; ++i) base[targets[i]] = values[i];
+  }
+}
+
 // The fused ReLU, if any, is applied as the wide rows are cropped. An unpadded image is its own
 // padded copy but for the tail: correlate reads up to s - 1 floats past it (for discarded wide
 // positions only), which lie in the next image when there is one, so only the last is copied.
@@ -375,13 +455,20 @@ void forward_direct(const Conv2dParams& p,
                     const float* image,
                     bool next_image_follows,
                     const float* b,
-                    float* y) {
+                    float* y,
+                    std::int32_t* pool_indices) {
   thread_local ScratchBuffer scratch;
   const bool in_place = p.padding == 0 && p.stride == 1 && next_image_follows;
   const float* xp = in_place ? image : padded_image(p, plan, image);
   float* wide = scratch.get(p.k * plan.ld);
   micro::correlate(
       xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
+  if (pool_indices != nullptr) {  // conv2d_relu_pool: y is the pooled output, straight from here
+    for (i64 k = 0; k < p.k; ++k)
+      simd::copy_row_relu(wide + k * plan.ld, wide + k * plan.ld, plan.count);
+    pool_planes_2x2(p, p.k, wide, plan.ld, plan.wp, y, pool_indices);
+    return;
+  }
   for (i64 k = 0; k < p.k; ++k) {
     for (i64 oh = 0; oh < p.oh; ++oh) {
       float* dst = y + (k * p.oh + oh) * p.ow;
@@ -462,18 +549,13 @@ void input_grad_direct(const Conv2dParams& p,
   }
 }
 
-// dx_n by FullCorrelation: pad dy (masked by a fused ReLU's output, when given), correlate, crop
-// the wide rows (nothing to crop when the conv is unpadded).
-void input_grad_full(const Conv2dParams& p,
-                     const FullCorrelation& full,
-                     const float* grad_out,
-                     const float* relu_out,
-                     float* grad_image) {
-  thread_local ScratchBuffer padded_scratch, wide_scratch;
-  const i64 tail = micro::input_tail(p.s);
-  float* dyp = padded_scratch.get(p.k * full.plane + tail);
-  pad_planes(
-      grad_out, relu_out, p.k, p.oh, p.ow, full.pad_h, full.pad_w, full.hp, full.wp, tail, dyp);
+// dx_n from dy padded for FullCorrelation: the bands' correlations, then the crop (nothing to crop
+// when the conv is unpadded).
+void correlate_full(const Conv2dParams& p,
+                    const FullCorrelation& full,
+                    const float* dyp,
+                    float* grad_image) {
+  thread_local ScratchBuffer wide_scratch;
   // No discarded positions (padding 0): the wide rows are dx itself.
   const bool in_place = full.wp == p.w;
   float* wide = in_place ? grad_image : wide_scratch.get(p.c * full.ld);
@@ -495,6 +577,37 @@ void input_grad_full(const Conv2dParams& p,
       simd::copy_row(grad_image + (c * p.h + h) * p.w, wide + c * full.ld + h * full.wp, p.w);
     }
   }
+}
+
+// dx_n by FullCorrelation: pad dy (masked by a fused ReLU's output, when given), correlate, crop
+// the wide rows (nothing to crop when the conv is unpadded).
+void input_grad_full(const Conv2dParams& p,
+                     const FullCorrelation& full,
+                     const float* grad_out,
+                     const float* relu_out,
+                     float* grad_image) {
+  thread_local ScratchBuffer padded_scratch;
+  const i64 tail = micro::input_tail(p.s);
+  float* dyp = padded_scratch.get(p.k * full.plane + tail);
+  pad_planes(
+      grad_out, relu_out, p.k, p.oh, p.ow, full.pad_h, full.pad_w, full.hp, full.wp, tail, dyp);
+  correlate_full(p, full, dyp, grad_image);
+}
+
+// The same from conv2d_relu_pool's pooled y, dy and indices: dy goes straight into the padded
+// planes, with no dense dy or ReLU mask pass in between.
+void input_grad_full_unpool(const Conv2dParams& p,
+                            const FullCorrelation& full,
+                            const float* y,
+                            const float* dy,
+                            const std::int32_t* indices,
+                            float* grad_image) {
+  thread_local ScratchBuffer padded_scratch;
+  const i64 size = p.k * full.plane + micro::input_tail(p.s);
+  float* dyp = padded_scratch.get(size);
+  simd::zero_row(dyp, size);
+  unpool_masked(p, y, dy, indices, full.pad_h * full.wp + full.pad_w, full.wp, full.plane, dyp);
+  correlate_full(p, full, dyp, grad_image);
 }
 
 // dx of a stride-2 conv as four full correlations, one per phase of dx (rows h = 2 i + a, columns
@@ -618,31 +731,42 @@ const float* relu_masked(const float* y, const float* dy, i64 n, float* out) {
   return out;
 }
 
-}  // namespace
-
-void CpuBackend::conv2d_forward(
-    const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) {
+// conv2d_forward, and with pool_indices conv2d_relu_pool_forward (y then the pooled output).
+void conv2d_forward_impl(const Conv2dParams& p,
+                         const float* x,
+                         const float* w,
+                         const float* b,
+                         float* y,
+                         std::int32_t* pool_indices) {
   const i64 crs = p.c * p.r * p.s, plane = p.oh * p.ow;
   if (p.n == 0 || p.k == 0 || plane == 0) return;
+  const i64 y_size = pool_indices != nullptr ? p.k * (p.oh / 2) * (p.ow / 2) : p.k * plane;
   const i64 grain = std::max<i64>(1, kConvGrainMacs / std::max<i64>(1, p.k * crs * plane));
   if (use_direct_forward(p)) {
     const DirectPlan plan = make_plan(p, w, /*forward_weights=*/true, /*dx_weights=*/false);
     thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
       for (i64 img = lo; img < hi; ++img) {
-        forward_direct(p, plan, x + img * p.c * p.h * p.w, img + 1 < p.n, b, y + img * p.k * plane);
+        forward_direct(p,
+                       plan,
+                       x + img * p.c * p.h * p.w,
+                       img + 1 < p.n,
+                       b,
+                       y + img * y_size,
+                       pool_indices != nullptr ? pool_indices + img * y_size : nullptr);
       }
     });
     return;
   }
   const ConstMatrixMap weight(w, p.k, crs);
   thread_pool().parallel_for(0, p.n, grain, [&](i64 lo, i64 hi) {
-    thread_local ScratchBuffer scratch;
+    thread_local ScratchBuffer scratch, conv_scratch;
     float* col = is_pointwise(p) ? nullptr : scratch.get(crs * plane);
+    float* conv_out = pool_indices != nullptr ? conv_scratch.get(p.k * plane) : nullptr;
     for (i64 img = lo; img < hi; ++img) {
       const float* image = x + img * p.c * p.h * p.w;
       if (col != nullptr) im2col(p, image, col);
       const ConstMatrixMap cols(col != nullptr ? col : image, crs, plane);
-      MatrixMap out(y + img * p.k * plane, p.k, plane);
+      MatrixMap out(conv_out != nullptr ? conv_out : y + img * y_size, p.k, plane);
       if (b != nullptr) {
         out.colwise() = ConstVectorMap(b, p.k);
         out.noalias() += weight * cols;
@@ -650,18 +774,22 @@ void CpuBackend::conv2d_forward(
         out.noalias() = weight * cols;
       }
       if (p.relu) relu_in_place(out.data(), p.k * plane);
+      if (conv_out == nullptr) continue;
+      pool_planes_2x2(p, p.k, conv_out, plane, p.ow, y + img * y_size, pool_indices + img * y_size);
     }
   });
 }
 
-void CpuBackend::conv2d_backward(const Conv2dParams& p,
-                                 const float* x,
-                                 const float* w,
-                                 const float* y,
-                                 const float* dy,
-                                 float* dx,
-                                 float* dw,
-                                 float* db) {
+// conv2d_backward, and with pool_indices conv2d_relu_pool_backward (y and dy then the pooled ones).
+void conv2d_backward_impl(const Conv2dParams& p,
+                          const float* x,
+                          const float* w,
+                          const float* y,
+                          const std::int32_t* pool_indices,
+                          const float* dy,
+                          float* dx,
+                          float* dw,
+                          float* db) {
   const i64 crs = p.c * p.r * p.s, plane = p.oh * p.ow, image_size = p.c * p.h * p.w;
   if (dw != nullptr) std::fill(dw, dw + p.k * crs, 0.f);
   if (db != nullptr) std::fill(db, db + p.k, 0.f);
@@ -686,7 +814,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
   if (!direct_path && dx != nullptr && dw == nullptr) phases = make_phase_correlations(p, w);
 
   pool.parallel_chunks(0, p.n, grain, [&](int chunk, i64 lo, i64 hi) {
-    thread_local ScratchBuffer scratch, masked_scratch;
+    thread_local ScratchBuffer scratch, masked_scratch, unpooled_scratch;
     float* col = pointwise || direct_path || phases.use ? nullptr : scratch.get(crs * plane);
     float* masked = p.relu ? masked_scratch.get(p.k * plane) : nullptr;
     float* dw_chunk = nullptr;
@@ -698,15 +826,30 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
     if (db_chunk != nullptr) std::fill(db_chunk, db_chunk + p.k, 0.0);
 
     for (i64 img = lo; img < hi; ++img) {
-      const float* grad_out = dy + img * p.k * plane;
-      // The direct paths apply a fused ReLU's mask as they copy dy into their layouts.
-      const float* relu_out = p.relu ? y + img * p.k * plane : nullptr;
+      const float* image = x != nullptr ? x + img * image_size : nullptr;
+      float* grad_image = dx != nullptr ? dx + img * image_size : nullptr;
+      const float* grad_out = nullptr;
+      const float* relu_out = nullptr;
+      if (pool_indices == nullptr) {
+        grad_out = dy + img * p.k * plane;
+        // The direct paths apply a fused ReLU's mask as they copy dy into their layouts.
+        if (p.relu) relu_out = y + img * p.k * plane;
+      } else {  // the pooled dy back in place, masked by the ReLU
+        const i64 pooled = p.k * (p.oh / 2) * (p.ow / 2), at = img * pooled;
+        if (direct_path && plan.full.use && dw_chunk == nullptr && db_chunk == nullptr) {
+          input_grad_full_unpool(p, plan.full, y + at, dy + at, pool_indices + at, grad_image);
+          continue;
+        }
+        float* unpooled = unpooled_scratch.get(p.k * plane);
+        std::fill(unpooled, unpooled + p.k * plane, 0.f);
+        unpool_masked(p, y + at, dy + at, pool_indices + at, 0, p.ow, plane, unpooled);
+        grad_out = unpooled;
+        relu_out = nullptr;
+      }
       if (relu_out != nullptr && ((!direct_path && !phases.use) || db_chunk != nullptr)) {
         grad_out = relu_masked(relu_out, grad_out, p.k * plane, masked);
         relu_out = nullptr;
       }
-      const float* image = x != nullptr ? x + img * image_size : nullptr;
-      float* grad_image = dx != nullptr ? dx + img * image_size : nullptr;
       if (db_chunk != nullptr) {
         for (i64 k = 0; k < p.k; ++k) db_chunk[k] += sum_double(grad_out + k * plane, plane);
       }
@@ -763,6 +906,45 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p,
       db[k] = static_cast<float>(total);
     }
   }
+}
+
+}  // namespace
+
+void CpuBackend::conv2d_forward(
+    const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) {
+  conv2d_forward_impl(p, x, w, b, y, nullptr);
+}
+
+void CpuBackend::conv2d_backward(const Conv2dParams& p,
+                                 const float* x,
+                                 const float* w,
+                                 const float* y,
+                                 const float* dy,
+                                 float* dx,
+                                 float* dw,
+                                 float* db) {
+  conv2d_backward_impl(p, x, w, y, nullptr, dy, dx, dw, db);
+}
+
+void CpuBackend::conv2d_relu_pool_forward(const Conv2dParams& p,
+                                          const float* x,
+                                          const float* w,
+                                          const float* b,
+                                          float* y,
+                                          std::int32_t* indices) {
+  conv2d_forward_impl(p, x, w, b, y, indices);
+}
+
+void CpuBackend::conv2d_relu_pool_backward(const Conv2dParams& p,
+                                           const float* x,
+                                           const float* w,
+                                           const float* y,
+                                           const std::int32_t* indices,
+                                           const float* dy,
+                                           float* dx,
+                                           float* dw,
+                                           float* db) {
+  conv2d_backward_impl(p, x, w, y, indices, dy, dx, dw, db);
 }
 
 }  // namespace gradlens::cpu::GRADLENS_CPU_ISA

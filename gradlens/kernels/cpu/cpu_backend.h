@@ -102,6 +102,21 @@ class CpuBackend final : public Backend {
                        float* dx,
                        float* dw,
                        float* db) override;
+  void conv2d_relu_pool_forward(const Conv2dParams& p,
+                                const float* x,
+                                const float* w,
+                                const float* b,
+                                float* y,
+                                std::int32_t* indices) override;
+  void conv2d_relu_pool_backward(const Conv2dParams& p,
+                                 const float* x,
+                                 const float* w,
+                                 const float* y,
+                                 const std::int32_t* indices,
+                                 const float* dy,
+                                 float* dx,
+                                 float* dw,
+                                 float* db) override;
 
   void max_pool2d_forward(const Pool2dParams& p,
                           const float* x,

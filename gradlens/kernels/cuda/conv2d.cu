@@ -608,4 +608,41 @@ void CudaBackend::conv2d_backward(const Conv2dParams& p,
   }
 }
 
+// conv2d_relu_pool composes the conv (ReLU fused) and max_pool2d kernels through a scratch conv
+// output: the fusion pays on the CPU, where that output falls out of the cache between the ops.
+// Each step is the separate op's kernel, so the same values.
+void CudaBackend::conv2d_relu_pool_forward(const Conv2dParams& p,
+                                           const float* x,
+                                           const float* w,
+                                           const float* b,
+                                           float* y,
+                                           std::int32_t* indices) {
+  const Pool2dParams pool = make_pool2d_params(p.n, p.k, p.oh, p.ow, 2, 2, 0);
+  DeviceScratch conv(*this, static_cast<std::size_t>(p.n * p.k * p.oh * p.ow) * sizeof(float));
+  conv2d_forward(p, x, w, b, conv.as<float>());
+  max_pool2d_forward(pool, conv.as<float>(), y, indices);
+}
+
+void CudaBackend::conv2d_relu_pool_backward(const Conv2dParams& p,
+                                            const float* x,
+                                            const float* w,
+                                            const float* y,
+                                            const std::int32_t* indices,
+                                            const float* dy,
+                                            float* dx,
+                                            float* dw,
+                                            float* db) {
+  const Pool2dParams pool = make_pool2d_params(p.n, p.k, p.oh, p.ow, 2, 2, 0);
+  const i64 pooled = pool.n * pool.c * pool.oh * pool.ow;
+  // The ReLU's mask on the pooled dy (the pooled y is the conv output at each window's maximum),
+  // then the pool's backward, then the conv's without its ReLU.
+  DeviceScratch masked(*this, static_cast<std::size_t>(pooled) * sizeof(float));
+  relu_backward(y, dy, masked.as<float>(), pooled);
+  DeviceScratch unpooled(*this, static_cast<std::size_t>(p.n * p.k * p.oh * p.ow) * sizeof(float));
+  max_pool2d_backward(pool, masked.as<float>(), indices, unpooled.as<float>());
+  Conv2dParams plain = p;
+  plain.relu = false;
+  conv2d_backward(plain, x, w, nullptr, unpooled.as<float>(), dx, dw, db);
+}
+
 }  // namespace gradlens::cuda
