@@ -371,19 +371,95 @@ float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* 
   return xp;
 }
 
+#if defined(__AVX512F__)
+// One row pair's windows of a conv output plane, ReLU'd as they are read: y[j] and idx[j] (the
+// window's maximum as a plane index, rows ow apart, from `corner`, the pair's first) for j < pw.
+// Even and odd columns split by permutes, the four comparisons of pool_window.h in lanes.
+void pool_row_pair_relu(const float* top,
+                        i64 stride,
+                        i64 pw,
+                        i64 ow,
+                        std::int32_t corner,
+                        float* y,
+                        std::int32_t* idx) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i lane2 =
+      _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+  const auto relu = [&](__m512 v) { return _mm512_max_ps(zero, v); };  // NaN stays NaN
+  const auto wins = [](__m512 v, __m512 best) {  // v > best, or v is NaN: a later NaN wins too
+    return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                                  _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+  };
+  for (i64 j0 = 0; j0 < pw; j0 += 16) {
+    const i64 n = std::min<i64>(16, pw - j0);
+    const auto first = static_cast<__mmask16>((1u << std::min<i64>(16, 2 * n)) - 1u);
+    const auto second = static_cast<__mmask16>((1u << std::max<i64>(0, 2 * n - 16)) - 1u);
+    const float* r0 = top + 2 * j0;
+    const float* r1 = r0 + stride;
+    const __m512 r0a = relu(_mm512_maskz_loadu_ps(first, r0));
+    const __m512 r0b = relu(_mm512_maskz_loadu_ps(second, r0 + 16));
+    const __m512 r1a = relu(_mm512_maskz_loadu_ps(first, r1));
+    const __m512 r1b = relu(_mm512_maskz_loadu_ps(second, r1 + 16));
+    __m512 best = _mm512_permutex2var_ps(r0a, even, r0b);
+    __m512i code = _mm512_setzero_si512();  // 0 top left, 1 top right, 2 bottom left, 3 right
+    const __m512 candidates[3] = {_mm512_permutex2var_ps(r0a, odd, r0b),
+                                  _mm512_permutex2var_ps(r1a, even, r1b),
+                                  _mm512_permutex2var_ps(r1a, odd, r1b)};
+    for (int q = 0; q < 3; ++q) {
+      const __mmask16 m = wins(candidates[q], best);
+      best = _mm512_mask_mov_ps(best, m, candidates[q]);
+      code = _mm512_mask_mov_epi32(code, m, _mm512_set1_epi32(q + 1));
+    }
+    // corner + 2 j + (code & 1) + (code >> 1) * ow
+    const __m512i at = _mm512_add_epi32(
+        _mm512_add_epi32(_mm512_set1_epi32(corner + 2 * static_cast<std::int32_t>(j0)), lane2),
+        _mm512_add_epi32(_mm512_and_si512(code, _mm512_set1_epi32(1)),
+                         _mm512_mullo_epi32(_mm512_srli_epi32(code, 1),
+                                            _mm512_set1_epi32(static_cast<std::int32_t>(ow)))));
+    const auto live = static_cast<__mmask16>((1u << n) - 1u);
+    _mm512_mask_storeu_ps(y + j0, live, best);
+    _mm512_mask_storeu_epi32(idx + j0, live, at);
+  }
+}
+#endif
+
 // conv2d_relu_pool's 2x2 max pool of `planes` ReLU'd output planes (`plane_stride` apart, rows
 // `stride` apart) into y [K, oh / 2, ow / 2], indices into each oh * ow plane: the windows
 // max_pool2d scans, so the same picks. All planes in one run of candidates (pool_window.h; those
 // between row pairs and planes are dropped).
 void pool_planes_2x2(const Conv2dParams& p,
                      i64 planes,
-                     const float* src,
+                     float* src,
                      i64 plane_stride,
                      i64 stride,
                      float* y,
                      std::int32_t* idx) {
   const i64 ph = p.oh / 2, pw = p.ow / 2, half = plane_stride / 2;
   if (ph == 0 || pw == 0 || planes == 0) return;
+#if defined(__AVX512F__)
+  // Row pair by row pair, the ReLU on the way in: the flat run below computes (and drops) a
+  // candidate between every two windows it keeps.
+  for (i64 k = 0; k < planes; ++k) {
+    for (i64 g = 0; g < ph; ++g) {
+      pool_row_pair_relu(src + k * plane_stride + 2 * g * stride,
+                         stride,
+                         pw,
+                         p.ow,
+                         static_cast<std::int32_t>(2 * g * p.ow),
+                         y + (k * ph + g) * pw,
+                         idx + (k * ph + g) * pw);
+    }
+  }
+  return;
+#endif
+  for (i64 k = 0; k < planes; ++k) {
+    for (i64 r = 0; r < p.oh; ++r) {
+      float* row = src + k * plane_stride + r * stride;
+      simd::copy_row_relu(row, row, p.ow);
+    }
+  }
   if (planes > 1 && plane_stride % 2 != 0) {  // candidates start at even offsets only
     for (i64 k = 0; k < planes; ++k) {
       pool_planes_2x2(
@@ -423,27 +499,21 @@ void unpool_masked(const Conv2dParams& p,
                    i64 plane_stride,
                    float* out) {
   const i64 pooled = (p.oh / 2) * (p.ow / 2), plane = p.oh * p.ow;
-  // First each value and where it goes (a plane index's place in out from a table: no division
-  // per value), then the scatter alone: one loop doing both, a division per place, took half as
-  // long again (perf, the tutorial's NoiseTunnel).
-  thread_local ScratchBuffer place_scratch, value_scratch, target_scratch;
+  // A plane index's place in out from a table: a division per value took half as long again.
+  thread_local ScratchBuffer place_scratch;
   auto* __restrict place = place_scratch.get<std::int32_t>(plane);
   for (i64 r = 0; r < p.oh; ++r) {
     for (i64 c = 0; c < p.ow; ++c) place[r * p.ow + c] = static_cast<std::int32_t>(r * stride + c);
   }
-  auto* __restrict values = value_scratch.get<std::uint32_t>(pooled);
-  auto* __restrict targets = target_scratch.get<std::int32_t>(pooled);
   auto* dst = reinterpret_cast<std::uint32_t*>(out);
   for (i64 k = 0; k < p.k; ++k) {
-    const std::int32_t* __restrict at = idx + k * pooled;
-    const float* __restrict yk = y + k * pooled;
-    const float* __restrict dyk = dy + k * pooled;
-    for (i64 i = 0; i < pooled; ++i) {
-      targets[i] = place[at[i]];
-      values[i] = std::bit_cast<std::uint32_t>(0.f + dyk[i]) & (yk[i] > 0.f ? ~0u : 0u);
-    }
+    const std::int32_t* at = idx + k * pooled;
+    const float* yk = y + k * pooled;
+    const float* dyk = dy + k * pooled;
     std::uint32_t* base = dst + k * plane_stride + origin;
-    for (i64 i = 0; i < pooled; ++i) base[targets[i]] = values[i];
+    for (i64 i = 0; i < pooled; ++i) {
+      base[place[at[i]]] = std::bit_cast<std::uint32_t>(0.f + dyk[i]) & (yk[i] > 0.f ? ~0u : 0u);
+    }
   }
 }
 
@@ -464,8 +534,6 @@ void forward_direct(const Conv2dParams& p,
   micro::correlate(
       xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
   if (pool_indices != nullptr) {  // conv2d_relu_pool: y is the pooled output, straight from here
-    for (i64 k = 0; k < p.k; ++k)
-      simd::copy_row_relu(wide + k * plan.ld, wide + k * plan.ld, plan.count);
     pool_planes_2x2(p, p.k, wide, plan.ld, plan.wp, y, pool_indices);
     return;
   }

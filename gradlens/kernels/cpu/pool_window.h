@@ -14,10 +14,10 @@ namespace gradlens::cpu::GRADLENS_CPU_ISA {
 // * w + j (j < ow), and those between them, straddling two row pairs, are computed and dropped.
 // Starting from the first element equals starting from -inf: it is always taken.
 inline void pool_candidates_2x2(const float* __restrict x,
-                         std::int32_t w,
-                         std::int32_t count,
-                         float* __restrict best_out,
-                         std::int32_t* __restrict at) {
+                                std::int32_t w,
+                                std::int32_t count,
+                                float* __restrict best_out,
+                                std::int32_t* __restrict at) {
   for (std::int32_t i = 0; i < count; ++i) {
     const float v0 = x[2 * i], v1 = x[2 * i + 1];
     const float v2 = x[2 * i + w], v3 = x[2 * i + w + 1];
