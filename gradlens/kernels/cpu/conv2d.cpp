@@ -403,7 +403,7 @@ void pool_row_pair_relu(const float* top,
     const __m512 r1a = relu(_mm512_maskz_loadu_ps(first, r1));
     const __m512 r1b = relu(_mm512_maskz_loadu_ps(second, r1 + 16));
     __m512 best = _mm512_permutex2var_ps(r0a, even, r0b);
-    __m512i code = _mm512_setzero_si512();  // 0 top left, 1 top right, 2 bottom left, 3 right
+    __m512i code = _mm512_setzero_si512();  // top left 0, top right 1, bottom left 2, right 3
     const __m512 candidates[3] = {_mm512_permutex2var_ps(r0a, odd, r0b),
                                   _mm512_permutex2var_ps(r1a, even, r1b),
                                   _mm512_permutex2var_ps(r1a, odd, r1b)};
@@ -436,7 +436,7 @@ void pool_planes_2x2(const Conv2dParams& p,
                      i64 stride,
                      float* y,
                      std::int32_t* idx) {
-  const i64 ph = p.oh / 2, pw = p.ow / 2, half = plane_stride / 2;
+  const i64 ph = p.oh / 2, pw = p.ow / 2;
   if (ph == 0 || pw == 0 || planes == 0) return;
 #if defined(__AVX512F__)
   // Row pair by row pair, the ReLU on the way in: the flat run below computes (and drops) a
@@ -452,8 +452,7 @@ void pool_planes_2x2(const Conv2dParams& p,
                          idx + (k * ph + g) * pw);
     }
   }
-  return;
-#endif
+#else
   for (i64 k = 0; k < planes; ++k) {
     for (i64 r = 0; r < p.oh; ++r) {
       float* row = src + k * plane_stride + r * stride;
@@ -468,6 +467,7 @@ void pool_planes_2x2(const Conv2dParams& p,
     return;
   }
   thread_local ScratchBuffer best_scratch, at_scratch;
+  const i64 half = plane_stride / 2;
   const i64 count = (planes - 1) * half + (ph - 1) * stride + pw;
   float* best = best_scratch.get(count);
   auto* at = at_scratch.get<std::int32_t>(count);
@@ -484,6 +484,7 @@ void pool_planes_2x2(const Conv2dParams& p,
       }
     }
   }
+#endif
 }
 
 // conv2d_relu_pool's backward prologue: the pooled dy back at each window's maximum, where the
