@@ -46,10 +46,9 @@ Tensor conv_relu_pool(Conv2d& conv_layer,
                       const Tensor& x) {
   const bool pool_2x2 =
       pool_layer.kernel == 2 && (pool_layer.stride == 2 || pool_layer.stride == 0);
+  // Shapes are conv2d_relu_pool's to check: a conv output under 2x2 is an error either way.
   if (!pool_2x2 || pool_layer.has_forward_hooks() || conv_layer.has_forward_hooks() ||
-      relu_layer.has_forward_hooks() || any_backward_override() || x.dim() != 4 ||
-      x.size(2) + 2 * conv_layer.padding < conv_layer.weight.size(2) + conv_layer.stride ||
-      x.size(3) + 2 * conv_layer.padding < conv_layer.weight.size(3) + conv_layer.stride) {
+      relu_layer.has_forward_hooks() || any_backward_override()) {
     return pool_layer(conv_relu(conv_layer, relu_layer, x));
   }
   return conv2d_relu_pool(

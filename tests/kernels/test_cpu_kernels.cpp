@@ -723,6 +723,7 @@ TEST_P(CpuKernels, MaxPoolFirstMaximumWinsAndScatters) {
       pool_params(4, 6, 28, 28, 2, 2, 0),  // tutorial pool1 (2x2 fast path)
       pool_params(1, 3, 10, 10, 2, 2, 0),
       pool_params(2, 3, 7, 9, 2, 2, 0),  // odd sizes: last row and column dropped
+      pool_params(3, 2, 7, 8, 2, 2, 0),  // odd height, even plane: planes share one flat run
       pool_params(2, 2, 9, 8, 3, 2, 1),  // padding
       pool_params(1, 2, 6, 5, 3, 1, 0),  // overlapping windows
       pool_params(3, 1, 5, 7, 2, 1, 1),  // padding with stride 1

@@ -371,149 +371,29 @@ float* padded_image(const Conv2dParams& p, const DirectPlan& plan, const float* 
   return xp;
 }
 
-#if defined(__AVX512F__)
-// One row pair's windows of a conv output plane, ReLU'd as they are read: y[j] and idx[j] (the
-// window's maximum as a plane index, rows ow apart, from `corner`, the pair's first) for j < pw.
-// Even and odd columns split by permutes, the four comparisons of pool_window.h in lanes.
-void pool_row_pair_relu(const float* top,
-                        i64 stride,
-                        i64 pw,
-                        i64 ow,
-                        std::int32_t corner,
-                        float* y,
-                        std::int32_t* idx) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __m512 zero = _mm512_setzero_ps();
-  const __m512i lane2 =
-      _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
-  const auto relu = [&](__m512 v) { return _mm512_max_ps(zero, v); };  // NaN stays NaN
-  const auto wins = [](__m512 v, __m512 best) {  // v > best, or v is NaN: a later NaN wins too
-    return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                                  _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
-  };
-  for (i64 j0 = 0; j0 < pw; j0 += 16) {
-    const i64 n = std::min<i64>(16, pw - j0);
-    const auto first = static_cast<__mmask16>((1u << std::min<i64>(16, 2 * n)) - 1u);
-    const auto second = static_cast<__mmask16>((1u << std::max<i64>(0, 2 * n - 16)) - 1u);
-    const float* r0 = top + 2 * j0;
-    const float* r1 = r0 + stride;
-    const __m512 r0a = relu(_mm512_maskz_loadu_ps(first, r0));
-    const __m512 r0b = relu(_mm512_maskz_loadu_ps(second, r0 + 16));
-    const __m512 r1a = relu(_mm512_maskz_loadu_ps(first, r1));
-    const __m512 r1b = relu(_mm512_maskz_loadu_ps(second, r1 + 16));
-    __m512 best = _mm512_permutex2var_ps(r0a, even, r0b);
-    __m512i code = _mm512_setzero_si512();  // top left 0, top right 1, bottom left 2, right 3
-    const __m512 candidates[3] = {_mm512_permutex2var_ps(r0a, odd, r0b),
-                                  _mm512_permutex2var_ps(r1a, even, r1b),
-                                  _mm512_permutex2var_ps(r1a, odd, r1b)};
-    for (int q = 0; q < 3; ++q) {
-      const __mmask16 m = wins(candidates[q], best);
-      best = _mm512_mask_mov_ps(best, m, candidates[q]);
-      code = _mm512_mask_mov_epi32(code, m, _mm512_set1_epi32(q + 1));
-    }
-    // corner + 2 j + (code & 1) + (code >> 1) * ow
-    const __m512i at = _mm512_add_epi32(
-        _mm512_add_epi32(_mm512_set1_epi32(corner + 2 * static_cast<std::int32_t>(j0)), lane2),
-        _mm512_add_epi32(_mm512_and_si512(code, _mm512_set1_epi32(1)),
-                         _mm512_mullo_epi32(_mm512_srli_epi32(code, 1),
-                                            _mm512_set1_epi32(static_cast<std::int32_t>(ow)))));
-    const auto live = static_cast<__mmask16>((1u << n) - 1u);
-    _mm512_mask_storeu_ps(y + j0, live, best);
-    _mm512_mask_storeu_epi32(idx + j0, live, at);
-  }
-}
-#endif
-
-// conv2d_relu_pool's 2x2 max pool of `planes` ReLU'd output planes (`plane_stride` apart, rows
-// `stride` apart) into y [K, oh / 2, ow / 2], indices into each oh * ow plane: the windows
-// max_pool2d scans, so the same picks. All planes in one run of candidates (pool_window.h; those
-// between row pairs and planes are dropped).
-void pool_planes_2x2(const Conv2dParams& p,
-                     i64 planes,
-                     float* src,
-                     i64 plane_stride,
-                     i64 stride,
-                     float* y,
-                     std::int32_t* idx) {
-  const i64 ph = p.oh / 2, pw = p.ow / 2;
-  if (ph == 0 || pw == 0 || planes == 0) return;
-#if defined(__AVX512F__)
-  // Row pair by row pair, the ReLU on the way in: the flat run below computes (and drops) a
-  // candidate between every two windows it keeps.
-  for (i64 k = 0; k < planes; ++k) {
-    for (i64 g = 0; g < ph; ++g) {
-      pool_row_pair_relu(src + k * plane_stride + 2 * g * stride,
-                         stride,
-                         pw,
-                         p.ow,
-                         static_cast<std::int32_t>(2 * g * p.ow),
-                         y + (k * ph + g) * pw,
-                         idx + (k * ph + g) * pw);
-    }
-  }
-#else
-  for (i64 k = 0; k < planes; ++k) {
-    for (i64 r = 0; r < p.oh; ++r) {
-      float* row = src + k * plane_stride + r * stride;
-      simd::copy_row_relu(row, row, p.ow);
-    }
-  }
-  if (planes > 1 && plane_stride % 2 != 0) {  // candidates start at even offsets only
-    for (i64 k = 0; k < planes; ++k) {
-      pool_planes_2x2(
-          p, 1, src + k * plane_stride, plane_stride, stride, y + k * ph * pw, idx + k * ph * pw);
-    }
-    return;
-  }
-  thread_local ScratchBuffer best_scratch, at_scratch;
-  const i64 half = plane_stride / 2;
-  const i64 count = (planes - 1) * half + (ph - 1) * stride + pw;
-  float* best = best_scratch.get(count);
-  auto* at = at_scratch.get<std::int32_t>(count);
-  pool_candidates_2x2(
-      src, static_cast<std::int32_t>(stride), static_cast<std::int32_t>(count), best, at);
-  for (i64 k = 0; k < planes; ++k) {
-    for (i64 g = 0; g < ph; ++g) {
-      const i64 first = k * half + g * stride, out = (k * ph + g) * pw;
-      simd::copy_row(y + out, best + first, pw);
-      for (i64 j = 0; j < pw; ++j) {
-        const i64 c = at[first + j] - 2 * (first + j);  // 0, 1, stride or stride + 1
-        const i64 down = c >= stride ? 1 : 0;
-        idx[out + j] = static_cast<std::int32_t>((2 * g + down) * p.ow + 2 * j + c - down * stride);
-      }
-    }
-  }
-#endif
-}
-
 // conv2d_relu_pool's backward prologue: the pooled dy back at each window's maximum, where the
-// ReLU passed it (the pooled y, that position's output, > 0), into planes `plane_stride` apart
-// with rows `stride` apart from `origin`, already zeroed. 0 + dy, as max_pool2d's backward adds
-// into zeros (a -0 becomes +0); masks, not a branch, pick (half the windows pass).
+// ReLU passed it (the pooled y, that position's output, > 0), into out's planes (`plane_stride`
+// apart, already zeroed) at places[plane index] (null: at the plane index itself). The table,
+// built once a call, saves a division per value (half as long again in the tutorial's NoiseTunnel).
+// 0 + dy, as max_pool2d's backward adds into zeros (a -0 becomes +0); masks, not a branch, pick
+// (half the windows pass).
 void unpool_masked(const Conv2dParams& p,
                    const float* y,
                    const float* dy,
                    const std::int32_t* idx,
-                   i64 origin,
-                   i64 stride,
+                   const std::int32_t* places,
                    i64 plane_stride,
                    float* out) {
-  const i64 pooled = (p.oh / 2) * (p.ow / 2), plane = p.oh * p.ow;
-  // A plane index's place in out from a table: a division per value took half as long again.
-  thread_local ScratchBuffer place_scratch;
-  auto* __restrict place = place_scratch.get<std::int32_t>(plane);
-  for (i64 r = 0; r < p.oh; ++r) {
-    for (i64 c = 0; c < p.ow; ++c) place[r * p.ow + c] = static_cast<std::int32_t>(r * stride + c);
-  }
+  const i64 pooled = (p.oh / 2) * (p.ow / 2);
   auto* dst = reinterpret_cast<std::uint32_t*>(out);
   for (i64 k = 0; k < p.k; ++k) {
     const std::int32_t* at = idx + k * pooled;
     const float* yk = y + k * pooled;
     const float* dyk = dy + k * pooled;
-    std::uint32_t* base = dst + k * plane_stride + origin;
+    std::uint32_t* base = dst + k * plane_stride;
     for (i64 i = 0; i < pooled; ++i) {
-      base[place[at[i]]] = std::bit_cast<std::uint32_t>(0.f + dyk[i]) & (yk[i] > 0.f ? ~0u : 0u);
+      base[places != nullptr ? places[at[i]] : at[i]] =
+          std::bit_cast<std::uint32_t>(0.f + dyk[i]) & (yk[i] > 0.f ? ~0u : 0u);
     }
   }
 }
@@ -535,7 +415,7 @@ void forward_direct(const Conv2dParams& p,
   micro::correlate(
       xp, plan.offsets, p.c * p.r * p.s, plan.packed_w, b, p.k, plan.count, plan.ld, wide);
   if (pool_indices != nullptr) {  // conv2d_relu_pool: y is the pooled output, straight from here
-    pool_planes_2x2(p, p.k, wide, plan.ld, plan.wp, y, pool_indices);
+    max_pool_2x2</*Relu=*/true>(wide, p.k, plan.ld, plan.wp, p.oh, p.ow, y, pool_indices);
     return;
   }
   for (i64 k = 0; k < p.k; ++k) {
@@ -670,12 +550,13 @@ void input_grad_full_unpool(const Conv2dParams& p,
                             const float* y,
                             const float* dy,
                             const std::int32_t* indices,
+                            const std::int32_t* places,
                             float* grad_image) {
   thread_local ScratchBuffer padded_scratch;
   const i64 size = p.k * full.plane + micro::input_tail(p.s);
   float* dyp = padded_scratch.get(size);
   simd::zero_row(dyp, size);
-  unpool_masked(p, y, dy, indices, full.pad_h * full.wp + full.pad_w, full.wp, full.plane, dyp);
+  unpool_masked(p, y, dy, indices, places, full.plane, dyp);
   correlate_full(p, full, dyp, grad_image);
 }
 
@@ -844,7 +725,15 @@ void conv2d_forward_impl(const Conv2dParams& p,
       }
       if (p.relu) relu_in_place(out.data(), p.k * plane);
       if (conv_out == nullptr) continue;
-      pool_planes_2x2(p, p.k, conv_out, plane, p.ow, y + img * y_size, pool_indices + img * y_size);
+      max_pool_2x2</*Relu=*/false>(  // ReLU'd above
+          conv_out,
+          p.k,
+          plane,
+          p.ow,
+          p.oh,
+          p.ow,
+          y + img * y_size,
+          pool_indices + img * y_size);
     }
   });
 }
@@ -881,6 +770,21 @@ void conv2d_backward_impl(const Conv2dParams& p,
   // dx alone (attribution: no dw) of a stride-2 conv by its phases.
   PhaseCorrelations phases;
   if (!direct_path && dx != nullptr && dw == nullptr) phases = make_phase_correlations(p, w);
+  // conv2d_relu_pool's dx alone by FullCorrelation: each conv output position's place in the
+  // padded dy, for every image's unpool.
+  const bool unpool_padded =
+      pool_indices != nullptr && direct_path && plan.full.use && dw == nullptr && db == nullptr;
+  thread_local ScratchBuffer places_scratch;
+  std::int32_t* places = nullptr;
+  if (unpool_padded) {
+    places = places_scratch.get<std::int32_t>(plane);
+    for (i64 r = 0; r < p.oh; ++r) {
+      for (i64 c = 0; c < p.ow; ++c) {
+        places[r * p.ow + c] =
+            static_cast<std::int32_t>((plan.full.pad_h + r) * plan.full.wp + plan.full.pad_w + c);
+      }
+    }
+  }
 
   pool.parallel_chunks(0, p.n, grain, [&](int chunk, i64 lo, i64 hi) {
     thread_local ScratchBuffer scratch, masked_scratch, unpooled_scratch;
@@ -905,13 +809,14 @@ void conv2d_backward_impl(const Conv2dParams& p,
         if (p.relu) relu_out = y + img * p.k * plane;
       } else {  // the pooled dy back in place, masked by the ReLU
         const i64 pooled = p.k * (p.oh / 2) * (p.ow / 2), at = img * pooled;
-        if (direct_path && plan.full.use && dw_chunk == nullptr && db_chunk == nullptr) {
-          input_grad_full_unpool(p, plan.full, y + at, dy + at, pool_indices + at, grad_image);
+        if (unpool_padded) {
+          input_grad_full_unpool(
+              p, plan.full, y + at, dy + at, pool_indices + at, places, grad_image);
           continue;
         }
         float* unpooled = unpooled_scratch.get(p.k * plane);
         std::fill(unpooled, unpooled + p.k * plane, 0.f);
-        unpool_masked(p, y + at, dy + at, pool_indices + at, 0, p.ow, plane, unpooled);
+        unpool_masked(p, y + at, dy + at, pool_indices + at, nullptr, plane, unpooled);
         grad_out = unpooled;
         relu_out = nullptr;
       }

@@ -39,29 +39,6 @@ void pool_plane(const Pool2dParams& p, const float* x, float* y, std::int32_t* i
   }
 }
 
-// `planes` consecutive planes as one tall image of planes * oh row pairs: with an even height no
-// window straddles two planes, so short planes (the tutorial's second pool: 10x10) share one
-// candidate run instead of paying a call each. Indices are made relative to each window's plane.
-void pool_planes_2x2(
-    const Pool2dParams& p, const float* x, i64 planes, float* y, std::int32_t* idx) {
-  thread_local ScratchBuffer best_scratch, at_scratch;
-  const i64 pairs = planes * p.oh;
-  const i64 count = (pairs - 1) * p.w + p.ow;
-  float* best = best_scratch.get(count);
-  auto* at = at_scratch.get<std::int32_t>(count);
-  pool_candidates_2x2(
-      x, static_cast<std::int32_t>(p.w), static_cast<std::int32_t>(count), best, at);
-  for (i64 plane = 0; plane < planes; ++plane) {
-    const auto plane_start = static_cast<std::int32_t>(plane * p.h * p.w);
-    for (i64 g = plane * p.oh; g < (plane + 1) * p.oh; ++g) {
-      simd::copy_row(y + g * p.ow, best + g * p.w, p.ow);
-      const std::int32_t* __restrict at_row = at + g * p.w;
-      std::int32_t* __restrict idx_row = idx + g * p.ow;
-      for (i64 j = 0; j < p.ow; ++j) idx_row[j] = at_row[j] - plane_start;
-    }
-  }
-}
-
 }  // namespace
 
 void CpuBackend::max_pool2d_forward(const Pool2dParams& p,
@@ -72,9 +49,9 @@ void CpuBackend::max_pool2d_forward(const Pool2dParams& p,
   if (planes == 0 || out_plane == 0) return;
   const bool fast = p.kernel == 2 && p.stride == 2 && p.padding == 0;
   const i64 grain = std::max<i64>(1, kElementwiseGrain / (in_plane + out_plane));
-  // Planes stacked per call of the 2x2 kernel: an even height lets several share one run, up to
-  // about 2K inputs (more measured no faster; its candidates stay in L1).
-  const i64 stack = fast && p.h % 2 == 0 ? std::max<i64>(1, 2048 / in_plane) : 1;
+  // Planes per call of the 2x2 kernel, up to about 2K inputs (more measured no faster; its
+  // candidates stay in L1).
+  const i64 stack = fast ? std::max<i64>(1, 2048 / in_plane) : 1;
   thread_pool().parallel_for(0, planes, grain, [&](i64 lo, i64 hi) {
     for (i64 i = lo; i < hi;) {
       const i64 n = std::min(stack, hi - i);
@@ -82,7 +59,7 @@ void CpuBackend::max_pool2d_forward(const Pool2dParams& p,
       float* yp = y + i * out_plane;
       std::int32_t* ip = indices + i * out_plane;
       if (fast) {
-        pool_planes_2x2(p, xp, n, yp, ip);
+        max_pool_2x2</*Relu=*/false>(xp, n, in_plane, p.w, p.h, p.w, yp, ip);
       } else {
         pool_plane(p, xp, yp, ip);
       }
