@@ -11,14 +11,17 @@ namespace gradlens::cuda {
 namespace {
 
 // Offsets of output position i into a and b.
-__device__ inline void broadcast_offsets(const BroadcastLayout& l, i64 i, i64& ia, i64& ib) {
+// In the launch's index type: int below 2^30 elements (a and b are no larger than the output).
+template <class I>
+__device__ inline void broadcast_offsets(const BroadcastLayout& l, I i, I& ia, I& ib) {
   ia = 0;
   ib = 0;
   for (int d = l.ndim - 1; d >= 0; --d) {
-    const i64 c = i % l.shape[d];
-    i /= l.shape[d];
-    ia += c * l.sa[d];
-    ib += c * l.sb[d];
+    const I extent = static_cast<I>(l.shape[d]);
+    const I c = i % extent;
+    i /= extent;
+    ia += c * static_cast<I>(l.sa[d]);
+    ib += c * static_cast<I>(l.sb[d]);
   }
 }
 
@@ -34,8 +37,9 @@ struct Broadcast {
   BroadcastLayout l;
   const float *a, *b;
   float* y;
-  __device__ void operator()(i64 i) const {
-    i64 ia, ib;
+  template <class I>
+  __device__ void operator()(I i) const {
+    I ia, ib;
     broadcast_offsets(l, i, ia, ib);
     y[i] = apply_binary<Op>(a[ia], b[ib]);
   }
@@ -58,8 +62,9 @@ struct PullBack {
   GradFactor f;
   const float *other, *dy;
   float* grad;
-  __device__ void operator()(i64 i) const {
-    i64 ia = 0, ib = 0;
+  template <class I>
+  __device__ void operator()(I i) const {
+    I ia = 0, ib = 0;
     if (f == GradFactor::Other) broadcast_offsets(l, i, ia, ib);
     grad[i] = pulled(f, dy[i], f == GradFactor::Other ? other[self_is_a ? ib : ia] : 0.f);
   }

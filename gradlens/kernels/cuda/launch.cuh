@@ -37,19 +37,31 @@ inline i64 choose_splits(i64 blocks, i64 work, i64 min_per_split) {
 /// debugging and compute-sanitizer runs).
 void check_launch(cudaStream_t stream, const char* op, std::initializer_list<i64> sizes);
 
-// y = f(i) for i in [0, n): the body of every elementwise kernel.
-template <class F>
-__global__ void map_kernel(i64 n, F f) {
-  for (i64 i = blockIdx.x * i64{blockDim.x} + threadIdx.x; i < n;
-       i += i64{blockDim.x} * gridDim.x) {
+// y = f(i) for i in [0, n): the body of every elementwise kernel. Index is int where n allows:
+// a functor whose operator() is a template then divides in 32 bits, far fewer instructions than
+// the GPU's 64-bit division routine (IG over 1,000 images on an H200: max-pool forward 1.01 ->
+// 0.69 ms, the broadcasting binary ops 2.80 -> 2.07 ms).
+template <class Index, class F>
+__global__ void map_kernel(Index n, F f) {
+  const Index threads = static_cast<Index>(blockDim.x);
+  for (Index i = static_cast<Index>(blockIdx.x) * threads + static_cast<Index>(threadIdx.x); i < n;
+       i += threads * static_cast<Index>(gridDim.x)) {
     f(i);
   }
 }
 
+/// Whether n items take int indices: grid_for caps the grid at 2^28 threads, so a grid-stride
+/// step past the last item stays below 2^31 too.
+inline bool fits_int_index(i64 n) { return n <= (i64{1} << 30); }
+
 template <class F>
 void launch_map(cudaStream_t stream, const char* op, i64 n, F f) {
   if (n <= 0) return;
-  map_kernel<<<grid_for(n), kThreads, 0, stream>>>(n, f);
+  if (fits_int_index(n)) {
+    map_kernel<int><<<grid_for(n), kThreads, 0, stream>>>(static_cast<int>(n), f);
+  } else {
+    map_kernel<i64><<<grid_for(n), kThreads, 0, stream>>>(n, f);
+  }
   check_launch(stream, op, {n});
 }
 

@@ -8,25 +8,41 @@ namespace gradlens::cuda {
 
 namespace {
 
+// Sizes in the launch's index type (int below 2^30 elements: 32-bit divisions).
+template <class I>
+struct PoolDims {
+  I h, w, oh, ow, kernel, stride, padding;
+  __device__ explicit PoolDims(const Pool2dParams& p)
+      : h(static_cast<I>(p.h)),
+        w(static_cast<I>(p.w)),
+        oh(static_cast<I>(p.oh)),
+        ow(static_cast<I>(p.ow)),
+        kernel(static_cast<I>(p.kernel)),
+        stride(static_cast<I>(p.stride)),
+        padding(static_cast<I>(p.padding)) {}
+};
+
 struct PoolForward {
   Pool2dParams p;
   const float* x;
   float* y;
   std::int32_t* indices;
-  __device__ void operator()(i64 i) const {
-    const i64 ow = i % p.ow, oh = i / p.ow % p.oh, plane = i / (p.ow * p.oh);
-    const float* xp = x + plane * p.h * p.w;
-    const i64 h0 = oh * p.stride - p.padding, w0 = ow * p.stride - p.padding;
-    const i64 h_lo = max(h0, i64{0}), h_hi = min(h0 + p.kernel, p.h);
-    const i64 w_lo = max(w0, i64{0}), w_hi = min(w0 + p.kernel, p.w);
+  template <class I>
+  __device__ void operator()(I i) const {
+    const PoolDims<I> d(p);
+    const I ow = i % d.ow, oh = i / d.ow % d.oh, plane = i / (d.ow * d.oh);
+    const float* xp = x + plane * d.h * d.w;
+    const I h0 = oh * d.stride - d.padding, w0 = ow * d.stride - d.padding;
+    const I h_lo = max(h0, I{0}), h_hi = min(h0 + d.kernel, d.h);
+    const I w_lo = max(w0, I{0}), w_hi = min(w0 + d.kernel, d.w);
     float best = -INFINITY;
-    i64 best_at = h_lo * p.w + w_lo;
-    for (i64 ih = h_lo; ih < h_hi; ++ih) {
-      for (i64 iw = w_lo; iw < w_hi; ++iw) {
-        const float v = xp[ih * p.w + iw];
+    I best_at = h_lo * d.w + w_lo;
+    for (I ih = h_lo; ih < h_hi; ++ih) {
+      for (I iw = w_lo; iw < w_hi; ++iw) {
+        const float v = xp[ih * d.w + iw];
         if (v > best || isnan(v)) {
           best = v;
-          best_at = ih * p.w + iw;
+          best_at = ih * d.w + iw;
         }
       }
     }
@@ -40,19 +56,29 @@ struct PoolBackward {
   const float* dy;
   const std::int32_t* indices;
   float* dx;
-  __device__ void operator()(i64 i) const {
-    const i64 iw = i % p.w, ih = i / p.w % p.h, plane = i / (p.w * p.h);
-    const i64 at = ih * p.w + iw;
+  template <class I>
+  __device__ void operator()(I i) const {
+    const PoolDims<I> d(p);
+    const I iw = i % d.w, ih = i / d.w % d.h, plane = i / (d.w * d.h);
+    const I at = ih * d.w + iw;
+    const I base = plane * d.oh * d.ow;
+    if (d.kernel == d.stride && d.padding == 0) {  // windows tile the plane: one covers (ih, iw)
+      const I oh = ih / d.stride, ow = iw / d.stride;
+      const I j = base + oh * d.ow + ow;
+      float acc = 0.f;  // as the sum below: a -0 dy gives +0
+      if (oh < d.oh && ow < d.ow && indices[j] == at) acc += dy[j];
+      dx[i] = acc;
+      return;
+    }
     // Windows oh with oh * stride - padding <= ih < oh * stride - padding + kernel.
-    const i64 oh_lo = max(i64{0}, (ih + p.padding - p.kernel + p.stride) / p.stride);
-    const i64 oh_hi = min(p.oh - 1, (ih + p.padding) / p.stride);
-    const i64 ow_lo = max(i64{0}, (iw + p.padding - p.kernel + p.stride) / p.stride);
-    const i64 ow_hi = min(p.ow - 1, (iw + p.padding) / p.stride);
-    const i64 base = plane * p.oh * p.ow;
+    const I oh_lo = max(I{0}, (ih + d.padding - d.kernel + d.stride) / d.stride);
+    const I oh_hi = min(d.oh - 1, (ih + d.padding) / d.stride);
+    const I ow_lo = max(I{0}, (iw + d.padding - d.kernel + d.stride) / d.stride);
+    const I ow_hi = min(d.ow - 1, (iw + d.padding) / d.stride);
     float acc = 0.f;
-    for (i64 oh = oh_lo; oh <= oh_hi; ++oh) {
-      for (i64 ow = ow_lo; ow <= ow_hi; ++ow) {
-        const i64 j = base + oh * p.ow + ow;
+    for (I oh = oh_lo; oh <= oh_hi; ++oh) {
+      for (I ow = ow_lo; ow <= ow_hi; ++ow) {
+        const I j = base + oh * d.ow + ow;
         if (indices[j] == at) acc += dy[j];
       }
     }
