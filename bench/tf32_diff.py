@@ -15,6 +15,8 @@ import tempfile
 
 import numpy as np
 
+from cpu_vs_gpu import write_baselines
+
 METHODS = ["saliency", "integrated_gradients", "deeplift", "guided_backprop", "layer_grad_cam",
            "gradient_shap"]
 
@@ -30,7 +32,10 @@ def read_tensor(path, name):
 
 
 def run(cmd):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:  # gradlens's own message says what was wrong
+        sys.exit(f"{' '.join(cmd)}\nfailed: {done.stderr.strip()}")
+    return done.stdout
 
 
 def main():
@@ -43,13 +48,16 @@ def main():
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as work:
+        baselines = os.path.join(work, "baselines.safetensors")  # GradientShap needs a set
+        write_baselines(baselines)
         for method in METHODS:
             values = {}
+            extra = ["--baselines", baselines] if method == "gradient_shap" else []
             for precision in ["float32", "tf32"]:
                 out = os.path.join(work, f"{method}_{precision}.safetensors")
                 run([args.gradlens, "attribute", method, "--device", "cuda", "--precision",
                      precision, "--indices", args.indices, "--model", args.model, "--data",
-                     args.data, "--out", out])
+                     args.data, "--out", out] + extra)
                 values[precision] = read_tensor(out, "attributions").astype(np.float64)
             ref, tf32 = values["float32"], values["tf32"]
             diff = np.abs(tf32 - ref)
