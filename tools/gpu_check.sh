@@ -12,7 +12,8 @@
 # CPU), the GPU benchmarks (training at batch 4, 64 and 256, inference at 1,000 and 10,000, IG and
 # NoiseTunnel over IG for 1, 16 and 1,000 images), the yardstick (PyTorch + cuDNN on the same GPU,
 # through Captum where the bundle carries it, with TF32 off, then on), the imported ResNet8 on the
-# GPU (bench_onnx's _Cuda workloads, against resnet8_bench.py --device cuda), compute-sanitizer
+# GPU (bench_onnx's _Cuda workloads, against resnet8_bench.py --device cuda), each kernel's time
+# in IG over 1,000 images (ncu, where the host lets it read the counters), compute-sanitizer
 # memcheck, racecheck and initcheck on a short attribution run (conv input gradient, max-pool
 # backward, IG) and a short training run ("Device not supported", as on gVisor, counts as
 # skipped), and the host CPU's kernel variants (tests and
@@ -21,7 +22,7 @@
 # $OUT gets at most 8 files: gpu_check.log, summary.txt, nvidia-smi.txt, bench_cuda.json,
 # compare_cuda.json, compare_cuda_tf32.json, tf32_diff.json and logs.tar.gz (every step's full
 # log, the tests' junit XML, cpu_vs_gpu.json, bench_onnx_cuda.json, compare_resnet8_cuda.json and
-# bench_cpu_variants.json).
+# bench_cpu_variants.json, kernel_times_ig1000.csv).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -160,6 +161,19 @@ if ((HAVE_GPU)); then
   fi
 fi
 
+# Each kernel's GPU time in IG over 1,000 images (one 50,000-row chunk), where ncu reads the
+# counters (Firecracker hosts do, gVisor ones do not): the breakdown that says what to speed up.
+NCU=$(command -v ncu)
+[[ -z "$NCU" && -x /usr/local/cuda/bin/ncu ]] && NCU=/usr/local/cuda/bin/ncu
+if [[ -n "$NCU" && $HAVE_GPU == 1 ]]; then
+  TAIL=3 step kernel_times 30 "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv \
+    --print-units base --target-processes all --log-file "$LOGS/kernel_times_ig1000.csv" \
+    "$B/gradlens" attribute integrated_gradients --device cuda --indices 0:1000 \
+    --model "$B/data/reference/cifar_net.safetensors" --data "$B/data/cifar10" \
+    --out "$LOGS/ig1000.safetensors"
+  rm -f "$LOGS/ig1000.safetensors"
+fi
+
 SANITIZER=$(command -v compute-sanitizer)
 for s in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
   [[ -z "$SANITIZER" && -x "$s" ]] && SANITIZER=$s
@@ -189,7 +203,7 @@ elif [[ -n "$SANITIZER" ]]; then
   sanitize memcheck memcheck_train 35 "${training[@]}"
   sanitize racecheck racecheck_attr 25 "${attribution[@]}"
   sanitize initcheck initcheck_attr 20 "${attribution[@]}"
-  sanitize racecheck racecheck_train 25 "${training[@]}"
+  sanitize racecheck racecheck_train 60 "${training[@]}"  # the epoch's test-set eval: most of it
   rm -rf "$WORK"
 else
   echo "=== sanitizers: skipped, no compute-sanitizer found"
