@@ -530,7 +530,7 @@ void add_attribute_command(CLI::App& app) {
 
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
 
-  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
+  cmd->add_option("--precision", o->precision, kPrecisionHelp)
 
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();

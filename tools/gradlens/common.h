@@ -46,5 +46,9 @@ void check_output_file(const std::string& flag, const std::string& path);
 void apply_threads(int threads);
 /// --precision float32|tf32 (kernels/precision.h); tf32 asks for CUDA, where the tensor cores are.
 void apply_precision(const std::string& precision, Device device);
+/// --precision's help, the same for every subcommand.
+inline constexpr const char* kPrecisionHelp =
+    "conv2d and linear on CUDA: float32 or tf32 (tensor cores, not yet tuned: on an H200 "
+    "slower than float32)";
 
 }  // namespace gradlens::cli

@@ -55,8 +55,7 @@ void add_eval_command(CLI::App& app) {
   add_onnx_flags(cmd, o->onnx);
   cmd->add_option("--data", o->data_dir, "CIFAR-10 binary directory")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
-      ->capture_default_str();
+  cmd->add_option("--precision", o->precision, kPrecisionHelp)->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "images per forward pass")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
   cmd->callback([o] { run_eval(*o); });

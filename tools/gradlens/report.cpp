@@ -629,8 +629,7 @@ void add_report_command(CLI::App& app) {
   cmd->add_option("--scale", o->scale, "pixels per image pixel in the PNGs")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random draws")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
-      ->capture_default_str();
+  cmd->add_option("--precision", o->precision, kPrecisionHelp)->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
   cmd->callback([o] { run_report(*o); });
 }

@@ -280,8 +280,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = every core)")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--precision", o->precision, "conv2d and linear on CUDA: float32 or tf32")
-      ->capture_default_str();
+  cmd->add_option("--precision", o->precision, kPrecisionHelp)->capture_default_str();
   cmd->add_option("--out", o->out, "where to write the model (safetensors)")->capture_default_str();
   cmd->add_option("--log-every", o->log_every, "print the running loss every N mini-batches")
       ->capture_default_str();
