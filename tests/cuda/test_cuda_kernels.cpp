@@ -1035,7 +1035,9 @@ TEST_F(CudaKernels, MaxPool2dWithoutTies) {
                                 pool(3, 2, 9, 9, 3, 3, 1),
                                 pool(2, 3, 8, 8, 4, 4, 2),
                                 pool(1, 1, 1, 1, 1, 1, 0),
-                                pool(2, 3, 6, 11, 3, 1, 0)}) {
+                                pool(2, 3, 6, 11, 3, 1, 0),
+                                pool(2, 3, 7, 9, 2, 2, 0),      // tiling windows, a tail each way
+                                pool(1, 2, 10, 8, 3, 3, 0)}) {  // and 3x3: tails of 1 and 2
     check_pool(p, distinct_planes(p.n * p.c, p.h * p.w, 43), pool_text(p));
   }
   const Pool2dParams big = pool(10000, 6, 28, 28, 2, 2, 0);

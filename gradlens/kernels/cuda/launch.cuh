@@ -54,10 +54,12 @@ __global__ void map_kernel(Index n, F f) {
 /// step past the last item stays below 2^31 too.
 inline bool fits_int_index(i64 n) { return n <= (i64{1} << 30); }
 
+/// `reach`: the number of elements of the largest array f indexes, where that is more than n (a
+/// pool's input), so that the int path is taken only where every index fits.
 template <class F>
-void launch_map(cudaStream_t stream, const char* op, i64 n, F f) {
+void launch_map(cudaStream_t stream, const char* op, i64 n, F f, i64 reach = 0) {
   if (n <= 0) return;
-  if (fits_int_index(n)) {
+  if (fits_int_index(std::max(n, reach))) {
     map_kernel<int><<<grid_for(n), kThreads, 0, stream>>>(static_cast<int>(n), f);
   } else {
     map_kernel<i64><<<grid_for(n), kThreads, 0, stream>>>(n, f);

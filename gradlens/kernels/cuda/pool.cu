@@ -62,14 +62,6 @@ struct PoolBackward {
     const I iw = i % d.w, ih = i / d.w % d.h, plane = i / (d.w * d.h);
     const I at = ih * d.w + iw;
     const I base = plane * d.oh * d.ow;
-    if (d.kernel == d.stride && d.padding == 0) {  // windows tile the plane: one covers (ih, iw)
-      const I oh = ih / d.stride, ow = iw / d.stride;
-      const I j = base + oh * d.ow + ow;
-      float acc = 0.f;  // as the sum below: a -0 dy gives +0
-      if (oh < d.oh && ow < d.ow && indices[j] == at) acc += dy[j];
-      dx[i] = acc;
-      return;
-    }
     // Windows oh with oh * stride - padding <= ih < oh * stride - padding + kernel.
     const I oh_lo = max(I{0}, (ih + d.padding - d.kernel + d.stride) / d.stride);
     const I oh_hi = min(d.oh - 1, (ih + d.padding) / d.stride);
@@ -86,20 +78,62 @@ struct PoolBackward {
   }
 };
 
+// Windows that tile the plane (kernel == stride, no padding): one thread a block of kernel x kernel
+// inputs, the window's own and, past the last window, the uncovered tail (zeros). A quarter of the
+// threads of PoolBackward for 2x2 windows, and its index arithmetic once a block, not once an
+// input.
+struct UnpoolTiling {
+  Pool2dParams p;
+  const float* dy;
+  const std::int32_t* indices;
+  float* dx;
+  template <class I>
+  __device__ void operator()(I i) const {
+    const PoolDims<I> d(p);
+    const I k = d.kernel;
+    const I cols = (d.w + k - 1) / k, rows = (d.h + k - 1) / k;  // blocks, the tails included
+    const I bw = i % cols, bh = i / cols % rows, plane = i / (cols * rows);
+    const bool window = bh < d.oh && bw < d.ow;
+    const I j = plane * d.oh * d.ow + bh * d.ow + bw;
+    const I chosen = window ? static_cast<I>(indices[j]) : I{-1};
+    const float g = window ? dy[j] : 0.f;
+    float* out = dx + plane * d.h * d.w;
+    for (I ih = bh * k; ih < min(bh * k + k, d.h); ++ih) {
+      for (I iw = bw * k; iw < min(bw * k + k, d.w); ++iw) {
+        float acc = 0.f;  // as PoolBackward's sum: a -0 dy gives +0
+        if (ih * d.w + iw == chosen) acc += g;
+        out[ih * d.w + iw] = acc;
+      }
+    }
+  }
+};
+
 }  // namespace
 
 void CudaBackend::max_pool2d_forward(const Pool2dParams& p,
                                      const float* x,
                                      float* y,
                                      std::int32_t* indices) {
-  launch_map(
-      stream(), "max_pool2d_forward", p.n * p.c * p.oh * p.ow, PoolForward{p, x, y, indices});
+  launch_map(stream(),
+             "max_pool2d_forward",
+             p.n * p.c * p.oh * p.ow,
+             PoolForward{p, x, y, indices},
+             p.n * p.c * p.h * p.w);
 }
 
 void CudaBackend::max_pool2d_backward(const Pool2dParams& p,
                                       const float* dy,
                                       const std::int32_t* indices,
                                       float* dx) {
+  if (p.kernel == p.stride && p.padding == 0) {
+    const i64 blocks = ((p.h + p.kernel - 1) / p.kernel) * ((p.w + p.kernel - 1) / p.kernel);
+    launch_map(stream(),
+               "max_pool2d_backward",
+               p.n * p.c * blocks,
+               UnpoolTiling{p, dy, indices, dx},
+               p.n * p.c * p.h * p.w);
+    return;
+  }
   launch_map(
       stream(), "max_pool2d_backward", p.n * p.c * p.h * p.w, PoolBackward{p, dy, indices, dx});
 }
