@@ -51,11 +51,15 @@ struct PoolForward {
   }
 };
 
-struct PoolBackward {
+// What both backward kernels read and write.
+struct PoolGradArgs {
   Pool2dParams p;
   const float* dy;
   const std::int32_t* indices;
   float* dx;
+};
+
+struct PoolBackward : PoolGradArgs {
   template <class I>
   __device__ void operator()(I i) const {
     const PoolDims<I> d(p);
@@ -82,11 +86,7 @@ struct PoolBackward {
 // inputs, the window's own and, past the last window, the uncovered tail (zeros). A quarter of the
 // threads of PoolBackward for 2x2 windows, and its index arithmetic once a block, not once an
 // input.
-struct UnpoolTiling {
-  Pool2dParams p;
-  const float* dy;
-  const std::int32_t* indices;
-  float* dx;
+struct UnpoolTiling : PoolGradArgs {
   template <class I>
   __device__ void operator()(I i) const {
     const PoolDims<I> d(p);
@@ -130,12 +130,12 @@ void CudaBackend::max_pool2d_backward(const Pool2dParams& p,
     launch_map(stream(),
                "max_pool2d_backward",
                p.n * p.c * blocks,
-               UnpoolTiling{p, dy, indices, dx},
+               UnpoolTiling{{p, dy, indices, dx}},
                p.n * p.c * p.h * p.w);
     return;
   }
   launch_map(
-      stream(), "max_pool2d_backward", p.n * p.c * p.h * p.w, PoolBackward{p, dy, indices, dx});
+      stream(), "max_pool2d_backward", p.n * p.c * p.h * p.w, PoolBackward{{p, dy, indices, dx}});
 }
 
 }  // namespace gradlens::cuda
