@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "gradlens/attr/registry.h"
@@ -259,4 +260,40 @@ TEST(AttributeCli, FourShardJobsMergeIntoTheOneRunResult) {
   ASSERT_EQ(merge().exit_code, 0);
   EXPECT_TRUE(gradlens::testing::allclose(
       SafetensorsFile::load(merged).tensor("attributions"), b.tensor("attributions"), 0, 1e-6));
+}
+
+TEST(AttributeCli, ShardsComputedInOneCallAreTheShardsComputedAlone) {
+  // On a GPU one call spans several shards (--images-per-call); each shard, NoiseTunnel's
+  // per-sample delta rows included, must be the bytes a call of its own writes.
+  GRADLENS_SHARED_FILE(model, "reference/cifar_net.safetensors");
+  GRADLENS_SHARED_FILE(test_batch, "cifar10/test_batch.bin");
+  const std::string data = fs::path(test_batch).parent_path().string();
+  const fs::path dir = gradlens::testing::fresh_temp_dir("gradlens_calls");
+  const std::string method =
+      "integrated_gradients --n-steps 5 --delta --noise-tunnel smoothgrad --nt-samples 3 "
+      "--stdevs 0.2 --indices 0:11 --images-per-shard 3 --model " +
+      model + " --data " + data;
+  const std::string alone = (dir / "alone").string() + "/",
+                    together = (dir / "together").string() + "/";
+  ASSERT_EQ(run(method + " --out " + alone).exit_code, 0);
+  // Calls of 6 and 5 images: shards 0-2 and 3-5, then 6-8 and 9-10.
+  const auto r = run(method + " --images-per-call 7 --out " + together);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("6/11 images"), std::string::npos) << r.err;
+  const auto bytes = [](const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  for (const char* shard : {"shard-00000000-000003.safetensors",
+                            "shard-00000003-000003.safetensors",
+                            "shard-00000006-000003.safetensors",
+                            "shard-00000009-000002.safetensors"}) {
+    ASSERT_TRUE(fs::exists(fs::path(together) / shard)) << shard;
+    EXPECT_EQ(bytes(fs::path(together) / shard), bytes(fs::path(alone) / shard)) << shard;
+  }
+  EXPECT_EQ(
+      SafetensorsFile::load((fs::path(together) / "shard-00000003-000003.safetensors").string())
+          .shape("delta"),
+      (gradlens::Shape{9}));  // 3 images x 3 samples
+  expect_one_line_error(method + " --images-per-call -1 --out " + together, "--images-per-call");
 }

@@ -56,6 +56,7 @@ struct AttributeOptions {
   std::string shard;  // "K/N", or "" = all
   bool resume = false;
   std::int64_t images_per_shard = 256;
+  std::int64_t images_per_call = 0;  // 0: one shard on the CPU, kGpuImagesPerCall on a GPU
 };
 
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
@@ -203,6 +204,7 @@ void run_sharded(const AttributeOptions& o,
   if (!o.inputs_file.empty())
     fail("--out DIR/ streams a CIFAR-10 split (--data, --split); --inputs writes one file");
   if (o.images_per_shard < 1) fail("--images-per-shard must be >= 1");
+  if (o.images_per_call < 0) fail("--images-per-call must be >= 0 (0: automatic)");
   std::string dir = o.out;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   std::filesystem::create_directories(dir);
@@ -271,7 +273,8 @@ void run_sharded(const AttributeOptions& o,
   // of 50,000 (IG over the test set, shard by shard: 1.05M against 2.4M). An image's random
   // draws are its own, whatever call it is in.
   constexpr std::int64_t kGpuImagesPerCall = 2048;
-  const std::int64_t per_call = device.is_cpu() ? 1 : kGpuImagesPerCall;
+  const std::int64_t per_call =
+      o.images_per_call > 0 ? o.images_per_call : (device.is_cpu() ? 1 : kGpuImagesPerCall);
   const std::int64_t job_images = end - begin;  // a plain copy: lambdas may not capture bindings
   std::future<void> writing;                    // the previous call's shards
   for (std::size_t first = 0; first < todo.size();) {
@@ -540,6 +543,11 @@ void add_attribute_command(CLI::App& app) {
   cmd->add_option("--shard", o->shard, "K/N: the K-th of N disjoint slices of the images (DIR/)");
   cmd->add_flag("--resume", o->resume, "continue a DIR/ run, keeping the shards already written");
   cmd->add_option("--images-per-shard", o->images_per_shard, "images in each shard file (DIR/)")
+      ->capture_default_str();
+  cmd->add_option("--images-per-call",
+                  o->images_per_call,
+                  "DIR/: images a call may take, across shards (0: one shard on the CPU, up to "
+                  "2048 images on a GPU)")
       ->capture_default_str();
   cmd->callback([o] { run_attribute(*o); });
 }
