@@ -163,8 +163,15 @@ fi
 
 # Each kernel's GPU time in IG over 1,000 images (one 50,000-row chunk), where ncu reads the
 # counters (Firecracker hosts do, gVisor ones do not): the breakdown that says what to speed up.
-NCU=$(command -v ncu)
-[[ -z "$NCU" && -x /usr/local/cuda/bin/ncu ]] && NCU=/usr/local/cuda/bin/ncu
+# A CUDA tool: on PATH, else where the toolkit installs it.
+cuda_tool() {
+  local path
+  path=$(command -v "$1") && { echo "$path"; return; }
+  for path in "/usr/local/cuda/bin/$1" "/usr/local/cuda/$1/$1"; do
+    [[ -x "$path" ]] && { echo "$path"; return; }
+  done
+}
+NCU=$(cuda_tool ncu)
 if [[ -n "$NCU" && $HAVE_GPU == 1 ]]; then
   TAIL=3 step kernel_times 30 "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv \
     --print-units base --target-processes all --log-file "$LOGS/kernel_times_ig1000.csv" \
@@ -179,10 +186,7 @@ if [[ -n "$NCU" && $HAVE_GPU == 1 ]]; then
   fi
 fi
 
-SANITIZER=$(command -v compute-sanitizer)
-for s in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
-  [[ -z "$SANITIZER" && -x "$s" ]] && SANITIZER=$s
-done
+SANITIZER=$(cuda_tool compute-sanitizer)
 # sanitize TOOL NAME LIMIT ARGS...: the bundle's gradlens under compute-sanitizer; a device the
 # sanitizer refuses is "skipped", not a failure.
 sanitize() {

@@ -8,10 +8,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include "gradlens/attr/registry.h"
+#include "gradlens/data/file.h"
 #include "gradlens/nn/safetensors.h"
 #include "tests/testing.h"
 
@@ -281,8 +281,7 @@ TEST(AttributeCli, ShardsComputedInOneCallAreTheShardsComputedAlone) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("6/11 images"), std::string::npos) << r.err;
   const auto bytes = [](const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    return gradlens::data::read_regular_file(path.string(), std::size_t{1} << 20);
   };
   for (const char* shard : {"shard-00000000-000003.safetensors",
                             "shard-00000003-000003.safetensors",

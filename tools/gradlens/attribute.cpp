@@ -11,6 +11,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 
 #include "gradlens/attr/attribution.h"
@@ -194,6 +195,39 @@ std::string duration_text(double seconds) {
   return text;
 }
 
+// One call's results on the host, for the consecutive shards it covers.
+struct CallResults {
+  std::int64_t first = 0;  // the position of its first image
+  Tensor values, delta;    // delta: a row per image, or per image and sample (NoiseTunnel's)
+  std::vector<std::int64_t> ids, targets, predicted;
+};
+
+// Writes each shard (first position, count) of `shards` out of the call's results, atomically.
+void write_shards(const CallResults& call,
+                  std::span<const std::pair<std::int64_t, std::int64_t>> shards,
+                  const std::string& dir,
+                  const std::string& description) {
+  const auto images = static_cast<std::int64_t>(call.ids.size());
+  for (const auto& shard : shards) {
+    const std::int64_t shard_begin = shard.first, count = shard.second,
+                       row = shard_begin - call.first;
+    const auto rows = [&](const std::vector<std::int64_t>& v) {
+      return std::vector<std::int64_t>(v.begin() + row, v.begin() + row + count);
+    };
+    nn::SafetensorsWriter writer;
+    writer.add("attributions", slice(call.values, row, row + count));
+    if (call.delta.defined()) {
+      const std::int64_t per_image = call.delta.size(0) / images;
+      writer.add("delta", slice(call.delta, row * per_image, (row + count) * per_image));
+    }
+    writer.add_int64("indices", rows(call.ids), {count});
+    writer.add_int64("targets", rows(call.targets), {count});
+    writer.add_int64("predicted", rows(call.predicted), {count});
+    writer.set_metadata("method", description);
+    writer.save(shard_file(dir, shard_begin, count));
+  }
+}
+
 // --out DIR/: the chosen images of the split, in order, a shard of --images-per-shard at a time
 // (the method chunks each shard's rows to the memory budget), each shard written as it finishes.
 void run_sharded(const AttributeOptions& o,
@@ -291,47 +325,35 @@ void run_sharded(const AttributeOptions& o,
     for (std::int64_t id : in.ids) in.labels.push_back(split.labels[static_cast<std::size_t>(id)]);
     in.source = "CIFAR-10 " + o.split + " set";
     const Tensor x = data::to_normalized_tensor(split, in.ids).to(device);
-    const std::vector<std::int64_t> predicted = nn::predict(net, x);
-    const std::vector<std::int64_t> targets = choose_targets(o.target, in, predicted);
+    std::vector<std::int64_t> predicted = nn::predict(net, x);
+    std::vector<std::int64_t> targets = choose_targets(o.target, in, predicted);
     method.set_image_ids(in.ids);
     attr::Attributions result = method.attribute(x, targets, baselines);
-    const Tensor values =
-        attr::upsample_layer_maps(o.method, o.args, result.values, x.size(2), x.size(3)).to(kCPU);
-    const Tensor delta = result.delta.defined() ? result.delta.to(kCPU) : Tensor{};
+    CallResults call{
+        .first = b,
+        .values = attr::upsample_layer_maps(o.method, o.args, result.values, x.size(2), x.size(3))
+                      .to(kCPU),
+        .delta = result.delta.defined() ? result.delta.to(kCPU) : Tensor{},
+        .ids = std::move(in.ids),
+        .targets = std::move(targets),
+        .predicted = std::move(predicted)};
     // The shards are written (each fsynced) while the next call computes; a failed write
     // surfaces here at the next call or after the last.
     if (writing.valid()) writing.get();
-    writing = std::async(
-        std::launch::async,
-        [&, first, last, b, images, values, delta, ids = std::move(in.ids), targets, predicted] {
-          for (std::size_t t = first; t < last; ++t) {
-            const std::int64_t shard_begin = todo[t].first, count = todo[t].second;
-            const std::int64_t row = shard_begin - b;
-            const auto rows = [&](const std::vector<std::int64_t>& v) {
-              return std::vector<std::int64_t>(v.begin() + row, v.begin() + row + count);
-            };
-            nn::SafetensorsWriter writer;
-            writer.add("attributions", slice(values, row, row + count));
-            if (delta.defined()) {  // a row per image, or per image and sample (NoiseTunnel's)
-              const std::int64_t per_image = delta.size(0) / images;
-              writer.add("delta", slice(delta, row * per_image, (row + count) * per_image));
-            }
-            writer.add_int64("indices", rows(ids), {count});
-            writer.add_int64("targets", rows(targets), {count});
-            writer.add_int64("predicted", rows(predicted), {count});
-            writer.set_metadata("method", description);
-            writer.save(shard_file(dir, shard_begin, count));
-          }
-          done += images;
-          const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-          const double rate = done / std::max(seconds, 1e-9);
-          std::fprintf(stderr,
-                       "gradlens: %lld/%lld images, %.1f images/s, %s left\n",
-                       static_cast<long long>(done_before + done),
-                       static_cast<long long>(job_images),
-                       rate,
-                       duration_text(static_cast<double>(remaining - done) / rate).c_str());
-        });
+    const std::span shards(todo.begin() + static_cast<std::ptrdiff_t>(first),
+                           todo.begin() + static_cast<std::ptrdiff_t>(last));
+    writing = std::async(std::launch::async, [&, shards, images, call = std::move(call)] {
+      write_shards(call, shards, dir, description);
+      done += images;
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      const double rate = done / std::max(seconds, 1e-9);
+      std::fprintf(stderr,
+                   "gradlens: %lld/%lld images, %.1f images/s, %s left\n",
+                   static_cast<long long>(done_before + done),
+                   static_cast<long long>(job_images),
+                   rate,
+                   duration_text(static_cast<double>(remaining - done) / rate).c_str());
+    });
     first = last;
   }
   if (writing.valid()) writing.get();

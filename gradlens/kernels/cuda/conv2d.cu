@@ -436,9 +436,9 @@ i64 tile_items(i64 n, i64 rows, i64 cols) {
 // Whether the tiled kernels' 32-bit indices cover every element of x, y and the weights (2^30:
 // a grid-stride step past the last item must not overflow either).
 bool fits_32_bits(const Conv2dParams& p) {
-  constexpr i64 kLimit = i64{1} << 30;
-  return p.n * p.c * p.h * p.w <= kLimit && p.n * p.k * p.oh * p.ow <= kLimit &&
-         p.k * p.c * p.r * p.s * kChannelsPerThread <= kLimit;
+  return fits_int_index(std::max({p.n * p.c * p.h * p.w,
+                                  p.n * p.k * p.oh * p.ow,
+                                  p.k * p.c * p.r * p.s * kChannelsPerThread}));
 }
 
 // Whether this call takes the TF32 tensor-core path: asked for, and the 32-bit indices fit.
