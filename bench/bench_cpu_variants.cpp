@@ -1,7 +1,9 @@
 // Every ISA variant of the CPU kernels that this machine runs, side by side in one run, on the
 // Net's own layers: the 3->6 (32x32) and 6->16 (14x14) 5x5 convolutions and the 400->120, 120->84
 // and 84->10 linear layers, forward and backward (input, weight and bias gradients), at the batch
-// sizes training (4, 64), attribution (1000 rows = 20 images x 50 IG steps) and inference use.
+// sizes training (4, 64), attribution (1000 rows = 20 images x 50 IG steps) and inference use;
+// and ResNet8's 3x3 stride-1 convolutions (../shared/reference/resnet8), forward and input gradient
+// alone (attribution's backward), at 16 rows (a CPU chunk) and 64.
 // Names: BM_<Layer><Pass>/<variant>/<batch>; GFLOP/s counts 2 flops per multiply-add.
 #include <benchmark/benchmark.h>
 
@@ -30,6 +32,10 @@ struct ConvShape {
 };
 constexpr ConvShape kConvs[] = {{"Conv1", 3, 6, 32}, {"Conv2", 6, 16, 14}};
 
+// ResNet8's 3x3, stride 1, padding 1 layers: the stem, layer1, layer2.conv2 and layer3.conv2.
+constexpr ConvShape kResNetConvs[] = {
+    {"Stem", 3, 16, 32}, {"Layer1", 16, 16, 32}, {"Layer2", 32, 32, 16}, {"Layer3", 64, 64, 8}};
+
 struct LinearShape {
   const char* name;
   i64 in, out;
@@ -52,6 +58,26 @@ void conv(benchmark::State& state, Backend* be, ConvShape s, i64 n, bool backwar
     benchmark::ClobberMemory();
   }
   const double macs = static_cast<double>(n * s.k * s.c * 25 * o * o) * (backward ? 2 : 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2 * macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+// A 3x3 padded conv's forward, or its dx alone (no dw or db, as attribution runs it).
+void conv3x3(benchmark::State& state, Backend* be, ConvShape s, i64 n, bool input_grad) {
+  const gradlens::Conv2dParams p{n, s.c, s.hw, s.hw, s.k, 3, 3, 1, 1, s.hw, s.hw};
+  const Floats x = random_floats(n * s.c * s.hw * s.hw, 1), w = random_floats(s.k * s.c * 9, 2);
+  const Floats dy = random_floats(n * s.k * s.hw * s.hw, 4);
+  Floats y(dy.size()), dx(x.size());
+  for (auto _ : state) {
+    if (input_grad) {
+      be->conv2d_backward(p, x.data(), w.data(), nullptr, dy.data(), dx.data(), nullptr, nullptr);
+    } else {
+      be->conv2d_forward(p, x.data(), w.data(), nullptr, y.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  const double macs = static_cast<double>(n * s.k * s.c * 9 * s.hw * s.hw);
   state.counters["GFLOP/s"] = benchmark::Counter(
       2 * macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
   state.SetItemsProcessed(state.iterations() * n);
@@ -108,6 +134,13 @@ int main(int argc, char** argv) {
       for (i64 n : {i64{1}, i64{4}, i64{64}, i64{1000}}) {
         add(s.name, pass, n, [=](benchmark::State& st, Backend* be) {
           conv(st, be, s, n, backward);
+        });
+      }
+    }
+    for (const ConvShape& s : kResNetConvs) {
+      for (i64 n : {i64{16}, i64{64}}) {
+        add(s.name, backward ? "InputGrad" : "Forward", n, [=](benchmark::State& st, Backend* be) {
+          conv3x3(st, be, s, n, backward);
         });
       }
     }

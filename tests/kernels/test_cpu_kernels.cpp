@@ -542,6 +542,15 @@ std::vector<ConvCase> conv_cases() {
       // Strided forwards run over the input's phases:
       {"ResNet's 3x3 stride 2 pad 1", conv_params(2, 16, 16, 16, 32, 3, 3, 2, 1)},
       {"5x5 stride 2, odd sizes", conv_params(2, 3, 11, 8, 10, 5, 5, 2, 2)},
+      // 3x3 stride 1 with 8 or more channels each way: Winograd (forward and dx), its tiles over
+      // odd output sizes, every padding, runs of tiles across images, bands and groups.
+      {"Winograd, ResNet's 3x3 pad 1", conv_params(3, 16, 12, 12, 16, 3, 3, 1, 1)},
+      {"Winograd, odd output sizes", conv_params(2, 8, 9, 7, 12, 3, 3, 1, 1)},
+      {"Winograd, unpadded", conv_params(2, 9, 10, 13, 8, 3, 3, 1, 0)},
+      {"Winograd, pad 2", conv_params(2, 8, 5, 6, 10, 3, 3, 1, 2)},
+      {"Winograd, one output row", conv_params(3, 8, 3, 20, 8, 3, 3, 1, 0)},
+      {"Winograd, many small images", conv_params(23, 64, 4, 4, 40, 3, 3, 1, 1)},
+      {"Winograd, many bands", conv_params(5, 8, 40, 33, 8, 3, 3, 1, 1)},
   };
 }
 

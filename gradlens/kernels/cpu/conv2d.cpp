@@ -18,6 +18,7 @@
 
 #include "gradlens/kernels/cpu/common/scratch.h"
 #include "gradlens/kernels/cpu/common/thread_pool.h"
+#include "gradlens/kernels/cpu/conv2d_winograd.h"
 #include "gradlens/kernels/cpu/cpu_backend.h"
 #include "gradlens/kernels/cpu/eigen_types.h"
 #include "gradlens/kernels/cpu/microkernels.h"
@@ -691,6 +692,32 @@ void conv2d_forward_impl(const Conv2dParams& p,
   const i64 crs = p.c * p.r * p.s, plane = p.oh * p.ow;
   if (p.n == 0 || p.k == 0 || plane == 0) return;
   const i64 y_size = pool_indices != nullptr ? p.k * (p.oh / 2) * (p.ow / 2) : p.k * plane;
+  if (winograd_applies(p, /*input_grad=*/false)) {
+    if (pool_indices == nullptr) {
+      winograd_forward(p, x, w, b, y);
+      return;
+    }
+    // Fused with the pool: Winograd's conv output a chunk of images at a time, then the pool, so
+    // the fused op stays the separate ops bit for bit.
+    thread_pool().parallel_for(0, p.n, 1, [&](i64 lo, i64 hi) {
+      thread_local ScratchBuffer conv_scratch;
+      Conv2dParams chunk = p;
+      chunk.n = hi - lo;
+      float* conv_out = conv_scratch.get(chunk.n * p.k * plane);
+      winograd_forward(chunk, x + lo * p.c * p.h * p.w, w, b, conv_out);
+      for (i64 img = lo; img < hi; ++img) {
+        max_pool_2x2</*Relu=*/false>(conv_out + (img - lo) * p.k * plane,
+                                     p.k,
+                                     plane,
+                                     p.ow,
+                                     p.oh,
+                                     p.ow,
+                                     y + img * y_size,
+                                     pool_indices + img * y_size);
+      }
+    });
+    return;
+  }
   const i64 grain = std::max<i64>(1, kConvGrainMacs / std::max<i64>(1, p.k * crs * plane));
   if (use_direct_forward(p)) {
     const DirectPlan plan = make_plan(p, w, /*forward_weights=*/true, /*dx_weights=*/false);
@@ -753,6 +780,34 @@ void conv2d_backward_impl(const Conv2dParams& p,
   if (db != nullptr) std::fill(db, db + p.k, 0.f);
   if (dx != nullptr && (p.k == 0 || plane == 0)) std::fill(dx, dx + p.n * image_size, 0.f);
   if (p.n == 0 || p.k == 0 || plane == 0) return;
+  if (dx != nullptr && winograd_applies(p, /*input_grad=*/true)) {
+    if (pool_indices == nullptr) {
+      winograd_input_grad(p, w, y, dy, dx);
+    } else {  // the pooled dy back in place, masked by the ReLU, a chunk of images at a time
+      const i64 pooled = p.k * (p.oh / 2) * (p.ow / 2);
+      thread_pool().parallel_for(0, p.n, 1, [&](i64 lo, i64 hi) {
+        thread_local ScratchBuffer unpooled_scratch;
+        Conv2dParams chunk = p;
+        chunk.n = hi - lo;
+        chunk.relu = false;  // unpool_masked applies it
+        float* unpooled = unpooled_scratch.get(chunk.n * p.k * plane);
+        std::fill(unpooled, unpooled + chunk.n * p.k * plane, 0.f);
+        for (i64 img = lo; img < hi; ++img) {
+          const i64 at = img * pooled;
+          unpool_masked(p,
+                        y + at,
+                        dy + at,
+                        pool_indices + at,
+                        nullptr,
+                        plane,
+                        unpooled + (img - lo) * p.k * plane);
+        }
+        winograd_input_grad(chunk, w, nullptr, unpooled, dx + lo * image_size);
+      });
+    }
+    if (dw == nullptr && db == nullptr) return;
+    dx = nullptr;  // dw and db below, by the direct kernels
+  }
 
   ThreadPool& pool = thread_pool();
   const i64 macs = p.k * crs * plane * ((dw != nullptr) + (dx != nullptr));

@@ -38,16 +38,25 @@ struct Vec8 {
   static Vec8 broadcast(const float* p) { return {_mm256_broadcast_ss(p)}; }
   static Vec8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static Vec8 load(const float* p, Mask m) { return {_mm256_maskload_ps(p, m)}; }
-  // p[2 i] = a[i], p[2 i + 1] = b[i]: 2 kLanes floats
-  static void store_interleaved(float* p, Vec8 a, Vec8 b) {
-    const __m256 lo = _mm256_unpacklo_ps(a.v, b.v), hi = _mm256_unpackhi_ps(a.v, b.v);
-    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
-    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  // [lo, hi] = [a0 b0 a1 b1 ...]: two phases into one run of 2 kLanes floats
+  static void interleave(Vec8 a, Vec8 b, Vec8& lo, Vec8& hi) {
+    const __m256 l = _mm256_unpacklo_ps(a.v, b.v), h = _mm256_unpackhi_ps(a.v, b.v);
+    lo.v = _mm256_permute2f128_ps(l, h, 0x20);
+    hi.v = _mm256_permute2f128_ps(l, h, 0x31);
+  }
+  // The inverse: even = [lo0 lo2 ... hi0 hi2 ...], odd = [lo1 lo3 ... hi1 hi3 ...]
+  static void deinterleave(Vec8 lo, Vec8 hi, Vec8& even, Vec8& odd) {
+    const auto in_order = [](__m256 x) {  // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 b0 ...]
+      return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(x), _MM_SHUFFLE(3, 1, 2, 0)));
+    };
+    even.v = in_order(_mm256_shuffle_ps(lo.v, hi.v, _MM_SHUFFLE(2, 0, 2, 0)));
+    odd.v = in_order(_mm256_shuffle_ps(lo.v, hi.v, _MM_SHUFFLE(3, 1, 3, 1)));
   }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store(float* p, Mask m) const { _mm256_maskstore_ps(p, m, v); }
   friend Vec8 fmadd(Vec8 a, Vec8 b, Vec8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec8 operator+(Vec8 a, Vec8 b) { return {_mm256_add_ps(a.v, b.v)}; }
+  friend Vec8 operator-(Vec8 a, Vec8 b) { return {_mm256_sub_ps(a.v, b.v)}; }
   // x < 0 ? 0 : x (max(0, x) returns its second operand when either is NaN), and where(y > 0).
   friend Vec8 relu(Vec8 x) { return {_mm256_max_ps(_mm256_setzero_ps(), x.v)}; }
   friend Vec8 where_positive(Vec8 y, Vec8 x) {
@@ -79,16 +88,22 @@ struct Vec16 {
   static Vec16 broadcast(const float* p) { return {_mm512_set1_ps(*p)}; }
   static Vec16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static Vec16 load(const float* p, Mask m) { return {_mm512_maskz_loadu_ps(m, p)}; }
-  static void store_interleaved(float* p, Vec16 a, Vec16 b) {
+  static void interleave(Vec16 a, Vec16 b, Vec16& lo, Vec16& hi) {
     const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    _mm512_storeu_ps(p, _mm512_permutex2var_ps(a.v, first, b.v));
-    _mm512_storeu_ps(
-        p + 16, _mm512_permutex2var_ps(a.v, _mm512_add_epi32(first, _mm512_set1_epi32(8)), b.v));
+    lo.v = _mm512_permutex2var_ps(a.v, first, b.v);
+    hi.v = _mm512_permutex2var_ps(a.v, _mm512_add_epi32(first, _mm512_set1_epi32(8)), b.v);
+  }
+  static void deinterleave(Vec16 lo, Vec16 hi, Vec16& even, Vec16& odd) {
+    const __m512i evens =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    even.v = _mm512_permutex2var_ps(lo.v, evens, hi.v);
+    odd.v = _mm512_permutex2var_ps(lo.v, _mm512_add_epi32(evens, _mm512_set1_epi32(1)), hi.v);
   }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store(float* p, Mask m) const { _mm512_mask_storeu_ps(p, m, v); }
   friend Vec16 fmadd(Vec16 a, Vec16 b, Vec16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   friend Vec16 operator+(Vec16 a, Vec16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+  friend Vec16 operator-(Vec16 a, Vec16 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   friend Vec16 relu(Vec16 x) { return {_mm512_max_ps(_mm512_setzero_ps(), x.v)}; }
   friend Vec16 where_positive(Vec16 y, Vec16 x) {
     return {_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y.v, _mm512_setzero_ps(), _CMP_GT_OQ), x.v)};
@@ -124,9 +139,13 @@ struct Vec16x2 {
   static Vec16x2 load(const float* p, Mask m) {
     return {Vec8::load(p, m.lo), Vec8::load(p + 8, m.hi)};
   }
-  static void store_interleaved(float* p, Vec16x2 a, Vec16x2 b) {
-    Vec8::store_interleaved(p, a.lo, b.lo);
-    Vec8::store_interleaved(p + 16, a.hi, b.hi);
+  static void interleave(Vec16x2 a, Vec16x2 b, Vec16x2& lo, Vec16x2& hi) {
+    Vec8::interleave(a.lo, b.lo, lo.lo, lo.hi);
+    Vec8::interleave(a.hi, b.hi, hi.lo, hi.hi);
+  }
+  static void deinterleave(Vec16x2 lo, Vec16x2 hi, Vec16x2& even, Vec16x2& odd) {
+    Vec8::deinterleave(lo.lo, lo.hi, even.lo, odd.lo);
+    Vec8::deinterleave(hi.lo, hi.hi, even.hi, odd.hi);
   }
   void store(float* p) const {
     lo.store(p);
@@ -140,6 +159,7 @@ struct Vec16x2 {
     return {fmadd(a.lo, b.lo, c.lo), fmadd(a.hi, b.hi, c.hi)};
   }
   friend Vec16x2 operator+(Vec16x2 a, Vec16x2 b) { return {a.lo + b.lo, a.hi + b.hi}; }
+  friend Vec16x2 operator-(Vec16x2 a, Vec16x2 b) { return {a.lo - b.lo, a.hi - b.hi}; }
   friend Vec16x2 relu(Vec16x2 x) { return {relu(x.lo), relu(x.hi)}; }
   friend Vec16x2 where_positive(Vec16x2 y, Vec16x2 x) {
     return {where_positive(y.lo, x.lo), where_positive(y.hi, x.hi)};
@@ -173,9 +193,13 @@ struct Vec4 {
     std::copy(p, p + m, lanes);
     return {_mm_load_ps(lanes)};
   }
-  static void store_interleaved(float* p, Vec4 a, Vec4 b) {
-    _mm_storeu_ps(p, _mm_unpacklo_ps(a.v, b.v));
-    _mm_storeu_ps(p + 4, _mm_unpackhi_ps(a.v, b.v));
+  static void interleave(Vec4 a, Vec4 b, Vec4& lo, Vec4& hi) {
+    lo.v = _mm_unpacklo_ps(a.v, b.v);
+    hi.v = _mm_unpackhi_ps(a.v, b.v);
+  }
+  static void deinterleave(Vec4 lo, Vec4 hi, Vec4& even, Vec4& odd) {
+    even.v = _mm_shuffle_ps(lo.v, hi.v, _MM_SHUFFLE(2, 0, 2, 0));
+    odd.v = _mm_shuffle_ps(lo.v, hi.v, _MM_SHUFFLE(3, 1, 3, 1));
   }
   void store(float* p) const { _mm_storeu_ps(p, v); }
   void store(float* p, Mask m) const {
@@ -185,6 +209,7 @@ struct Vec4 {
   }
   friend Vec4 fmadd(Vec4 a, Vec4 b, Vec4 c) { return {_mm_add_ps(_mm_mul_ps(a.v, b.v), c.v)}; }
   friend Vec4 operator+(Vec4 a, Vec4 b) { return {_mm_add_ps(a.v, b.v)}; }
+  friend Vec4 operator-(Vec4 a, Vec4 b) { return {_mm_sub_ps(a.v, b.v)}; }
   friend Vec4 relu(Vec4 x) { return {_mm_max_ps(_mm_setzero_ps(), x.v)}; }
   friend Vec4 where_positive(Vec4 y, Vec4 x) {
     return {_mm_and_ps(_mm_cmpgt_ps(y.v, _mm_setzero_ps()), x.v)};
@@ -217,10 +242,18 @@ struct Vec4 {
     std::copy(p, p + m, r.v);
     return r;
   }
-  static void store_interleaved(float* p, Vec4 a, Vec4 b) {
+  static void interleave(Vec4 a, Vec4 b, Vec4& lo, Vec4& hi) {
     for (int i = 0; i < 4; ++i) {
-      p[2 * i] = a.v[i];
-      p[2 * i + 1] = b.v[i];
+      Vec4& half = i < 2 ? lo : hi;
+      half.v[2 * (i % 2)] = a.v[i];
+      half.v[2 * (i % 2) + 1] = b.v[i];
+    }
+  }
+  static void deinterleave(Vec4 lo, Vec4 hi, Vec4& even, Vec4& odd) {
+    for (int i = 0; i < 4; ++i) {
+      const Vec4& half = i < 2 ? lo : hi;
+      even.v[i] = half.v[2 * (i % 2)];
+      odd.v[i] = half.v[2 * (i % 2) + 1];
     }
   }
   void store(float* p) const { std::copy(v, v + 4, p); }
@@ -236,6 +269,11 @@ struct Vec4 {
   friend Vec4 operator+(Vec4 a, Vec4 b) {
     Vec4 r;
     for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] + b.v[i];
+    return r;
+  }
+  friend Vec4 operator-(Vec4 a, Vec4 b) {
+    Vec4 r;
+    for (int i = 0; i < 4; ++i) r.v[i] = a.v[i] - b.v[i];
     return r;
   }
   friend Vec4 relu(Vec4 x) {
@@ -275,13 +313,41 @@ inline void copy_row(float* dst, const float* src, i64 n) {
 
 /// dst[2 j] = even[j], dst[2 j + 1] = odd[j] for j < n: two column phases back into one row.
 inline void interleave_row(float* dst, const float* even, const float* odd, i64 n) {
+  constexpr int kLanes = Vec::kLanes;
+  Vec lo, hi;
   i64 j = 0;
-  for (; j + Vec::kLanes <= n; j += Vec::kLanes) {
-    Vec::store_interleaved(dst + 2 * j, Vec::load(even + j), Vec::load(odd + j));
+  for (; j + kLanes <= n; j += kLanes) {
+    Vec::interleave(Vec::load(even + j), Vec::load(odd + j), lo, hi);
+    lo.store(dst + 2 * j);
+    hi.store(dst + 2 * j + kLanes);
   }
-  for (; j < n; ++j) {
-    dst[2 * j] = even[j];
-    dst[2 * j + 1] = odd[j];
+  if (j < n) {  // masked, not through a buffer: a store then a wider load stalls (store forwarding)
+    const auto live = Vec::mask_below(n - j);
+    Vec::interleave(Vec::load(even + j, live), Vec::load(odd + j, live), lo, hi);
+    lo.store(dst + 2 * j, Vec::mask_below(2 * (n - j)));
+    hi.store(dst + 2 * j + kLanes, Vec::mask_below(2 * (n - j) - kLanes));
+  }
+}
+
+/// even[j] = src[2 j], odd[j] = src[2 j + 1] over src[0, n): a row split into its column phases.
+/// Writes nothing past either phase's end.
+inline void deinterleave_row(const float* src, float* even, float* odd, i64 n) {
+  constexpr int kLanes = Vec::kLanes;
+  Vec e, o;
+  i64 j = 0;
+  for (; 2 * (j + kLanes) <= n; j += kLanes) {
+    Vec::deinterleave(Vec::load(src + 2 * j), Vec::load(src + 2 * j + kLanes), e, o);
+    e.store(even + j);
+    o.store(odd + j);
+  }
+  if (2 * j < n) {  // short rows (8-30 floats): masked loads
+    const i64 rest = n - 2 * j;
+    Vec::deinterleave(Vec::load(src + 2 * j, Vec::mask_below(rest)),
+                      Vec::load(src + 2 * j + kLanes, Vec::mask_below(rest - kLanes)),
+                      e,
+                      o);
+    e.store(even + j, Vec::mask_below((rest + 1) / 2));
+    o.store(odd + j, Vec::mask_below(rest / 2));
   }
 }
 
