@@ -10,7 +10,8 @@
 namespace gradlens::cpu::GRADLENS_CPU_ISA {
 
 /// Whether conv2d with these params (forward, or dx alone when `input_grad`) runs by Winograd: a
-/// 3x3 stride-1 kernel with enough channels that the transforms pay for themselves.
+/// 3x3 stride-1 kernel with enough channels that the transforms pay for themselves, on an ISA
+/// with FMA.
 bool winograd_applies(const Conv2dParams& p, bool input_grad);
 
 /// y = conv2d(x, w) + b (b may be null), relu(y) when p.relu.
