@@ -14,6 +14,7 @@
 #include "gradlens/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "gradlens/kernels/cpu/common/scratch.h"
@@ -123,7 +124,7 @@ const float* cached_weights(const float* w, i64 k, i64 c, bool input_grad) {
   const std::size_t size = static_cast<std::size_t>(k * c * 9);
   for (auto it = cache.begin(); it != cache.end(); ++it) {
     if (it->source != w || it->k != k || it->c != c || it->input_grad != input_grad) continue;
-    if (!std::equal(w, w + size, it->weights.begin())) {
+    if (std::memcmp(w, it->weights.data(), size * sizeof(float)) != 0) {
       cache.erase(it);
       break;
     }
@@ -161,14 +162,14 @@ void split_phases(const Plan& pl,
   const auto zero = [](float* row_start, i64 from, i64 to) {
     for (i64 j = from; j < to; ++j) row_start[j] = 0.f;
   };
-  for (i64 c = 0; c < pl.in; ++c) {
-    for (int a = 0; a < 2; ++a) {
-      float* even_plane = phases + (c * 4 + 2 * a + even_phase) * stride;
-      float* odd_plane = phases + (c * 4 + 2 * a + 1 - even_phase) * stride;
-      for (i64 img = 0; img < count; ++img) {
-        for (i64 i = 0; i < pl.hq; ++i) {
-          float* even = even_plane + img * pl.plane + i * pl.wq;
-          float* odd = odd_plane + img * pl.plane + i * pl.wq;
+  // Image by image, each channel's rows in order: x is read front to back once.
+  for (i64 img = 0; img < count; ++img) {
+    for (i64 c = 0; c < pl.in; ++c) {
+      float* planes = phases + c * 4 * stride + img * pl.plane;
+      for (i64 i = 0; i < pl.hq; ++i) {
+        for (int a = 0; a < 2; ++a) {
+          float* even = planes + (2 * a + even_phase) * stride + i * pl.wq;
+          float* odd = planes + (2 * a + 1 - even_phase) * stride + i * pl.wq;
           const i64 y = 2 * i + a - pl.padding;  // the source row of this phase row
           if (y < 0 || y >= pl.h) {
             simd::zero_row(even, pl.wq);
@@ -188,11 +189,10 @@ void split_phases(const Plan& pl,
           zero(odd, odd_end, pl.wq);
         }
       }
-      const i64 used = count * pl.plane;
-      simd::zero_row(even_plane + used, stride - used);
-      simd::zero_row(odd_plane + used, stride - used);
     }
   }
+  const i64 used = count * pl.plane;
+  for (i64 c = 0; c < 4 * pl.in; ++c) simd::zero_row(phases + c * stride + used, stride - used);
 }
 
 // V[(e * in + c) * ldv + q - q0] = (B^T d B)[e] of tile q for q in [q0, q0 + count), tiles
