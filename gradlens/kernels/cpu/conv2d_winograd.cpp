@@ -5,12 +5,13 @@
 // Tile (ty, tx) reads padded rows and columns 2 t .. 2 t + 3. With the padded input split into its
 // four phases (row and column parity), tile element (i, j) is phase (i % 2, j % 2) at position
 // (ty + i / 2) * wq + tx + j / 2, so the tiles of a row are one contiguous run and the transforms
-// load vectors across tiles. Positions run over the wide grid p = ty * wq + tx of every image in a
-// group, one column and one row of each image's grid being discarded (as conv2d.cpp's wide rows).
-// Per band of positions: the input transform into V [16][in][band], the 16 products
-// M[e] = U[e] V[e] by micro::correlate, the output transform into the output's phases; then each
-// output row is its two column phases interleaved. Every step is per position, in a fixed order,
-// so the result does not depend on the batch, the grouping or the threads.
+// load vectors across tiles. Tiles are numbered over the wide grid ty * wq + tx of every image in a
+// group (the phase planes' last row is read, never a tile; their last column makes a discarded
+// tile per row, as conv2d.cpp's wide rows). Per band of tiles: the input transform into V
+// [16][in][band], the 16 products M[e] = U[e] V[e] by micro::correlate, the output transform into
+// the output's phases; then each output row is its two column phases interleaved. Every step is per
+// position, in a fixed order, so the result does not depend on the batch, the grouping or the
+// threads.
 #include "gradlens/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
@@ -299,20 +300,25 @@ void run(const Plan& pl,
          float* y) {
   const i64 tiles = pl.tiles_h * pl.wq;  // per image, with the discarded column
   const i64 macs = kElements * pl.in * pl.out * tiles;
-  // Chunks of at least two bands where the images allow it: a chunk of a few small images (the
-  // pool's default split, or a nested call's, which runs its chunks in turn) leaves correlate only
-  // short masked tiles (ResNet8's 8x8 layer3 at 16 rows: 1.3x slower in chunks of 2).
+  // Chunks of at least two bands where the images allow it: a chunk of a few small images leaves
+  // correlate only short masked tiles (ResNet8's 8x8 layer3 at 16 rows: 1.3x slower in chunks of
+  // 2). A nested call (attribution's concurrent chunks) runs its chunks in turn: one chunk.
   ThreadPool& pool = thread_pool();
   const i64 per_thread = (n + pool.num_threads() - 1) / pool.num_threads();
-  const i64 grain = std::max({i64{1},
-                              kGrainMacs / std::max<i64>(1, macs),
-                              std::min(per_thread, (2 * kBandStep + tiles - 1) / tiles)});
+  const i64 grain = ThreadPool::runs_inline()
+                        ? n
+                        : std::max({i64{1},
+                                    kGrainMacs / std::max<i64>(1, macs),
+                                    std::min(per_thread, (2 * kBandStep + tiles - 1) / tiles)});
   const i64 group = std::max<i64>(1, kGroupFloats / (4 * (pl.in + pl.out) * pl.plane));
   const i64 band = std::max<i64>(
       kBandStep, kBandFloats / (kElements * (pl.in + pl.out)) / kBandStep * kBandStep);
   const i64 ldv = band + simd::kMaxLanes;  // transform_input's spill
   std::vector<i64> offsets(pl.in);
   for (i64 c = 0; c < pl.in; ++c) offsets[c] = c * ldv;
+  // A band's last tiles rounded up to correlate's full tile (a divisor of kBandStep): the extra
+  // tiles' products are discarded, cheaper than a masked tail.
+  const i64 tile_width = micro::correlate_tile_width(offsets.data(), pl.in, pl.out);
   const i64 in_size = pl.in * pl.h * pl.w, out_size = pl.out * pl.oh * pl.ow;
 
   pool.parallel_for(0, n, grain, [&](i64 lo, i64 hi) {
@@ -322,9 +328,10 @@ void run(const Plan& pl,
     float* row = row_scratch.get(pl.w);
     for (i64 first = lo; first < hi; first += group) {
       const i64 count = std::min(group, hi - first), total = count * tiles;
-      // transform_input reads up to wq + 1 past a position, a vector at a time.
+      // transform_input reads up to wq + 1 past a tile, a vector at a time, up to a tile width
+      // past the last.
       const i64 in_stride =
-          round_up(count * pl.plane + pl.wq + 1 + simd::kMaxLanes, simd::kMaxLanes);
+          round_up(count * pl.plane + tile_width + pl.wq + 1 + simd::kMaxLanes, simd::kMaxLanes);
       const i64 out_stride = round_up(total, simd::kMaxLanes);
       float* in_phases = in_scratch.get(4 * pl.in * in_stride);
       float* out_phases = out_scratch.get(4 * pl.out * out_stride);
@@ -337,7 +344,8 @@ void run(const Plan& pl,
                    in_phases);
       for (i64 q0 = 0; q0 < total; q0 += band) {
         const i64 len = std::min(band, total - q0);
-        transform_input(pl, in_phases, in_stride, q0, len, ldv, v);
+        const i64 computed = std::min(round_up(len, tile_width), band);
+        transform_input(pl, in_phases, in_stride, q0, computed, ldv, v);
         for (int e = 0; e < kElements; ++e) {
           micro::correlate(v + e * pl.in * ldv,
                            offsets.data(),
@@ -345,7 +353,7 @@ void run(const Plan& pl,
                            pl.packed + e * pl.out * pl.in,
                            nullptr,
                            pl.out,
-                           len,
+                           computed,
                            ldv,
                            m + e * pl.out * ldv);
         }

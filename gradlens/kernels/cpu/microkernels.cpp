@@ -290,6 +290,26 @@ void correlate_tile_rows(const float* in,
 
 }  // namespace
 
+namespace {
+
+// Taps spread over more than half of L1 (linear's rows of w or x): every block of rows at one
+// 2-vector tile before the next tile, so the tile's input stays in L1 across the blocks.
+// Otherwise (conv's taps around one plane) block by block, each with its widest tile.
+bool tile_major(const i64* offsets, i64 taps, i64 k) {
+  const i64 span = taps > 0 ? *std::max_element(offsets, offsets + taps) + 2 * kLanes : 0;
+  return k > kMaxRowBlock && span * static_cast<i64>(sizeof(float)) > (16 << 10);
+}
+
+}  // namespace
+
+i64 correlate_tile_width(const i64* offsets, i64 taps, i64 k) {
+  if (tile_major(offsets, taps, k)) return 2 * kLanes;
+  i64 width = 0;
+  with_count<kMaxRowBlock>(std::clamp<i64>(k, 1, kMaxRowBlock),
+                           [&](auto kb) { width = kLanes * tile_vectors<decltype(kb)::value>(); });
+  return width;
+}
+
 void correlate(const float* in,
                const i64* offsets,
                i64 taps,
@@ -300,12 +320,7 @@ void correlate(const float* in,
                i64 ld,
                float* out) {
   if (count <= 0 || k <= 0) return;
-  // Taps spread over more than half of L1 (linear's rows of w or x): every block of rows at one
-  // 2-vector tile before the next tile, so the tile's input stays in L1 across the blocks.
-  // Otherwise (conv's taps around one plane) block by block, each with its widest tile.
-  const i64 span = taps > 0 ? *std::max_element(offsets, offsets + taps) + 2 * kLanes : 0;
-  const bool tile_major = k > kMaxRowBlock && span * static_cast<i64>(sizeof(float)) > (16 << 10);
-  if (!tile_major) {
+  if (!tile_major(offsets, taps, k)) {
     for (i64 k0 = 0; k0 < k; k0 += kMaxRowBlock) {
       correlate_rows(in,
                      offsets,

@@ -76,6 +76,8 @@ void ThreadPool::stop() {
   workers_.clear();
 }
 
+bool ThreadPool::runs_inline() { return tl_in_parallel_region; }
+
 int ThreadPool::chunk_count(std::int64_t begin, std::int64_t end, std::int64_t grain) const {
   const std::int64_t n = end - begin;
   if (n <= 0) return 0;

@@ -31,6 +31,10 @@ class ThreadPool {
   /// Joins the workers and starts new ones; not to be called while kernels run.
   void set_num_threads(int threads);
 
+  /// Whether a parallel_for called now runs its chunks in turn on this thread (a call from
+  /// within a chunk).
+  static bool runs_inline();
+
   /// Chunks that parallel_for / parallel_chunks use for this range: at most kChunksPerThread *
   /// num_threads(), each of at least `grain` items (so 1 when the range is under twice the grain).
   int chunk_count(std::int64_t begin, std::int64_t end, std::int64_t grain) const;
