@@ -63,6 +63,8 @@ void im2col(const Conv2dParams& p, const float* x, float* col) {
           simd::zero_row(out, cols.lo);
           if (p.stride == 1) {
             simd::copy_row(out + cols.lo, in + cols.lo, cols.hi - cols.lo);
+          } else if (p.stride == 2) {
+            simd::take_even_row(out + cols.lo, in + 2 * cols.lo, cols.hi - cols.lo);
           } else {
             for (i64 ow = cols.lo; ow < cols.hi; ++ow) out[ow] = in[ow * p.stride];
           }
@@ -87,6 +89,8 @@ void col2im(const Conv2dParams& p, const float* col, i64 ld, float* x) {
           float* out = x + (c * p.h + ih) * p.w + s - p.padding;
           if (p.stride == 1) {
             for (i64 ow = cols.lo; ow < cols.hi; ++ow) out[ow] += in[ow];
+          } else if (p.stride == 2) {
+            simd::add_to_even_row(out + 2 * cols.lo, in + cols.lo, cols.hi - cols.lo);
           } else {
             for (i64 ow = cols.lo; ow < cols.hi; ++ow) out[ow * p.stride] += in[ow];
           }

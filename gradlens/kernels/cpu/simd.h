@@ -351,6 +351,47 @@ inline void deinterleave_row(const float* src, float* even, float* odd, i64 n) {
   }
 }
 
+/// dst[j] = src[2 j] for j < n (a stride-2 gather); reads src[0, 2 n - 1) only.
+inline void take_even_row(float* dst, const float* src, i64 n) {
+  constexpr int kLanes = Vec::kLanes;
+  Vec e, o;
+  i64 j = 0;
+  for (; j + kLanes < n; j += kLanes) {  // strictly: a full step reads src[2 (j + kLanes) - 1]
+    Vec::deinterleave(Vec::load(src + 2 * j), Vec::load(src + 2 * j + kLanes), e, o);
+    e.store(dst + j);
+  }
+  if (j < n) {
+    const i64 rest = 2 * (n - j) - 1;
+    Vec::deinterleave(Vec::load(src + 2 * j, Vec::mask_below(rest)),
+                      Vec::load(src + 2 * j + kLanes, Vec::mask_below(rest - kLanes)),
+                      e,
+                      o);
+    e.store(dst + j, Vec::mask_below(n - j));
+  }
+}
+
+/// dst[2 j] += src[j] for j < n (a stride-2 scatter-add), touching dst[0, 2 n - 1) only: the odd
+/// places between get + 0, which leaves every value but -0 as it was (col2im's sums start at +0,
+/// and a sum of floats that starts at +0 is never -0).
+inline void add_to_even_row(float* dst, const float* src, i64 n) {
+  constexpr int kLanes = Vec::kLanes;
+  const Vec zero = Vec::zero();
+  Vec lo, hi;
+  i64 j = 0;
+  for (; j + kLanes < n; j += kLanes) {
+    Vec::interleave(Vec::load(src + j), zero, lo, hi);
+    (Vec::load(dst + 2 * j) + lo).store(dst + 2 * j);
+    (Vec::load(dst + 2 * j + kLanes) + hi).store(dst + 2 * j + kLanes);
+  }
+  if (j < n) {
+    const i64 rest = 2 * (n - j) - 1;
+    const auto first = Vec::mask_below(rest), second = Vec::mask_below(rest - kLanes);
+    Vec::interleave(Vec::load(src + j, Vec::mask_below(n - j)), zero, lo, hi);
+    (Vec::load(dst + 2 * j, first) + lo).store(dst + 2 * j, first);
+    (Vec::load(dst + 2 * j + kLanes, second) + hi).store(dst + 2 * j + kLanes, second);
+  }
+}
+
 /// dst[0, n) = relu(src[0, n)): a fused ReLU's crop of the wide conv output.
 inline void copy_row_relu(float* dst, const float* src, i64 n) {
   i64 j = 0;
