@@ -337,10 +337,9 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
 // (the scalar stride-2 gather took a fifth to a third of ResNet8's strided forwards). Source column
 // x lands in column phase (x + padding) % 2 at (x + padding) / 2.
 void split_phases_2(const Conv2dParams& p, const DirectPlan& plan, const float* x, float* out) {
+  // Every column fits: wp = ceil((w + 2 padding) / 2).
   const i64 even_phase = p.padding % 2, even_at = p.padding / 2, odd_at = (p.padding + 1) / 2;
-  // The source columns that fit the phase rows (a conv may never read the last ones).
-  const i64 n = std::min({p.w, 2 * (plan.wp - even_at), 2 * (plan.wp - odd_at) + 1});
-  const i64 even_end = even_at + (n + 1) / 2, odd_end = odd_at + n / 2;
+  const i64 even_end = even_at + (p.w + 1) / 2, odd_end = odd_at + p.w / 2;
   for (i64 c = 0; c < p.c; ++c) {
     for (i64 a = 0; a < 2; ++a) {
       float* even_plane = out + ((c * 2 + a) * 2 + even_phase) * plan.plane;
@@ -349,14 +348,14 @@ void split_phases_2(const Conv2dParams& p, const DirectPlan& plan, const float* 
         float* even = even_plane + i * plan.wp;
         float* odd = odd_plane + i * plan.wp;
         const i64 ih = 2 * i + a - p.padding;
-        if (ih < 0 || ih >= p.h || n <= 0) {
+        if (ih < 0 || ih >= p.h) {
           simd::zero_row(even, plan.wp);
           simd::zero_row(odd, plan.wp);
           continue;
         }
         simd::zero_row(even, even_at);
         simd::zero_row(odd, odd_at);
-        simd::deinterleave_row(x + (c * p.h + ih) * p.w, even + even_at, odd + odd_at, n);
+        simd::deinterleave_row(x + (c * p.h + ih) * p.w, even + even_at, odd + odd_at, p.w);
         simd::zero_row(even + even_end, plan.wp - even_end);
         simd::zero_row(odd + odd_end, plan.wp - odd_end);
       }
@@ -722,6 +721,11 @@ const float* relu_masked(const float* y, const float* dy, i64 n, float* out) {
   return out;
 }
 
+// conv2d_relu_pool's 2x2 pool of one image's conv output [K, OH, OW], already ReLU'd.
+void pool_image(const Conv2dParams& p, const float* conv_out, float* y, std::int32_t* indices) {
+  max_pool_2x2</*Relu=*/false>(conv_out, p.k, p.oh * p.ow, p.ow, p.oh, p.ow, y, indices);
+}
+
 // conv2d_forward, and with pool_indices conv2d_relu_pool_forward (y then the pooled output).
 void conv2d_forward_impl(const Conv2dParams& p,
                          const float* x,
@@ -746,14 +750,8 @@ void conv2d_forward_impl(const Conv2dParams& p,
       float* conv_out = conv_scratch.get(chunk.n * p.k * plane);
       winograd_forward(chunk, x + lo * p.c * p.h * p.w, w, b, conv_out);
       for (i64 img = lo; img < hi; ++img) {
-        max_pool_2x2</*Relu=*/false>(conv_out + (img - lo) * p.k * plane,
-                                     p.k,
-                                     plane,
-                                     p.ow,
-                                     p.oh,
-                                     p.ow,
-                                     y + img * y_size,
-                                     pool_indices + img * y_size);
+        pool_image(
+            p, conv_out + (img - lo) * p.k * plane, y + img * y_size, pool_indices + img * y_size);
       }
     });
     return;
@@ -792,15 +790,7 @@ void conv2d_forward_impl(const Conv2dParams& p,
       }
       if (p.relu) relu_in_place(out.data(), p.k * plane);
       if (conv_out == nullptr) continue;
-      max_pool_2x2</*Relu=*/false>(  // ReLU'd above
-          conv_out,
-          p.k,
-          plane,
-          p.ow,
-          p.oh,
-          p.ow,
-          y + img * y_size,
-          pool_indices + img * y_size);
+      pool_image(p, conv_out, y + img * y_size, pool_indices + img * y_size);  // ReLU'd above
     }
   });
 }

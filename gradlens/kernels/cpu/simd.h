@@ -1,8 +1,9 @@
 // Vec: one SIMD register of floats for the ISA this translation unit is compiled for, with just
-// what the micro-kernels need (loads and stores, masked for tails, FMA, four horizontal sums at
-// once, and a fused ReLU's two selections). The micro-kernels are written once over it;
-// kernels/CMakeLists.txt compiles them per ISA. Every horizontal sum uses one fixed tree per
-// element, so a variant's results never depend on how its accumulators were grouped.
+// what the micro-kernels need (loads and stores, masked for tails, FMA, add and subtract, four
+// horizontal sums at once, a fused ReLU's two selections, and (de)interleaving of two phases). The
+// micro-kernels are written once over it; kernels/CMakeLists.txt compiles them per ISA. Every
+// horizontal sum uses one fixed tree per element, so a variant's results never depend on how its
+// accumulators were grouped.
 #pragma once
 
 #include <algorithm>
