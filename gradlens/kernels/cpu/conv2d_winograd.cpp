@@ -198,17 +198,26 @@ void split_phases(const Plan& pl,
 
 // V[(e * in + c) * ldv + q - q0] = (B^T d B)[e] of tile q for q in [q0, q0 + count), tiles
 // numbered image by image over the first tiles_h rows of the wide grid (q = image * tiles_h * wq +
-// ty * wq + tx); writes up to kLanes - 1 floats past count (the phases have room for those reads).
-void transform_input(
-    const Plan& pl, const float* phases, i64 stride, i64 q0, i64 count, i64 ldv, float* v) {
+// ty * wq + tx); tiles past the group's `images` read the zeros after its phases. Writes up to
+// kLanes - 1 floats past count (the phases have room for those reads).
+void transform_input(const Plan& pl,
+                     const float* phases,
+                     i64 stride,
+                     i64 images,
+                     i64 q0,
+                     i64 count,
+                     i64 ldv,
+                     float* v) {
   const i64 tiles = pl.tiles_h * pl.wq;
   for (i64 c = 0; c < pl.in; ++c) {
     const float* ph = phases + c * 4 * stride;
     float* vc = v + c * ldv - q0;
-    // One run of tiles per image; a run's last vector spills into the next run's first tiles,
-    // which that run then overwrites.
+    // One run of tiles per image, and one past the last image (tiles computed only to fill
+    // correlate's last tile: they read the zeros after the phases); a run's last vector spills
+    // into the next run's first tiles, which that run then overwrites.
     for (i64 q = q0; q < q0 + count;) {
-      const i64 img = q / tiles, end = std::min(q0 + count, (img + 1) * tiles);
+      const i64 img = std::min(q / tiles, images);
+      const i64 end = img < images ? std::min(q0 + count, (img + 1) * tiles) : q0 + count;
       const float* at = ph + img * pl.plane - img * tiles;  // at[q] is tile q's position
       for (; q < end; q += kLanes) {
         Vec t[4][4];  // B^T d: the rows
@@ -328,8 +337,8 @@ void run(const Plan& pl,
     float* row = row_scratch.get(pl.w);
     for (i64 first = lo; first < hi; first += group) {
       const i64 count = std::min(group, hi - first), total = count * tiles;
-      // transform_input reads up to wq + 1 past a tile, a vector at a time, up to a tile width
-      // past the last.
+      // transform_input reads up to wq + 1 past a tile, a vector at a time, up to correlate's
+      // tile width past the last (those tiles all read the zeros after the last image).
       const i64 in_stride =
           round_up(count * pl.plane + tile_width + pl.wq + 1 + simd::kMaxLanes, simd::kMaxLanes);
       const i64 out_stride = round_up(total, simd::kMaxLanes);
@@ -345,7 +354,7 @@ void run(const Plan& pl,
       for (i64 q0 = 0; q0 < total; q0 += band) {
         const i64 len = std::min(band, total - q0);
         const i64 computed = std::min(round_up(len, tile_width), band);
-        transform_input(pl, in_phases, in_stride, q0, computed, ldv, v);
+        transform_input(pl, in_phases, in_stride, count, q0, computed, ldv, v);
         for (int e = 0; e < kElements; ++e) {
           micro::correlate(v + e * pl.in * ldv,
                            offsets.data(),
