@@ -3,11 +3,13 @@
 // and 84->10 linear layers, forward and backward (input, weight and bias gradients), at the batch
 // sizes training (4, 64), attribution (1000 rows = 20 images x 50 IG steps) and inference use;
 // and ResNet8's 3x3 stride-1 convolutions (../shared/reference/resnet8), forward and input gradient
-// alone (attribution's backward), at 16 rows (a CPU chunk) and 64.
+// alone (attribution's backward), at 16 rows (a CPU chunk) and 64, each by Winograd (where the
+// variant has it) and, in the *Direct rows, by the direct kernels.
 // Names: BM_<Layer><Pass>/<variant>/<batch>; GFLOP/s counts 2 flops per multiply-add.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -42,45 +44,46 @@ struct LinearShape {
 };
 constexpr LinearShape kLinears[] = {{"Fc1", 400, 120}, {"Fc2", 120, 84}, {"Fc3", 84, 10}};
 
-void conv(benchmark::State& state, Backend* be, ConvShape s, i64 n, bool backward) {
-  const i64 o = s.hw - 4;
-  const gradlens::Conv2dParams p{n, s.c, s.hw, s.hw, s.k, 5, 5, 1, 0, o, o};
-  const Floats x = random_floats(n * s.c * s.hw * s.hw, 1), w = random_floats(s.k * s.c * 25, 2);
+// What a conv benchmark runs: the forward, the whole backward (dx, dw, db: training's), or dx
+// alone (attribution's).
+enum class ConvPass { kForward, kBackward, kInputGrad };
+
+// A square conv of kernel r, stride 1, padding pad over s's shape.
+void conv(benchmark::State& state, Backend* be, ConvShape s, i64 r, i64 pad, i64 n, ConvPass pass) {
+  const i64 o = s.hw + 2 * pad - r + 1;
+  const gradlens::Conv2dParams p{n, s.c, s.hw, s.hw, s.k, r, r, 1, pad, o, o};
+  const Floats x = random_floats(n * s.c * s.hw * s.hw, 1), w = random_floats(s.k * s.c * r * r, 2);
   const Floats b = random_floats(s.k, 3), dy = random_floats(n * s.k * o * o, 4);
   Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
+  const bool weights = pass == ConvPass::kBackward;
   for (auto _ : state) {
-    if (backward) {
-      be->conv2d_backward(
-          p, x.data(), w.data(), nullptr, dy.data(), dx.data(), dw.data(), db.data());
-    } else {
+    if (pass == ConvPass::kForward) {
       be->conv2d_forward(p, x.data(), w.data(), b.data(), y.data());
+    } else {
+      be->conv2d_backward(p,
+                          x.data(),
+                          w.data(),
+                          nullptr,
+                          dy.data(),
+                          dx.data(),
+                          weights ? dw.data() : nullptr,
+                          weights ? db.data() : nullptr);
     }
     benchmark::ClobberMemory();
   }
-  const double macs = static_cast<double>(n * s.k * s.c * 25 * o * o) * (backward ? 2 : 1);
+  const double macs = static_cast<double>(n * s.k * s.c * r * r * o * o) * (weights ? 2 : 1);
   state.counters["GFLOP/s"] = benchmark::Counter(
       2 * macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
   state.SetItemsProcessed(state.iterations() * n);
 }
 
-// A 3x3 padded conv's forward, or its dx alone (no dw or db, as attribution runs it).
-void conv3x3(benchmark::State& state, Backend* be, ConvShape s, i64 n, bool input_grad) {
-  const gradlens::Conv2dParams p{n, s.c, s.hw, s.hw, s.k, 3, 3, 1, 1, s.hw, s.hw};
-  const Floats x = random_floats(n * s.c * s.hw * s.hw, 1), w = random_floats(s.k * s.c * 9, 2);
-  const Floats dy = random_floats(n * s.k * s.hw * s.hw, 4);
-  Floats y(dy.size()), dx(x.size());
-  for (auto _ : state) {
-    if (input_grad) {
-      be->conv2d_backward(p, x.data(), w.data(), nullptr, dy.data(), dx.data(), nullptr, nullptr);
-    } else {
-      be->conv2d_forward(p, x.data(), w.data(), nullptr, y.data());
-    }
-    benchmark::ClobberMemory();
-  }
-  const double macs = static_cast<double>(n * s.k * s.c * 9 * s.hw * s.hw);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2 * macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
-  state.SetItemsProcessed(state.iterations() * n);
+// The same with Winograd off (GRADLENS_WINOGRAD=0, docs/kernels.md): the direct kernels it
+// replaces, measured beside it in the same run.
+void conv_direct(
+    benchmark::State& state, Backend* be, ConvShape s, i64 r, i64 pad, i64 n, ConvPass pass) {
+  setenv("GRADLENS_WINOGRAD", "0", 1);
+  conv(state, be, s, r, pad, n, pass);
+  unsetenv("GRADLENS_WINOGRAD");
 }
 
 void linear(benchmark::State& state, Backend* be, LinearShape s, i64 n, bool backward) {
@@ -133,14 +136,19 @@ int main(int argc, char** argv) {
     for (const ConvShape& s : kConvs) {
       for (i64 n : {i64{1}, i64{4}, i64{64}, i64{1000}}) {
         add(s.name, pass, n, [=](benchmark::State& st, Backend* be) {
-          conv(st, be, s, n, backward);
+          conv(st, be, s, 5, 0, n, backward ? ConvPass::kBackward : ConvPass::kForward);
         });
       }
     }
     for (const ConvShape& s : kResNetConvs) {
       for (i64 n : {i64{16}, i64{64}}) {
-        add(s.name, backward ? "InputGrad" : "Forward", n, [=](benchmark::State& st, Backend* be) {
-          conv3x3(st, be, s, n, backward);
+        const ConvPass resnet_pass = backward ? ConvPass::kInputGrad : ConvPass::kForward;
+        const std::string name = backward ? "InputGrad" : "Forward";
+        add(s.name, name, n, [=](benchmark::State& st, Backend* be) {
+          conv(st, be, s, 3, 1, n, resnet_pass);
+        });
+        add(s.name, name + "Direct", n, [=](benchmark::State& st, Backend* be) {
+          conv_direct(st, be, s, 3, 1, n, resnet_pass);
         });
       }
     }

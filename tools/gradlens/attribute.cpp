@@ -60,6 +60,9 @@ struct AttributeOptions {
   std::int64_t images_per_call = 0;  // 0: one shard on the CPU, kGpuImagesPerCall on a GPU
 };
 
+// Images one GPU call may take across shards (run_sharded says why).
+constexpr std::int64_t kGpuImagesPerCall = 2048;
+
 [[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
 
 // A link loop or an unreadable folder is named as such, not as "not found".
@@ -306,7 +309,6 @@ void run_sharded(const AttributeOptions& o,
   // images at 50 IG steps are 12,800 rows, which an H200 ran at under half the rows per second
   // of 50,000 (IG over the test set, shard by shard: 1.05M against 2.4M). An image's random
   // draws are its own, whatever call it is in.
-  constexpr std::int64_t kGpuImagesPerCall = 2048;
   const std::int64_t per_call =
       o.images_per_call > 0 ? o.images_per_call : (device.is_cpu() ? 1 : kGpuImagesPerCall);
   const std::int64_t job_images = end - begin;  // a plain copy: lambdas may not capture bindings
@@ -568,8 +570,8 @@ void add_attribute_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--images-per-call",
                   o->images_per_call,
-                  "DIR/: images a call may take, across shards (0: one shard on the CPU, up to "
-                  "2048 images on a GPU)")
+                  "DIR/: images a call may take, across shards (0: one shard on the CPU, up to " +
+                      std::to_string(kGpuImagesPerCall) + " images on a GPU)")
       ->capture_default_str();
   cmd->callback([o] { run_attribute(*o); });
 }

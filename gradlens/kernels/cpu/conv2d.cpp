@@ -28,9 +28,6 @@
 namespace gradlens::cpu::GRADLENS_CPU_ISA {
 namespace {
 
-// Multiply-adds per chunk below which a second thread does not pay for itself.
-constexpr i64 kConvGrainMacs = i64{1} << 17;
-
 // Output columns [lo, hi) whose input column ow * stride - padding + s lies inside [0, w).
 struct ColumnRange {
   i64 lo, hi;
@@ -338,26 +335,18 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
 // x lands in column phase (x + padding) % 2 at (x + padding) / 2.
 void split_phases_2(const Conv2dParams& p, const DirectPlan& plan, const float* x, float* out) {
   // Every column fits: wp = ceil((w + 2 padding) / 2).
-  const i64 even_phase = p.padding % 2, even_at = p.padding / 2, odd_at = (p.padding + 1) / 2;
-  const i64 even_end = even_at + (p.w + 1) / 2, odd_end = odd_at + p.w / 2;
   for (i64 c = 0; c < p.c; ++c) {
     for (i64 a = 0; a < 2; ++a) {
-      float* even_plane = out + ((c * 2 + a) * 2 + even_phase) * plan.plane;
-      float* odd_plane = out + ((c * 2 + a) * 2 + 1 - even_phase) * plan.plane;
+      float* const planes = out + (c * 2 + a) * 2 * plan.plane;
       for (i64 i = 0; i < plan.hp; ++i) {
-        float* even = even_plane + i * plan.wp;
-        float* odd = odd_plane + i * plan.wp;
+        float* const row_phases[2] = {planes + i * plan.wp, planes + plan.plane + i * plan.wp};
         const i64 ih = 2 * i + a - p.padding;
         if (ih < 0 || ih >= p.h) {
-          simd::zero_row(even, plan.wp);
-          simd::zero_row(odd, plan.wp);
+          simd::zero_row(row_phases[0], plan.wp);
+          simd::zero_row(row_phases[1], plan.wp);
           continue;
         }
-        simd::zero_row(even, even_at);
-        simd::zero_row(odd, odd_at);
-        simd::deinterleave_row(x + (c * p.h + ih) * p.w, even + even_at, odd + odd_at, p.w);
-        simd::zero_row(even + even_end, plan.wp - even_end);
-        simd::zero_row(odd + odd_end, plan.wp - odd_end);
+        simd::split_padded_row(x + (c * p.h + ih) * p.w, p.w, p.padding, plan.wp, row_phases);
       }
     }
   }

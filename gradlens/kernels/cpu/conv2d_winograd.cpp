@@ -15,7 +15,9 @@
 #include "gradlens/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "gradlens/kernels/cpu/common/scratch.h"
@@ -30,8 +32,6 @@ using simd::Vec;
 constexpr int kLanes = Vec::kLanes;
 constexpr int kElements = 16;  // of a transformed 4x4 tile
 
-// Multiply-adds per chunk below which a second thread does not pay for itself (as conv2d.cpp).
-constexpr i64 kGrainMacs = i64{1} << 17;
 // Only where the ISA has FMA: the generic x86-64 variant (SSE2, a multiply and an add) measured
 // 1.4x slower than its direct kernels on 16 channels at 32x32 (as fast at 32, faster at 64).
 #if defined(__FMA__)
@@ -156,25 +156,18 @@ void split_phases(const Plan& pl,
                   i64 stride,
                   float* row,
                   float* phases) {
-  // Even source columns land in column phase padding % 2 from column even_at, odd ones in the
-  // other from odd_at.
-  const i64 even_phase = pl.padding % 2, even_at = pl.padding / 2, odd_at = (pl.padding + 1) / 2;
-  const i64 even_end = even_at + (pl.w + 1) / 2, odd_end = odd_at + pl.w / 2;
-  const auto zero = [](float* row_start, i64 from, i64 to) {
-    for (i64 j = from; j < to; ++j) row_start[j] = 0.f;
-  };
   // Image by image, each channel's rows in order: x is read front to back once.
   for (i64 img = 0; img < count; ++img) {
     for (i64 c = 0; c < pl.in; ++c) {
       float* planes = phases + c * 4 * stride + img * pl.plane;
       for (i64 i = 0; i < pl.hq; ++i) {
         for (int a = 0; a < 2; ++a) {
-          float* even = planes + (2 * a + even_phase) * stride + i * pl.wq;
-          float* odd = planes + (2 * a + 1 - even_phase) * stride + i * pl.wq;
+          float* const row_phases[2] = {planes + 2 * a * stride + i * pl.wq,
+                                        planes + (2 * a + 1) * stride + i * pl.wq};
           const i64 y = 2 * i + a - pl.padding;  // the source row of this phase row
           if (y < 0 || y >= pl.h) {
-            simd::zero_row(even, pl.wq);
-            simd::zero_row(odd, pl.wq);
+            simd::zero_row(row_phases[0], pl.wq);
+            simd::zero_row(row_phases[1], pl.wq);
             continue;
           }
           const i64 at = ((img * pl.in + c) * pl.h + y) * pl.w;
@@ -183,11 +176,7 @@ void split_phases(const Plan& pl,
             simd::copy_row_where_positive(row, src, positive + at, pl.w);
             src = row;
           }
-          simd::deinterleave_row(src, even + even_at, odd + odd_at, pl.w);
-          zero(even, 0, even_at);
-          zero(even, even_end, pl.wq);
-          zero(odd, 0, odd_at);
-          zero(odd, odd_end, pl.wq);
+          simd::split_padded_row(src, pl.w, pl.padding, pl.wq, row_phases);
         }
       }
     }
@@ -317,7 +306,7 @@ void run(const Plan& pl,
   const i64 grain = ThreadPool::runs_inline()
                         ? n
                         : std::max({i64{1},
-                                    kGrainMacs / std::max<i64>(1, macs),
+                                    kConvGrainMacs / std::max<i64>(1, macs),
                                     std::min(per_thread, (2 * kBandStep + tiles - 1) / tiles)});
   const i64 group = std::max<i64>(1, kGroupFloats / (4 * (pl.in + pl.out) * pl.plane));
   const i64 band = std::max<i64>(
@@ -377,6 +366,11 @@ void run(const Plan& pl,
 
 bool winograd_applies(const Conv2dParams& p, bool input_grad) {
   if (!kFasterThanDirect) return false;
+  // GRADLENS_WINOGRAD=0: the direct kernels' rounding, and bench_cpu_variants' *Direct rows. Read
+  // at each call (a few tens of nanoseconds against a conv's tens of microseconds).
+  if (const char* env = std::getenv("GRADLENS_WINOGRAD");
+      env != nullptr && std::string_view(env) == "0")
+    return false;
   if (p.r != 3 || p.s != 3 || p.stride != 1 || p.padding > 2) return false;
   if (p.n <= 0 || p.oh <= 0 || p.ow <= 0) return false;
   const i64 in = input_grad ? p.k : p.c, out = input_grad ? p.c : p.k;

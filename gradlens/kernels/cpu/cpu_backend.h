@@ -18,6 +18,8 @@ namespace gradlens::cpu::GRADLENS_CPU_ISA {
 
 // Items per chunk for memory-bound loops: below this a thread hand-off costs more than it saves.
 inline constexpr std::int64_t kElementwiseGrain = std::int64_t{1} << 16;
+// Multiply-adds per chunk below which a second thread does not pay for itself (conv2d's paths).
+inline constexpr std::int64_t kConvGrainMacs = std::int64_t{1} << 17;
 
 /// sum of x [n] in double, in a fixed order (eight interleaved partial sums, so it vectorizes).
 double sum_double(const float* x, i64 n);

@@ -288,10 +288,6 @@ void correlate_tile_rows(const float* in,
   });
 }
 
-}  // namespace
-
-namespace {
-
 // Taps spread over more than half of L1 (linear's rows of w or x): every block of rows at one
 // 2-vector tile before the next tile, so the tile's input stays in L1 across the blocks.
 // Otherwise (conv's taps around one plane) block by block, each with its widest tile.

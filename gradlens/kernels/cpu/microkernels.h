@@ -40,7 +40,8 @@ void correlate(const float* in,
                float* out);
 
 /// The positions of correlate's full tiles for these taps and k rows: a count that is a multiple
-/// of it runs with no masked tail.
+/// of it runs its first block of rows (all of them when k is a multiple of the block) with no
+/// masked tail.
 i64 correlate_tile_width(const i64* offsets, i64 taps, i64 k);
 
 /// dw[o, t] += sum_p dyw[o * ld + p] * in[p + offsets[t]] over p < count, with dyw zero at every

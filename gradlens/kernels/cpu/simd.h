@@ -422,4 +422,20 @@ inline void zero_row(float* dst, i64 n) {
   if (j < n) Vec::zero().store(dst + j, Vec::mask_below(n - j));
 }
 
+/// A source row of n floats, zero-padded by `padding` on the left, as its two column phases of
+/// `width` floats each: padded column q lands in phase q % 2 (row `phases[q % 2]`) at q / 2, every
+/// other place 0. The caller makes width >= (n + padding + 1) / 2.
+inline void split_padded_row(
+    const float* src, i64 n, i64 padding, i64 width, float* const phases[2]) {
+  float* even = phases[padding % 2];     // where source column 0 lands
+  float* odd = phases[1 - padding % 2];  // and column 1
+  const i64 even_at = padding / 2, odd_at = (padding + 1) / 2;
+  const i64 even_end = even_at + (n + 1) / 2, odd_end = odd_at + n / 2;
+  zero_row(even, even_at);
+  zero_row(odd, odd_at);
+  deinterleave_row(src, even + even_at, odd + odd_at, n);
+  zero_row(even + even_end, width - even_end);
+  zero_row(odd + odd_end, width - odd_end);
+}
+
 }  // namespace gradlens::cpu::simd
