@@ -4,7 +4,8 @@
 // sizes training (4, 64), attribution (1000 rows = 20 images x 50 IG steps) and inference use;
 // and ResNet8's 3x3 stride-1 convolutions (../shared/reference/resnet8), forward and input gradient
 // alone (attribution's backward), at 16 rows (a CPU chunk) and 64, each by Winograd (where the
-// variant has it) and, in the *Direct rows, by the direct kernels.
+// variant has it), in the *Phases rows by Winograd through the input's phases, and in the *Direct
+// rows by the direct kernels.
 // Names: BM_<Layer><Pass>/<variant>/<batch>; GFLOP/s counts 2 flops per multiply-add.
 #include <benchmark/benchmark.h>
 
@@ -77,11 +78,18 @@ void conv(benchmark::State& state, Backend* be, ConvShape s, i64 r, i64 pad, i64
   state.SetItemsProcessed(state.iterations() * n);
 }
 
-// The same with Winograd off (GRADLENS_WINOGRAD=0, docs/kernels.md): the direct kernels it
-// replaces, measured beside it in the same run.
-void conv_direct(
-    benchmark::State& state, Backend* be, ConvShape s, i64 r, i64 pad, i64 n, ConvPass pass) {
-  setenv("GRADLENS_WINOGRAD", "0", 1);
+// The same under a GRADLENS_WINOGRAD setting (docs/kernels.md), measured beside it in the same
+// run: "0", the direct kernels Winograd replaces; "phases", Winograd reading every tile through
+// the input's phases.
+void conv_with(const char* winograd,
+               benchmark::State& state,
+               Backend* be,
+               ConvShape s,
+               i64 r,
+               i64 pad,
+               i64 n,
+               ConvPass pass) {
+  setenv("GRADLENS_WINOGRAD", winograd, 1);
   conv(state, be, s, r, pad, n, pass);
   unsetenv("GRADLENS_WINOGRAD");
 }
@@ -147,8 +155,11 @@ int main(int argc, char** argv) {
         add(s.name, name, n, [=](benchmark::State& st, Backend* be) {
           conv(st, be, s, 3, 1, n, resnet_pass);
         });
+        add(s.name, name + "Phases", n, [=](benchmark::State& st, Backend* be) {
+          conv_with("phases", st, be, s, 3, 1, n, resnet_pass);
+        });
         add(s.name, name + "Direct", n, [=](benchmark::State& st, Backend* be) {
-          conv_direct(st, be, s, 3, 1, n, resnet_pass);
+          conv_with("0", st, be, s, 3, 1, n, resnet_pass);
         });
       }
     }

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gradlens/kernels/backend.h"
@@ -554,6 +556,16 @@ std::vector<ConvCase> conv_cases() {
       // One tiny image: its 6 tiles padded to correlate's full tile, 42 past the image (an
       // overrun past the phases that ASan caught in CI).
       {"Winograd, one tiny image", conv_params(1, 20, 5, 6, 9, 3, 3, 1, 0)},
+      // Tiles read row-aligned from the input itself, where a vector holds whole rows of tiles
+      // (2 or 4 with 16 lanes) or a row whole vectors; phantom tile rows fill the last vector.
+      {"Winograd rows, 8x8", conv_params(3, 16, 8, 8, 24, 3, 3, 1, 1)},
+      {"Winograd rows, 16x16", conv_params(2, 8, 16, 16, 12, 3, 3, 1, 1)},
+      {"Winograd rows, 32x32 over bands", conv_params(5, 8, 32, 32, 8, 3, 3, 1, 1)},
+      {"Winograd rows, several vectors a row", conv_params(1, 8, 6, 64, 9, 3, 3, 1, 1)},
+      {"Winograd rows, phantom tile rows", conv_params(2, 8, 13, 8, 8, 3, 3, 1, 1)},
+      {"Winograd rows, odd output width", conv_params(2, 8, 12, 15, 8, 3, 3, 1, 1)},
+      {"Winograd rows, unpadded", conv_params(2, 8, 10, 18, 8, 3, 3, 1, 0)},
+      {"Winograd rows, pad 2", conv_params(2, 8, 6, 6, 8, 3, 3, 1, 2)},
   };
 }
 
@@ -701,6 +713,44 @@ TEST_P(CpuKernels, Conv2dReluPoolEqualsConvReluThenPoolBitForBit) {
                                     nullptr,
                                     nullptr);
     EXPECT_EQ(dx_alone_fused, dx_alone) << name;
+  }
+}
+
+TEST_P(CpuKernels, WinogradRowLayoutGivesThePhaseLayoutsBits) {
+  // Tiles read row-aligned from the input or through its phases go through the same transforms,
+  // products and sums: the same bits (GRADLENS_WINOGRAD=phases reads every conv through phases).
+  const auto conv_and_dx = [](const Conv2dParams& p,
+                              const std::vector<float>& x,
+                              const std::vector<float>& w,
+                              const std::vector<float>& b,
+                              const std::vector<float>& dy) {
+    std::vector<float> y(dy.size(), 9.f), dx(x.size(), 9.f);
+    cpu().conv2d_forward(p, x.data(), w.data(), b.data(), y.data());
+    cpu().conv2d_backward(p, nullptr, w.data(), y.data(), dy.data(), dx.data(), nullptr, nullptr);
+    return std::make_pair(y, dx);
+  };
+  const char* old = std::getenv("GRADLENS_WINOGRAD");
+  const std::string saved = old != nullptr ? old : "";
+  for (const auto& [name, conv] : conv_cases()) {
+    for (bool relu : {false, true}) {
+      Conv2dParams p = conv;
+      p.relu = relu;
+      const std::vector<float> x = random_vector(p.n * p.c * p.h * p.w, 60);
+      const std::vector<float> w = random_vector(p.k * p.c * p.r * p.s, 61);
+      const std::vector<float> b = random_vector(p.k, 62);
+      const std::vector<float> dy = random_vector(p.n * p.k * p.oh * p.ow, 63);
+      unsetenv("GRADLENS_WINOGRAD");
+      const auto rows = conv_and_dx(p, x, w, b, dy);
+      setenv("GRADLENS_WINOGRAD", "phases", 1);
+      const auto phases = conv_and_dx(p, x, w, b, dy);
+      EXPECT_EQ(rows.first, phases.first) << name << (relu ? ", ReLU" : "");
+      EXPECT_EQ(rows.second, phases.second) << name << (relu ? ", ReLU" : "");
+    }
+  }
+  if (old != nullptr) {
+    setenv("GRADLENS_WINOGRAD", saved.c_str(), 1);
+  } else {
+    unsetenv("GRADLENS_WINOGRAD");
   }
 }
 

@@ -1,6 +1,7 @@
 // Vec: one SIMD register of floats for the ISA this translation unit is compiled for, with just
 // what the micro-kernels need (loads and stores, masked for tails, FMA, add and subtract, four
-// horizontal sums at once, a fused ReLU's two selections, and (de)interleaving of two phases). The
+// horizontal sums at once, a fused ReLU's two selections, and (de)interleaving of two phases).
+// The FMA types also take masks of any lane range and loads that fill only a mask's lanes. The
 // micro-kernels are written once over it; kernels/CMakeLists.txt compiles them per ISA. Every
 // horizontal sum uses one fixed tree per element, so a variant's results never depend on how its
 // accumulators were grouped.
@@ -34,11 +35,19 @@ struct Vec8 {
     const auto k = static_cast<int>(std::clamp<i64>(n, 0, 8));
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
+  // lanes [lo, hi)
+  static Mask mask_range(i64 lo, i64 hi) {
+    return _mm256_andnot_si256(mask_below(lo), mask_below(hi));
+  }
   static Vec8 zero() { return {_mm256_setzero_ps()}; }
   static Vec8 set1(float x) { return {_mm256_set1_ps(x)}; }
   static Vec8 broadcast(const float* p) { return {_mm256_broadcast_ss(p)}; }
   static Vec8 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static Vec8 load(const float* p, Mask m) { return {_mm256_maskload_ps(p, m)}; }
+  // The lanes of m from p, the others from `rest`.
+  static Vec8 load(const float* p, Mask m, Vec8 rest) {
+    return {_mm256_blendv_ps(rest.v, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m))};
+  }
   // [lo, hi] = [a0 b0 a1 b1 ...]: two phases into one run of 2 kLanes floats
   static void interleave(Vec8 a, Vec8 b, Vec8& lo, Vec8& hi) {
     const __m256 l = _mm256_unpacklo_ps(a.v, b.v), h = _mm256_unpackhi_ps(a.v, b.v);
@@ -84,11 +93,17 @@ struct Vec16 {
   static Mask mask_below(i64 n) {
     return static_cast<Mask>((1u << std::clamp<i64>(n, 0, 16)) - 1u);
   }
+  static Mask mask_range(i64 lo, i64 hi) {
+    return static_cast<Mask>(mask_below(hi) & ~mask_below(lo));
+  }
   static Vec16 zero() { return {_mm512_setzero_ps()}; }
   static Vec16 set1(float x) { return {_mm512_set1_ps(x)}; }
   static Vec16 broadcast(const float* p) { return {_mm512_set1_ps(*p)}; }
   static Vec16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static Vec16 load(const float* p, Mask m) { return {_mm512_maskz_loadu_ps(m, p)}; }
+  static Vec16 load(const float* p, Mask m, Vec16 rest) {
+    return {_mm512_mask_loadu_ps(rest.v, m, p)};
+  }
   static void interleave(Vec16 a, Vec16 b, Vec16& lo, Vec16& hi) {
     const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     lo.v = _mm512_permutex2var_ps(a.v, first, b.v);
@@ -133,12 +148,18 @@ struct Vec16x2 {
   Vec8 lo, hi;
 
   static Mask mask_below(i64 n) { return {Vec8::mask_below(n), Vec8::mask_below(n - 8)}; }
+  static Mask mask_range(i64 lo, i64 hi) {
+    return {Vec8::mask_range(lo, hi), Vec8::mask_range(lo - 8, hi - 8)};
+  }
   static Vec16x2 zero() { return {Vec8::zero(), Vec8::zero()}; }
   static Vec16x2 set1(float x) { return {Vec8::set1(x), Vec8::set1(x)}; }
   static Vec16x2 broadcast(const float* p) { return {Vec8::broadcast(p), Vec8::broadcast(p)}; }
   static Vec16x2 load(const float* p) { return {Vec8::load(p), Vec8::load(p + 8)}; }
   static Vec16x2 load(const float* p, Mask m) {
     return {Vec8::load(p, m.lo), Vec8::load(p + 8, m.hi)};
+  }
+  static Vec16x2 load(const float* p, Mask m, Vec16x2 rest) {
+    return {Vec8::load(p, m.lo, rest.lo), Vec8::load(p + 8, m.hi, rest.hi)};
   }
   static void interleave(Vec16x2 a, Vec16x2 b, Vec16x2& lo, Vec16x2& hi) {
     Vec8::interleave(a.lo, b.lo, lo.lo, lo.hi);
