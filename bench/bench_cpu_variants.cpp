@@ -31,13 +31,18 @@ Floats random_floats(i64 n, std::uint32_t seed) {
 
 struct ConvShape {
   const char* name;
-  i64 c, k, hw;
+  i64 c, k, hw, stride = 1;
 };
 constexpr ConvShape kConvs[] = {{"Conv1", 3, 6, 32}, {"Conv2", 6, 16, 14}};
 
-// ResNet8's 3x3, stride 1, padding 1 layers: the stem, layer1, layer2.conv2 and layer3.conv2.
-constexpr ConvShape kResNetConvs[] = {
-    {"Stem", 3, 16, 32}, {"Layer1", 16, 16, 32}, {"Layer2", 32, 32, 16}, {"Layer3", 64, 64, 8}};
+// ResNet8's 3x3, padding 1 layers: the stem, layer1, layer2.conv2 and layer3.conv2 (stride 1), and
+// the stride-2 layer2.conv1 and layer3.conv1 (no Winograd).
+constexpr ConvShape kResNetConvs[] = {{"Stem", 3, 16, 32},
+                                      {"Layer1", 16, 16, 32},
+                                      {"Layer2", 32, 32, 16},
+                                      {"Layer3", 64, 64, 8},
+                                      {"Layer2Down", 16, 32, 32, 2},
+                                      {"Layer3Down", 32, 64, 16, 2}};
 
 struct LinearShape {
   const char* name;
@@ -49,10 +54,10 @@ constexpr LinearShape kLinears[] = {{"Fc1", 400, 120}, {"Fc2", 120, 84}, {"Fc3",
 // alone (attribution's).
 enum class ConvPass { kForward, kBackward, kInputGrad };
 
-// A square conv of kernel r, stride 1, padding pad over s's shape.
+// A square conv of kernel r, padding pad and s's stride over s's shape.
 void conv(benchmark::State& state, Backend* be, ConvShape s, i64 r, i64 pad, i64 n, ConvPass pass) {
-  const i64 o = s.hw + 2 * pad - r + 1;
-  const gradlens::Conv2dParams p{n, s.c, s.hw, s.hw, s.k, r, r, 1, pad, o, o};
+  const i64 o = (s.hw + 2 * pad - r) / s.stride + 1;
+  const gradlens::Conv2dParams p{n, s.c, s.hw, s.hw, s.k, r, r, s.stride, pad, o, o};
   const Floats x = random_floats(n * s.c * s.hw * s.hw, 1), w = random_floats(s.k * s.c * r * r, 2);
   const Floats b = random_floats(s.k, 3), dy = random_floats(n * s.k * o * o, 4);
   Floats y(dy.size()), dx(x.size()), dw(w.size()), db(b.size());
@@ -155,6 +160,7 @@ int main(int argc, char** argv) {
         add(s.name, name, n, [=](benchmark::State& st, Backend* be) {
           conv(st, be, s, 3, 1, n, resnet_pass);
         });
+        if (s.stride != 1 || s.c < 8) continue;  // Winograd's layers only
         add(s.name, name + "Phases", n, [=](benchmark::State& st, Backend* be) {
           conv_with("phases", st, be, s, 3, 1, n, resnet_pass);
         });
