@@ -509,6 +509,15 @@ void transform_output_rows(const Plan& pl,
 }
 #endif
 
+// A band's V and M, one pair a thread whichever layout runs.
+struct BandScratch {
+  ScratchBuffer v, m;
+};
+BandScratch& band_scratch() {
+  thread_local BandScratch scratch;
+  return scratch;
+}
+
 // y [n, out, oh, ow] from x [n, in, h, w] (masked by `positive`, when given).
 void run(const Plan& pl,
          i64 n,
@@ -558,9 +567,8 @@ void run(const Plan& pl,
   if (pl.layout == Layout::Rows) {
     const std::vector<VectorPlan> plans = make_vector_plans(pl);
     const auto rows = [&]<int Parts>(i64 lo, i64 hi) {
-      thread_local ScratchBuffer v_scratch, m_scratch;
-      float* v = v_scratch.get(kElements * pl.in * ldv);
-      float* m = m_scratch.get(kElements * pl.out * ldv);
+      float* v = band_scratch().v.get(kElements * pl.in * ldv);
+      float* m = band_scratch().m.get(kElements * pl.out * ldv);
       const float* xs = x + lo * in_size;
       const float* ps = positive != nullptr ? positive + lo * in_size : nullptr;
       const i64 total = (hi - lo) * tiles;
@@ -585,9 +593,9 @@ void run(const Plan& pl,
 #endif
 
   pool.parallel_for(0, n, grain, [&](i64 lo, i64 hi) {
-    thread_local ScratchBuffer in_scratch, out_scratch, v_scratch, m_scratch, row_scratch;
-    float* v = v_scratch.get(kElements * pl.in * ldv);
-    float* m = m_scratch.get(kElements * pl.out * ldv);
+    thread_local ScratchBuffer in_scratch, out_scratch, row_scratch;
+    float* v = band_scratch().v.get(kElements * pl.in * ldv);
+    float* m = band_scratch().m.get(kElements * pl.out * ldv);
     float* row = row_scratch.get(pl.w);
     for (i64 first = lo; first < hi; first += group) {
       const i64 count = std::min(group, hi - first), total = count * tiles;
