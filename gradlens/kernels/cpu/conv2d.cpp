@@ -330,34 +330,25 @@ DirectPlan make_plan(const Conv2dParams& p, const float* w, bool forward_weights
   return plan;
 }
 
-// split_phases for stride 2: each input row into its two column phases at once, as vectors
-// (the scalar stride-2 gather took a fifth to a third of ResNet8's strided forwards). Source column
-// x lands in column phase (x + padding) % 2 at (x + padding) / 2.
-void split_phases_2(const Conv2dParams& p, const DirectPlan& plan, const float* x, float* out) {
-  // Every column fits: wp = ceil((w + 2 padding) / 2).
-  for (i64 c = 0; c < p.c; ++c) {
-    for (i64 a = 0; a < 2; ++a) {
-      float* const planes = out + (c * 2 + a) * 2 * plan.plane;
-      for (i64 i = 0; i < plan.hp; ++i) {
-        float* const row_phases[2] = {planes + i * plan.wp, planes + plan.plane + i * plan.wp};
-        const i64 ih = 2 * i + a - p.padding;
-        if (ih < 0 || ih >= p.h) {
-          simd::zero_row(row_phases[0], plan.wp);
-          simd::zero_row(row_phases[1], plan.wp);
-          continue;
-        }
-        simd::split_padded_row(x + (c * p.h + ih) * p.w, p.w, p.padding, plan.wp, row_phases);
-      }
-    }
-  }
-}
-
 // x [C, H, W] -> its padded phases [C, t, t, hp, wp] (DirectPlan), then `tail` zeros.
 void split_phases(
     const Conv2dParams& p, const DirectPlan& plan, i64 tail, const float* x, float* out) {
   const i64 t = p.stride;
+  // Stride 2: each row into its two column phases as vectors (every column fits: wp = ceil((w + 2
+  // padding) / 2)); a scalar stride-2 gather took a fifth to a third of ResNet8's strided forwards.
   if (t == 2) {
-    split_phases_2(p, plan, x, out);
+    for (i64 c = 0; c < p.c; ++c) {
+      simd::split_padded_plane(x + c * p.h * p.w,
+                               nullptr,
+                               nullptr,
+                               p.h,
+                               p.w,
+                               p.padding,
+                               plan.hp,
+                               plan.wp,
+                               plan.plane,
+                               out + c * 4 * plan.plane);
+    }
     simd::zero_row(out + p.c * 4 * plan.plane, tail);
     return;
   }

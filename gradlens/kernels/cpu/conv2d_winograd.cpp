@@ -250,26 +250,17 @@ void split_phases(const Plan& pl,
   // Image by image, each channel's rows in order: x is read front to back once.
   for (i64 img = 0; img < count; ++img) {
     for (i64 c = 0; c < pl.in; ++c) {
-      float* planes = phases + c * 4 * stride + img * pl.plane;
-      for (i64 i = 0; i < pl.hq; ++i) {
-        for (int a = 0; a < 2; ++a) {
-          float* const row_phases[2] = {planes + 2 * a * stride + i * pl.wq,
-                                        planes + (2 * a + 1) * stride + i * pl.wq};
-          const i64 y = 2 * i + a - pl.padding;  // the source row of this phase row
-          if (y < 0 || y >= pl.h) {
-            simd::zero_row(row_phases[0], pl.wq);
-            simd::zero_row(row_phases[1], pl.wq);
-            continue;
-          }
-          const i64 at = ((img * pl.in + c) * pl.h + y) * pl.w;
-          const float* src = x + at;
-          if (positive != nullptr) {
-            simd::copy_row_where_positive(row, src, positive + at, pl.w);
-            src = row;
-          }
-          simd::split_padded_row(src, pl.w, pl.padding, pl.wq, row_phases);
-        }
-      }
+      const i64 at = (img * pl.in + c) * pl.h * pl.w;
+      simd::split_padded_plane(x + at,
+                               positive != nullptr ? positive + at : nullptr,
+                               row,
+                               pl.h,
+                               pl.w,
+                               pl.padding,
+                               pl.hq,
+                               pl.wq,
+                               stride,
+                               phases + c * 4 * stride + img * pl.plane);
     }
   }
   const i64 used = count * pl.plane;

@@ -459,4 +459,38 @@ inline void split_padded_row(
   zero_row(odd + odd_end, width - odd_end);
 }
 
+/// A plane of h rows of n floats, zero-padded by `padding` on every side, as its four phases (row
+/// and column parity): phase (a, b) at phases + (2 a + b) * phase_stride, `rows` rows of `width`
+/// floats, padded row 2 i + a in its row i. With `positive` (the plane's shape), the plane only
+/// where that is > 0, through `row` (n floats). Reads the plane's rows front to back.
+inline void split_padded_plane(const float* src,
+                               const float* positive,
+                               float* row,
+                               i64 h,
+                               i64 n,
+                               i64 padding,
+                               i64 rows,
+                               i64 width,
+                               i64 phase_stride,
+                               float* phases) {
+  for (i64 i = 0; i < rows; ++i) {
+    for (int a = 0; a < 2; ++a) {
+      float* const row_phases[2] = {phases + 2 * a * phase_stride + i * width,
+                                    phases + (2 * a + 1) * phase_stride + i * width};
+      const i64 y = 2 * i + a - padding;  // the source row of this phase row
+      if (y < 0 || y >= h) {
+        zero_row(row_phases[0], width);
+        zero_row(row_phases[1], width);
+        continue;
+      }
+      const float* from = src + y * n;
+      if (positive != nullptr) {
+        copy_row_where_positive(row, from, positive + y * n, n);
+        from = row;
+      }
+      split_padded_row(from, n, padding, width, row_phases);
+    }
+  }
+}
+
 }  // namespace gradlens::cpu::simd
